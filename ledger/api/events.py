@@ -1,0 +1,100 @@
+"""``/v1/events``: post events (every content mode), list them with filters, read one with its receipt."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from anyio import to_thread
+from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
+
+from ledger.api.ingest import parse_request
+from ledger.auth.tokens import READERS, WRITERS, Principal
+from ledger.domain.errors import FieldError, PermissionDenied, ValidationFailed
+from ledger.runtime import Ledger
+from ledger.storage.queries import EventFilter
+
+
+class EventController(Controller):
+    """Thin handlers: parse, check the caller, hand to the services."""
+
+    path = "/v1/events"
+    tags = ["events"]  # noqa: RUF012 - Litestar reads this class attribute
+
+    @post(
+        "/",
+        summary="Record events",
+        description=(
+            "Structured (application/cloudevents+json), batch (application/cloudevents-batch+json, all-or-nothing) "
+            "or binary mode (ce-* headers). Re-posting an id with the same content returns the original receipt; "
+            "with different content, 409. Requires role ingest."
+        ),
+        status_code=201,
+    )
+    async def post_events(self, request: Request[Any, Any, Any], ledger: Ledger, principal: Principal) -> Response[Any]:
+        """Validate, check tenant, append; 201 when anything new was recorded, 200 when all were repeats."""
+        principal.require(WRITERS)
+        body = await request.body()
+        events, batch = parse_request(request.headers.get("content-type", ""), request.headers, body)
+        for i, event in enumerate(events):
+            if event.tenant != principal.tenant:
+                _refuse_tenant(principal, event.tenant, i if batch else None)
+        receipts = await to_thread.run_sync(partial(ledger.appender.append, events))
+        status = 200 if all(r.duplicate for r in receipts) else 201
+        content = {"receipts": [r.as_dict() for r in receipts]} if batch else receipts[0].as_dict()
+        return Response(content, status_code=status)
+
+    @get("/", summary="List events", description="Filters combine with AND; `since`/`until` bound the event time.")
+    async def list_events(  # noqa: PLR0913 - one parameter per documented filter
+        self,
+        ledger: Ledger,
+        principal: Principal,
+        log: str | None = None,
+        type_: str | None = Parameter(query="type", default=None),
+        subject: str | None = None,
+        actor: str | None = None,
+        since: str | None = Parameter(default=None, description="RFC 3339, inclusive"),
+        until: str | None = Parameter(default=None, description="RFC 3339, exclusive"),
+        cursor: str | None = None,
+        limit: int = Parameter(default=100, ge=1, le=1000),
+    ) -> dict[str, Any]:
+        """A page of events of the caller's tenant, oldest first within each log."""
+        principal.require(READERS)
+        flt = EventFilter(
+            tenant=principal.tenant,
+            log=log,
+            type=type_,
+            subject=subject,
+            actor=actor,
+            since=_parse_time("since", since),
+            until=_parse_time("until", until),
+        )
+        page = await to_thread.run_sync(partial(ledger.queries.list, flt, cursor=cursor, limit=limit))
+        return {"events": [e.as_dict() for e in page.events], "next_cursor": page.next_cursor}
+
+    @get("/{event_id:str}", summary="One event with its receipt")
+    async def get_event(self, ledger: Ledger, principal: Principal, event_id: str) -> dict[str, Any]:
+        """The event as stored (sensitive values sealed) and where it sits in its log."""
+        principal.require(READERS)
+        stored = await to_thread.run_sync(partial(ledger.queries.get, principal.tenant, event_id))
+        return stored.as_dict()
+
+
+def _refuse_tenant(principal: Principal, tenant: str, index: int | None) -> None:
+    msg = f"event {index or 0} belongs to tenant {tenant!r} but the token is scoped to {principal.tenant!r}"
+    raise PermissionDenied(msg, errors=[FieldError("tenant", msg, index)])
+
+
+def _parse_time(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        msg = f"{name} must be an RFC 3339 time with an offset, e.g. 2026-01-31T00:00:00Z"
+        raise ValidationFailed(msg, errors=[FieldError(name, msg)])
+    return parsed

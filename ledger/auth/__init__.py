@@ -1,0 +1,1 @@
+"""Authentication and authorisation: JWT bearer tokens, roles and tenants."""

@@ -1,0 +1,156 @@
+"""JWT bearer tokens (DESIGN §7): an explicit asymmetric algorithm allow-list, required claims, roles, tenant."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger.domain.envelope import TENANT_PATTERN
+from ledger.domain.errors import AuthenticationFailed, ConfigurationError, PermissionDenied
+from ledger.settings import Settings
+
+ROLES = ("ingest", "auditor", "security", "regulatory", "admin")
+READERS = frozenset({"auditor", "security", "regulatory", "admin"})
+WRITERS = frozenset({"ingest", "admin"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: subject, roles, tenant, and whether they signed in with MFA."""
+
+    subject: str
+    roles: frozenset[str]
+    tenant: str
+    mfa: bool = False
+
+    def require(self, allowed: frozenset[str]) -> None:
+        """Refuse unless the principal holds one of ``allowed``."""
+        if not self.roles & allowed:
+            msg = f"this needs one of the roles {', '.join(sorted(allowed))}; the token has {', '.join(sorted(self.roles)) or 'none'}"
+            raise PermissionDenied(msg)
+
+    def require_tenant(self, tenant: str) -> None:
+        """Refuse access to another tenant's data."""
+        if tenant != self.tenant:
+            msg = f"the token is scoped to tenant {self.tenant!r}, not {tenant!r}"
+            raise PermissionDenied(msg)
+
+
+class TokenVerifier:
+    """Checks bearer tokens against the configured public key, issuer and audience."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._key = load_verification_key(settings)
+
+    def verify(self, authorization: str | None) -> Principal:
+        """Parse an ``Authorization`` header into a principal, or raise ``AuthenticationFailed``."""
+        if not authorization or not authorization.lower().startswith("bearer "):
+            msg = "send a bearer token: Authorization: Bearer <token> (in embedded mode: `ledger token --role ROLE --tenant T`)"
+            raise AuthenticationFailed(msg)
+        token = authorization[7:].strip()
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._key,
+                algorithms=list(self._settings.jwt_algorithms),
+                audience=self._settings.jwt_audience,
+                issuer=self._settings.jwt_issuer,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+                leeway=30,
+            )
+        except jwt.PyJWTError as exc:
+            msg = f"the token does not verify: {exc}"
+            raise AuthenticationFailed(msg) from None
+        return _principal(claims)
+
+
+def _principal(claims: dict[str, Any]) -> Principal:
+    roles = claims.get("roles")
+    tenant = claims.get("tenant")
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        msg = "the token's 'roles' claim must be a list of role names"
+        raise AuthenticationFailed(msg)
+    if not isinstance(tenant, str) or not tenant:
+        msg = "the token has no 'tenant' claim"
+        raise AuthenticationFailed(msg)
+    amr = claims.get("amr")
+    return Principal(
+        subject=str(claims["sub"]),
+        roles=frozenset(r for r in roles if r in ROLES),
+        tenant=tenant,
+        mfa=isinstance(amr, list) and "mfa" in amr,
+    )
+
+
+def load_verification_key(settings: Settings) -> Any:
+    """The public key tokens are checked with: ``LEDGER_JWT_PUBLIC_KEY_FILE``, or the embedded dev key."""
+    if settings.jwt_public_key_file is not None:
+        try:
+            return serialization.load_pem_public_key(settings.jwt_public_key_file.read_bytes())
+        except (OSError, ValueError) as exc:
+            msg = f"LEDGER_JWT_PUBLIC_KEY_FILE ({settings.jwt_public_key_file}) is not a readable PEM public key: {exc}"
+            raise ConfigurationError(msg) from None
+    if not settings.embedded:
+        msg = "set LEDGER_JWT_PUBLIC_KEY_FILE: with an external database there is no development signing key"
+        raise ConfigurationError(msg)
+    return dev_signing_key(settings.signing_key_file).public_key()
+
+
+def dev_signing_key(path: Path) -> Ed25519PrivateKey:
+    """The Ed25519 development signing key in ``LEDGER_HOME``, created on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pem)
+        except FileExistsError:
+            pass
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        msg = f"{path} is not an Ed25519 private key"
+        raise ConfigurationError(msg)
+    return key
+
+
+def issue_dev_token(
+    settings: Settings, *, roles: list[str], tenant: str, subject: str, ttl_seconds: int = 8 * 3600, mfa: bool = False
+) -> str:
+    """A development token signed with the embedded key (``ledger token``)."""
+    import re
+
+    if not settings.embedded:
+        msg = "`ledger token` issues development tokens in embedded mode only; use your identity provider in production"
+        raise ConfigurationError(msg)
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        msg = f"unknown role {', '.join(unknown)}; roles are {', '.join(ROLES)}"
+        raise ConfigurationError(msg)
+    if not re.match(TENANT_PATTERN, tenant):
+        msg = f"tenant {tenant!r} must be lowercase letters, digits and '-' (at most 63)"
+        raise ConfigurationError(msg)
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": subject,
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "jti": uuid.uuid4().hex,
+        "roles": roles,
+        "tenant": tenant,
+        "amr": ["pwd", "mfa"] if mfa else ["pwd"],
+    }
+    return jwt.encode(claims, dev_signing_key(settings.signing_key_file), algorithm="EdDSA")

@@ -1,0 +1,243 @@
+"""The ``ledger`` command: serve, db, token, verify, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from ledger import __version__
+from ledger.auth.tokens import ROLES, issue_dev_token
+from ledger.cli.progress import ProgressBar
+from ledger.domain.errors import LedgerError
+from ledger.runtime import EmbeddedPostgres, open_ledger
+from ledger.settings import Settings
+
+EXIT_OK, EXIT_BROKEN, EXIT_ERROR = 0, 1, 2
+
+_EPILOG = """\
+Configuration comes from LEDGER_* environment variables (see README). With no LEDGER_DATABASE_URL the
+ledger runs a private PostgreSQL in LEDGER_HOME (default ./.ledger), shared by every command.
+
+Quick start:
+  ledger demo                                   # fill the ledger with a synthetic project
+  ledger serve &                                # HTTP API on http://127.0.0.1:8000 (OpenAPI at /schema)
+  TOKEN=$(ledger token --role auditor --tenant acme)
+  curl -H "Authorization: Bearer $TOKEN" 'http://127.0.0.1:8000/v1/events?limit=5'
+  ledger verify                                 # exit 0 when intact, 1 when not
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command-line grammar."""
+    parser = argparse.ArgumentParser(
+        prog="ledger",
+        description="A hash-chained, tamper-evident compliance ledger for medical-imaging annotation.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"ledger {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP API", description="Run the HTTP API (OpenAPI at /schema).")
+    serve.add_argument("--host", help="address to bind (default LEDGER_HOST or 127.0.0.1; embedded mode is loopback only)")
+    serve.add_argument("--port", type=int, help="port (default LEDGER_PORT or 8000)")
+
+    db = sub.add_parser("db", help="manage the database", description="Manage the embedded or external database.")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    db_sub.add_parser("start", help="start the embedded PostgreSQL and keep it running until `ledger db stop`")
+    db_sub.add_parser("stop", help="stop the embedded PostgreSQL (once no other ledger command uses it)")
+    db_sub.add_parser("status", help="is the embedded PostgreSQL running, and who uses it")
+    db_sub.add_parser("url", help="print the libpq URL of the database in use (for psql)")
+    db_sub.add_parser("upgrade", help="run schema migrations (needed on an external database)")
+
+    token = sub.add_parser(
+        "token",
+        help="issue a development token (embedded mode)",
+        description="Print a signed development JWT, alone on stdout: TOKEN=$(ledger token --role auditor --tenant acme)",
+    )
+    token.add_argument("--role", action="append", required=True, choices=ROLES, help="a role; repeat for several")
+    token.add_argument("--tenant", required=True, help="the tenant the token is scoped to")
+    token.add_argument("--subject", default="dev-user", help="the token's subject (default dev-user)")
+    token.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds (default 8 hours)")
+    token.add_argument("--mfa", action="store_true", help="mark the token as issued after multi-factor sign-in")
+
+    verify = sub.add_parser(
+        "verify",
+        help="re-hash every event and check the chains",
+        description="Recompute leaf hashes and hash chains of every log and compare with the log heads. "
+        "Exits 0 when everything verifies, 1 when a log is broken (naming the log and position).",
+    )
+    verify.add_argument("--log", help="verify this log only")
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    demo = sub.add_parser(
+        "demo",
+        help="fill the ledger with a synthetic annotation project",
+        description="Append a realistic synthetic project (annotators, credentials, guidelines, reviews, access).",
+    )
+    demo.add_argument("--events", type=int, default=20_000, help="how many events (default 20000)")
+    demo.add_argument("--tenant", default="acme", help="tenant to write to (default acme)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed; the same seed gives the same project")
+    demo.add_argument("--batch", type=int, default=1000, help="events per append transaction (default 1000)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ledger`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("ledger").setLevel(logging.INFO)
+    try:
+        settings = Settings.from_env()
+        handler = {"serve": _serve, "db": _db, "token": _token, "verify": _verify, "demo": _demo}[args.command]
+        return handler(settings, args)
+    except LedgerError as exc:
+        print(f"ledger: {exc.detail}", file=sys.stderr)
+        for fe in exc.errors:
+            print(f"  - {fe.field}: {fe.message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ledger.api.app import create_app
+    from ledger.domain.errors import ConfigurationError
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    if settings.embedded and host not in ("127.0.0.1", "localhost", "::1"):
+        msg = "in embedded mode the server binds to loopback only; set LEDGER_DATABASE_URL for a networked deployment"
+        raise ConfigurationError(msg)
+    with open_ledger(settings) as ledger:
+        print(f"ledger serving on http://{host}:{port} (OpenAPI at /schema)", file=sys.stderr)
+        uvicorn.run(create_app(ledger), host=host, port=port, log_level="info", access_log=settings.access_log)
+    return EXIT_OK
+
+
+def _db(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.domain.errors import ConfigurationError
+    from ledger.storage import migrate
+    from ledger.storage.database import Database
+
+    action = args.db_command
+    if action == "upgrade":
+        if settings.embedded:
+            with open_ledger(settings):  # opening the embedded ledger migrates it
+                pass
+        else:
+            db = Database(str(settings.database_url), pool_size=1)
+            try:
+                migrate.upgrade(db)
+                print(f"schema at revision {migrate.current_revision(db)}", file=sys.stderr)
+            finally:
+                db.dispose()
+        return EXIT_OK
+    if action == "url" and not settings.embedded:
+        print(settings.database_url)
+        return EXIT_OK
+    if not settings.embedded:
+        msg = f"`ledger db {action}` manages the embedded server; LEDGER_DATABASE_URL points at an external one"
+        raise ConfigurationError(msg)
+    server = EmbeddedPostgres(settings.home)
+    if action == "start":
+        print(server.pin())
+        print("embedded PostgreSQL is running; `ledger db stop` stops it", file=sys.stderr)
+    elif action == "stop":
+        users = server.unpin()
+        if users:
+            print(f"still used by pid(s) {', '.join(map(str, users))}; it stops when they exit", file=sys.stderr)
+        else:
+            print("embedded PostgreSQL stopped", file=sys.stderr)
+    elif action == "status":
+        st = server.status()
+        print(json.dumps({"running": st.running, "url": st.url, "users": st.users, "pinned": st.pinned,
+                          "data_dir": str(st.data_dir)}, indent=2))  # fmt: skip
+    elif action == "url":
+        st = server.status()
+        if not st.url:
+            msg = "the embedded PostgreSQL is not running; start it with `ledger db start` (or run `ledger serve`)"
+            raise ConfigurationError(msg)
+        print(st.url)
+    return EXIT_OK
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    print(issue_dev_token(settings, roles=args.role, tenant=args.tenant, subject=args.subject,
+                          ttl_seconds=args.ttl, mfa=args.mfa))  # fmt: skip
+    return EXIT_OK
+
+
+def _verify(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.storage.verify import count_events, verify
+
+    with open_ledger(settings) as ledger:
+        started = time.monotonic()
+        with ProgressBar(count_events(ledger.db, args.log), "verifying") as bar:
+            report = verify(ledger.db, log=args.log, progress=bar.advance)
+        elapsed = time.monotonic() - started
+    if args.json:
+        print(json.dumps({
+            "intact": report.intact,
+            "events_checked": report.checked,
+            "seconds": round(elapsed, 3),
+            "logs": [{"log": r.log, "size": r.head_size, "events_checked": r.checked,
+                      "head_hash": r.head_hash.hex() if r.head_hash else None, "intact": r.intact,
+                      "first_break": None if r.first_break is None else
+                      {"position": r.first_break.position, "reason": r.first_break.reason}} for r in report.logs],
+        }, indent=2, default=str))  # fmt: skip
+    else:
+        for r in report.logs:
+            if r.first_break is None:
+                head = r.head_hash.hex()[:16] if r.head_hash else "-"
+                print(f"ok      {r.log}: {r.checked:,} events, head {head}…")
+            else:
+                print(f"BROKEN  {r.log} at position {r.first_break.position}: {r.first_break.reason}")
+        verdict = "intact" if report.intact else "NOT intact"
+        print(f"{len(report.logs)} log(s), {report.checked:,} events re-hashed in {elapsed:.1f}s: {verdict}")
+    return EXIT_OK if report.intact else EXIT_BROKEN
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.domain.envelope import validate_event
+    from ledger.synth.project import generate
+
+    with open_ledger(settings) as ledger:
+        started = time.monotonic()
+        recorded = repeats = 0
+        with ProgressBar(args.events, "appending") as bar:
+            batch = []
+            for raw in generate(tenant=args.tenant, events=args.events, seed=args.seed):
+                batch.append(validate_event(raw))
+                if len(batch) >= args.batch:
+                    receipts = ledger.appender.append(batch)
+                    recorded += sum(not r.duplicate for r in receipts)
+                    repeats += sum(r.duplicate for r in receipts)
+                    bar.advance(len(batch))
+                    batch = []
+            if batch:
+                receipts = ledger.appender.append(batch)
+                recorded += sum(not r.duplicate for r in receipts)
+                repeats += sum(r.duplicate for r in receipts)
+                bar.advance(len(batch))
+        elapsed = time.monotonic() - started
+    print(f"recorded {recorded:,} new events for tenant {args.tenant!r} in {elapsed:.1f}s"
+          + (f" ({repeats:,} were already there: same seed, same ids)" if repeats else ""))  # fmt: skip
+    print(f"""
+Next:
+  ledger serve &                                   # API on http://127.0.0.1:8000, OpenAPI at /schema
+  TOKEN=$(ledger token --role auditor --tenant {args.tenant})
+  curl -s -H "Authorization: Bearer $TOKEN" 'http://127.0.0.1:8000/v1/events?type=review.submitted&limit=3'
+  ledger verify                                    # re-hash every event and check the chain
+  psql "$(ledger db url)"                           # look at ledger_events yourself (needs `ledger db start`)""")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Sealing sensitive fields with AES-256-GCM under per-data-subject keys (DESIGN §3).
+
+The associated data binds a sealed value to its tenant, event id and field path, so a sealed value
+cannot be moved to another event or field. Erasing a subject's key makes its values unreadable while
+every hash and proof still verifies.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hmac
+import json
+import os
+from collections.abc import Iterable
+from hashlib import sha256
+from typing import Any, Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ledger.crypto.keys import KeyProvider
+from ledger.domain.canonical import canonicalize
+from ledger.domain.envelope import ReceivedEvent, get_path
+from ledger.domain.errors import KeyUnavailable
+from ledger.domain.registry import EVENT_TYPES
+
+ALGORITHM = "A256GCM"
+SubjectRef = tuple[str, str]  # (tenant, data subject)
+
+
+class SubjectKeyStore(Protocol):
+    """Where wrapped per-subject keys are kept (a PostgreSQL table that is not append-only)."""
+
+    def get_or_create(self, subjects: Iterable[SubjectRef], wrap: Any) -> dict[SubjectRef, tuple[str, bytes]]:
+        """Return ``(kid, wrapped key)`` per subject, creating keys with ``wrap(raw, context)`` as needed."""
+
+    def get(self, subjects: Iterable[SubjectRef]) -> dict[SubjectRef, tuple[str, bytes]]:
+        """Return ``(kid, wrapped key)`` for the subjects whose keys exist and are not erased."""
+
+
+class Sealer:
+    """Seals and unseals the sensitive fields of events; computes keyed content digests."""
+
+    def __init__(self, provider: KeyProvider, store: SubjectKeyStore) -> None:
+        self._provider = provider
+        self._store = store
+        self._digest_key = provider.derive(b"ledger content digest v1")
+        self._keys: dict[SubjectRef, tuple[str, bytes]] = {}
+
+    def content_digest(self, raw: dict[str, Any]) -> bytes:
+        """HMAC-SHA256 of the event as received: compares re-posts without keeping sensitive plaintext."""
+        return hmac.new(self._digest_key, canonicalize(raw), sha256).digest()
+
+    def seal(self, events: list[ReceivedEvent]) -> list[dict[str, Any]]:
+        """The stored form of each event: the event as received with sensitive values sealed."""
+        needing = {(e.tenant, e.data_subject) for e in events if _has_sensitive(e)}
+        self._load_keys(needing, create=True)
+        return [self._seal_one(e) if _has_sensitive(e) else e.raw for e in events]
+
+    def _seal_one(self, event: ReceivedEvent) -> dict[str, Any]:
+        kid, key = self._keys[(event.tenant, event.data_subject)]
+        stored = copy.deepcopy(event.raw)
+        for path in event.event_type.sensitive_paths:
+            parent = get_path(stored["data"], path[:-1]) if len(path) > 1 else stored["data"]
+            if not isinstance(parent, dict) or parent.get(path[-1]) is None:
+                continue
+            plaintext = json.dumps(parent[path[-1]], ensure_ascii=False).encode()
+            nonce = os.urandom(12)
+            ct = AESGCM(key).encrypt(nonce, plaintext, _aad(event.tenant, event.id, path))
+            parent[path[-1]] = {"sealed": {"kid": kid, "alg": ALGORITHM, "nonce": _b64(nonce), "ct": _b64(ct)}}
+        return stored
+
+    def unseal(self, stored: dict[str, Any], *, erased: str = "[erased]") -> dict[str, Any]:
+        """The event with sealed values opened; values whose key was erased read as ``erased``."""
+        event_type = EVENT_TYPES.get(str(stored.get("type")))
+        if event_type is None or not event_type.sensitive_paths:
+            return stored
+        opened = copy.deepcopy(stored)
+        tenant, event_id = str(stored["tenant"]), str(stored["id"])
+        for path in event_type.sensitive_paths:
+            parent = get_path(opened["data"], path[:-1]) if len(path) > 1 else opened["data"]
+            box = parent.get(path[-1]) if isinstance(parent, dict) else None
+            if not (isinstance(box, dict) and isinstance(box.get("sealed"), dict)):
+                continue
+            assert isinstance(parent, dict)
+            parent[path[-1]] = self._open(box["sealed"], tenant, event_id, path, erased)
+        return opened
+
+    def _open(self, sealed: dict[str, str], tenant: str, event_id: str, path: tuple[str, ...], erased: str) -> Any:
+        key = self._key_by_kid(tenant, sealed["kid"])
+        if key is None:
+            return erased
+        try:
+            plaintext = AESGCM(key).decrypt(_unb64(sealed["nonce"]), _unb64(sealed["ct"]), _aad(tenant, event_id, path))
+        except InvalidTag:
+            msg = f"sealed value at data.{'.'.join(path)} of event {event_id} does not open: it was moved or altered"
+            raise KeyUnavailable(msg) from None
+        return json.loads(plaintext)
+
+    def _key_by_kid(self, tenant: str, kid: str) -> bytes | None:
+        for (t, _subject), (k, key) in self._keys.items():
+            if t == tenant and k == kid:
+                return key
+        subject = kid.split(":", 1)[1] if ":" in kid else None
+        if subject is None:
+            return None
+        self._load_keys({(tenant, subject)}, create=False)
+        found = self._keys.get((tenant, subject))
+        return found[1] if found and found[0] == kid else None
+
+    def forget(self, tenant: str, subject: str) -> None:
+        """Drop a cached key (after erasure)."""
+        self._keys.pop((tenant, subject), None)
+
+    def _load_keys(self, subjects: set[SubjectRef], *, create: bool) -> None:
+        missing = [s for s in subjects if s not in self._keys]
+        if not missing:
+            return
+        found = self._store.get_or_create(missing, self._provider.wrap) if create else self._store.get(missing)
+        for ref, (kid, wrapped) in found.items():
+            self._keys[ref] = (kid, self._provider.unwrap(wrapped, _wrap_context(*ref)))
+
+
+def new_subject_key(tenant: str, subject: str, wrap: Any) -> tuple[str, bytes]:
+    """A fresh key id and wrapped AES-256 key for one data subject."""
+    kid = f"{os.urandom(6).hex()}:{subject}"
+    return kid, wrap(AESGCM.generate_key(bit_length=256), _wrap_context(tenant, subject))
+
+
+def _has_sensitive(event: ReceivedEvent) -> bool:
+    return any(get_path(event.raw["data"], p) is not None for p in event.event_type.sensitive_paths)
+
+
+def _wrap_context(tenant: str, subject: str) -> bytes:
+    return json.dumps(["ledger subject key v1", tenant, subject]).encode()
+
+
+def _aad(tenant: str, event_id: str, path: tuple[str, ...]) -> bytes:
+    return json.dumps(["ledger sealed value v1", tenant, event_id, "data." + ".".join(path)]).encode()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

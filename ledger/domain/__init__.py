@@ -1,0 +1,1 @@
+"""The pure core: event models, canonical encoding, hashing and errors. No I/O lives here."""

@@ -1,0 +1,145 @@
+"""The CloudEvents 1.0 envelope with the ledger's extension attributes, and validation of a received event."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ledger.domain.errors import FieldError, ForbiddenIdentifier, ValidationFailed
+from ledger.domain.fields import EventData, Timestamp
+from ledger.domain.identifiers import find_direct_identifier
+from ledger.domain.registry import EVENT_TYPES, EventType
+
+TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+_EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")  # CloudEvents 1.0 §Attribute Naming Convention
+
+
+class Envelope(BaseModel):
+    """CloudEvents 1.0 structured-mode attributes plus ``tenant``, ``actor``, ``actorrole`` and tracing ids."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    specversion: Literal["1.0"]
+    id: str = Field(min_length=1, max_length=200, description="Producer's idempotency key.")
+    source: str = Field(min_length=1, max_length=500)
+    type: str = Field(min_length=1, max_length=100)
+    time: Timestamp
+    subject: str | None = Field(default=None, max_length=500)
+    datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: str | None = Field(default=None, max_length=500)
+    schemaversion: int = Field(default=1, ge=1)
+    tenant: str = Field(pattern=TENANT_PATTERN)
+    actor: str = Field(min_length=1, max_length=200, pattern=r"^[^\s]+$")
+    actorrole: str = Field(min_length=1, max_length=100)
+    correlationid: str | None = Field(default=None, max_length=200)
+    causationid: str | None = Field(default=None, max_length=200)
+    data: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _extensions_are_well_formed(self) -> Envelope:
+        for name, value in (self.model_extra or {}).items():
+            if not _EXTENSION_NAME.match(name):
+                msg = f"extension attribute {name!r} must be 1-20 lowercase letters or digits (CloudEvents 1.0)"
+                raise ValueError(msg)
+            if not isinstance(value, str | int | bool) or value is None:
+                msg = f"extension attribute {name!r} must be a string, integer or boolean"
+                raise ValueError(msg)
+        return self
+
+
+@dataclass(frozen=True)
+class ReceivedEvent:
+    """A received event that passed validation: the raw JSON as received, and its parsed parts."""
+
+    raw: dict[str, Any]
+    envelope: Envelope
+    data: EventData
+    event_type: EventType
+
+    @property
+    def id(self) -> str:
+        """The producer's event id."""
+        return self.envelope.id
+
+    @property
+    def tenant(self) -> str:
+        """The tenant whose log the event belongs to."""
+        return self.envelope.tenant
+
+    @property
+    def time(self) -> datetime:
+        """When the event happened, according to its producer."""
+        return self.envelope.time
+
+    @property
+    def data_subject(self) -> str:
+        """The person sealed values are about: a named data field, or else the actor."""
+        name = self.event_type.subject_field
+        value = getattr(self.data, name, None) if name else None
+        return value if isinstance(value, str) else self.envelope.actor
+
+
+def validate_event(raw: Any, *, allow_internal: bool = False) -> ReceivedEvent:
+    """Validate one received CloudEvent; raise ``ValidationFailed`` whose errors name each bad field."""
+    if not isinstance(raw, dict):
+        raise ValidationFailed(
+            "an event must be a JSON object", errors=[FieldError("$", "expected a JSON object")]
+        )
+    try:
+        envelope = Envelope.model_validate(raw)
+    except ValidationError as exc:
+        raise ValidationFailed("the CloudEvent envelope is not valid", errors=_field_errors(exc, "")) from None
+
+    event_type = EVENT_TYPES.get(envelope.type)
+    if event_type is None:
+        msg = f"unknown event type {envelope.type!r}; see GET /v1/event-types or schemas/ for the registered types"
+        raise ValidationFailed(msg, errors=[FieldError("type", msg)])
+    if event_type.internal and not allow_internal:
+        msg = f"{envelope.type!r} is written only by the ledger itself"
+        raise ValidationFailed(msg, errors=[FieldError("type", msg)])
+    if envelope.schemaversion != event_type.schemaversion:
+        msg = f"schemaversion {envelope.schemaversion} of {envelope.type!r} is not accepted; send version {event_type.schemaversion}"
+        raise ValidationFailed(msg, errors=[FieldError("schemaversion", msg)])
+    try:
+        data = event_type.model.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            f"data of {envelope.type!r} is not valid", errors=_field_errors(exc, "data")
+        ) from None
+
+    _refuse_direct_identifiers(raw["data"], event_type)
+    return ReceivedEvent(raw=raw, envelope=envelope, data=data, event_type=event_type)
+
+
+def _refuse_direct_identifiers(data: dict[str, Any], event_type: EventType) -> None:
+    errors: list[FieldError] = []
+    for path in event_type.free_text_paths:
+        value = get_path(data, path)
+        if isinstance(value, str) and (kind := find_direct_identifier(value)):
+            field = "data." + ".".join(path)
+            errors.append(FieldError(field, f"contains what looks like {kind}; remove it before sending"))
+    if errors:
+        raise ForbiddenIdentifier("a direct identifier must never enter the ledger", errors=errors)
+
+
+def get_path(data: Any, path: tuple[str, ...]) -> Any:
+    """The value at ``path`` in nested dicts, or ``None`` when any step is missing."""
+    node = data
+    for step in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(step)
+    return node
+
+
+def _field_errors(exc: ValidationError, prefix: str) -> list[FieldError]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err["loc"]]
+        field = ".".join([prefix, *loc] if prefix else loc) or "$"
+        out.append(FieldError(field, err["msg"]))
+    return out

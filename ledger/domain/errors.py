@@ -1,0 +1,132 @@
+"""One error tree. Every error carries a stable machine-readable ``code``; the API maps codes to HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field of one submitted event."""
+
+    field: str
+    message: str
+    index: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form used in problem details."""
+        out: dict[str, Any] = {"field": self.field, "message": self.message}
+        if self.index is not None:
+            out["index"] = self.index
+        return out
+
+
+class LedgerError(Exception):
+    """Base of every error the ledger raises on purpose."""
+
+    code: ClassVar[str] = "ledger_error"
+    title: ClassVar[str] = "Ledger error"
+
+    def __init__(self, detail: str, *, errors: list[FieldError] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors: list[FieldError] = errors or []
+
+
+class ValidationFailed(LedgerError):
+    """An event (or a batch) is malformed; ``errors`` names each field."""
+
+    code = "validation_failed"
+    title = "The event is not valid"
+
+
+class ForbiddenIdentifier(ValidationFailed):
+    """A direct identifier (SSN, phone, e-mail, MRN) appeared in free text."""
+
+    code = "forbidden_identifier"
+    title = "A direct identifier must never enter the ledger"
+
+
+class IdempotencyConflict(LedgerError):
+    """An event id was posted before with different content."""
+
+    code = "idempotency_conflict"
+    title = "This event id was already recorded with different content"
+
+
+class NotFound(LedgerError):
+    """The thing asked for does not exist (or is outside the caller's tenant)."""
+
+    code = "not_found"
+    title = "Not found"
+
+
+class AuthenticationFailed(LedgerError):
+    """No token, or a token that does not verify."""
+
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class PermissionDenied(LedgerError):
+    """A valid token whose roles or tenant do not allow the action."""
+
+    code = "forbidden"
+    title = "Not allowed"
+
+
+class ConfigurationError(LedgerError):
+    """Settings are missing or contradict each other."""
+
+    code = "configuration_error"
+    title = "The ledger is not configured correctly"
+
+
+class StorageUnavailable(LedgerError):
+    """The database cannot be reached or refused the operation."""
+
+    code = "storage_unavailable"
+    title = "The database is unavailable"
+
+
+class KeyUnavailable(LedgerError):
+    """A sealing key is missing or was erased."""
+
+    code = "key_unavailable"
+    title = "The key needed is not available"
+
+
+@dataclass
+class VerificationBreak:
+    """The first place a log stops verifying, and why."""
+
+    log: str
+    position: int
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class VerificationError(LedgerError):
+    """A log does not verify; ``breaks`` names the log and position of the first break."""
+
+    code = "verification_failed"
+    title = "The ledger does not verify"
+
+    def __init__(self, detail: str, *, breaks: list[VerificationBreak]) -> None:
+        super().__init__(detail)
+        self.breaks = breaks
+
+
+class MalformedRequest(ValidationFailed):
+    """The request body is not JSON, or not the shape the content type promises."""
+
+    code = "malformed_request"
+    title = "The request body cannot be read"
+
+
+class UnsupportedMediaType(LedgerError):
+    """A content type the endpoint does not accept."""
+
+    code = "unsupported_media_type"
+    title = "Unsupported content type"

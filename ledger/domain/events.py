@@ -1,0 +1,370 @@
+"""The ``data`` models of every event type (DESIGN §3), and the registry that maps a type to its model."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from ledger.domain.fields import (
+    EventData,
+    FreeText,
+    Identifier,
+    SensitiveText,
+    SensitiveValue,
+    Sha256Hex,
+    Timestamp,
+)
+
+# ---- annotation ---------------------------------------------------------------------------------------
+
+
+class BoundingBox(EventData):
+    """An axis-aligned box in image pixel coordinates."""
+
+    kind: Literal["bbox"]
+    x: float = Field(ge=0)
+    y: float = Field(ge=0)
+    width: float = Field(gt=0)
+    height: float = Field(gt=0)
+    frame: int | None = Field(default=None, ge=0, description="Slice or frame index in a series.")
+
+
+class Polygon(EventData):
+    """A closed polygon in image pixel coordinates."""
+
+    kind: Literal["polygon"]
+    points: list[tuple[float, float]] = Field(min_length=3)
+    frame: int | None = Field(default=None, ge=0)
+
+
+class Mask(EventData):
+    """A segmentation mask kept outside the ledger, pinned by its digest."""
+
+    kind: Literal["mask"]
+    digest: Sha256Hex
+    encoding: Literal["rle", "png", "nifti", "dicom-seg"]
+    uri: str | None = Field(default=None, max_length=2000)
+
+
+class Classification(EventData):
+    """A whole-image (or whole-study) classification; the label class carries the answer."""
+
+    kind: Literal["classification"]
+    confidence: float | None = Field(default=None, ge=0, le=1)
+
+
+Geometry = Annotated[BoundingBox | Polygon | Mask | Classification, Field(discriminator="kind")]
+
+
+class AnnotationWritten(EventData):
+    """``annotation.created`` / ``annotation.updated``: one version of one annotation of one item."""
+
+    dataset: Identifier
+    item: Identifier = Field(description="Pseudonymous item id, e.g. a DICOM SOP Instance UID or a hashed id.")
+    annotation_id: Identifier
+    version: int = Field(ge=1, description="1 for a new annotation, +1 per update.")
+    previous_version: int | None = Field(default=None, ge=1)
+    label_class: Identifier
+    geometry: Geometry
+    origin: Literal["human", "model"]
+    model_name: str | None = Field(default=None, max_length=200)
+    model_version: str | None = Field(default=None, max_length=100)
+    guideline_id: Identifier
+    guideline_version: Identifier
+    comment: SensitiveText | None = None
+
+    @model_validator(mode="after")
+    def _model_origin_names_model(self) -> AnnotationWritten:
+        if self.origin == "model" and not (self.model_name and self.model_version):
+            msg = "an annotation with origin 'model' must name model_name and model_version"
+            raise ValueError(msg)
+        if self.previous_version is not None and self.previous_version >= self.version:
+            msg = "previous_version must be lower than version"
+            raise ValueError(msg)
+        return self
+
+
+class AnnotationDeleted(EventData):
+    """``annotation.deleted``: the annotation is withdrawn; its history stays."""
+
+    dataset: Identifier
+    item: Identifier
+    annotation_id: Identifier
+    version: int = Field(ge=1)
+    previous_version: int = Field(ge=1)
+    reason: FreeText | None = None
+
+
+# ---- review ---------------------------------------------------------------------------------------------
+
+ReviewLevel = Annotated[
+    int,
+    Field(ge=1, le=4, description="1 AI pre-annotation, 2 annotator review, 3 physician, 4 expert."),
+]
+SignatureMeaning = Literal["review", "approval", "responsibility", "authorship"]  # 21 CFR 11.50(a)(3)
+
+
+class ReviewSubmitted(EventData):
+    """``review.submitted``: a reviewer's decision on one annotation version."""
+
+    dataset: Identifier
+    item: Identifier
+    annotation_id: Identifier
+    annotation_version: int = Field(ge=1)
+    level: ReviewLevel
+    decision: Literal["accept", "reject", "modify"]
+    resulting_annotation_id: Identifier | None = None
+    resulting_version: int | None = Field(default=None, ge=1)
+    signature_meaning: SignatureMeaning
+    comment: SensitiveText | None = None
+
+    @model_validator(mode="after")
+    def _modify_names_result(self) -> ReviewSubmitted:
+        if self.decision == "modify" and self.resulting_annotation_id is None:
+            msg = "a 'modify' decision must name resulting_annotation_id"
+            raise ValueError(msg)
+        return self
+
+
+class AdjudicationCompleted(EventData):
+    """``adjudication.completed``: the final label of an item chosen among readers' annotations."""
+
+    dataset: Identifier
+    item: Identifier
+    annotation_ids: list[Identifier] = Field(min_length=1)
+    final_annotation_id: Identifier
+    final_label_class: Identifier
+    level: ReviewLevel
+    method: Literal["majority", "expert", "consensus"]
+    signature_meaning: SignatureMeaning
+    comment: SensitiveText | None = None
+
+
+# ---- access ---------------------------------------------------------------------------------------------
+
+PurposeOfUse = Literal["annotation", "review", "model_development", "quality_assurance", "audit", "treatment", "research"]
+
+
+class DataAccessed(EventData):
+    """``access.data_viewed`` / ``.data_exported`` / ``.denied`` / ``.break_glass``."""
+
+    resource: str = Field(min_length=1, max_length=500, description="What was accessed, e.g. dataset/item.")
+    dataset: Identifier | None = None
+    item: Identifier | None = None
+    purpose_of_use: PurposeOfUse
+    outcome: Literal["success", "failure"]
+    record_count: int | None = Field(default=None, ge=0)
+    source_address: SensitiveValue | None = None
+    user_agent: SensitiveValue | None = None
+    reason: FreeText | None = None
+
+
+class LoginAttempted(EventData):
+    """``auth.login_succeeded`` / ``auth.login_failed``."""
+
+    method: Literal["password", "sso", "mfa", "api_key", "certificate"]
+    failure_reason: Literal["bad_credentials", "locked", "expired", "mfa_failed", "unknown_user"] | None = None
+    source_address: SensitiveValue | None = None
+    user_agent: SensitiveValue | None = None
+
+
+# ---- assignment -----------------------------------------------------------------------------------------
+
+
+class AssignmentChanged(EventData):
+    """``assignment.created`` / ``assignment.revoked``: who may work on which items."""
+
+    assignment_id: Identifier
+    dataset: Identifier
+    items: list[Identifier] = Field(min_length=1)
+    assignee: Identifier
+    role: Literal["annotator", "reviewer", "physician_reviewer", "expert_adjudicator"]
+
+
+# ---- guideline ------------------------------------------------------------------------------------------
+
+
+class GuidelinePublished(EventData):
+    """``guideline.published``: a guideline version takes effect."""
+
+    guideline_id: Identifier
+    version: Identifier
+    title: str = Field(min_length=1, max_length=300)
+    document_sha256: Sha256Hex
+    effective_from: Timestamp
+    supersedes: Identifier | None = None
+
+
+class GuidelineRetired(EventData):
+    """``guideline.retired``: a guideline version stops being in effect."""
+
+    guideline_id: Identifier
+    version: Identifier
+    effective_until: Timestamp
+    reason: FreeText | None = None
+
+
+class GuidelineAcknowledged(EventData):
+    """``guideline.acknowledged``: an annotator read and accepted a guideline version."""
+
+    guideline_id: Identifier
+    version: Identifier
+    annotator: Identifier
+
+
+# ---- credential -----------------------------------------------------------------------------------------
+
+CredentialKind = Literal["degree", "license", "board_certification", "internal_level"]
+
+
+class CredentialIssued(EventData):
+    """``credential.granted`` / ``credential.renewed``: a qualification with its valid-time range."""
+
+    subject_field: ClassVar[str] = "annotator"
+
+    credential_id: Identifier
+    annotator: Identifier
+    kind: CredentialKind
+    level: Literal["junior", "intermediate", "senior"] | None = None
+    specialty: str | None = Field(default=None, max_length=200)
+    issuer: str = Field(min_length=1, max_length=300)
+    valid_from: Timestamp
+    valid_until: Timestamp | None = None
+    license_number: SensitiveValue | None = None
+
+    @model_validator(mode="after")
+    def _range_is_ordered(self) -> CredentialIssued:
+        if self.valid_until is not None and self.valid_until <= self.valid_from:
+            msg = "valid_until must be after valid_from"
+            raise ValueError(msg)
+        if self.kind == "internal_level" and self.level is None:
+            msg = "an internal_level credential must name its level (junior, intermediate or senior)"
+            raise ValueError(msg)
+        return self
+
+
+class CredentialEnded(EventData):
+    """``credential.revoked`` / ``credential.expired``."""
+
+    subject_field: ClassVar[str] = "annotator"
+
+    credential_id: Identifier
+    annotator: Identifier
+    effective_at: Timestamp
+    reason: FreeText | None = None
+
+
+class TrainingCompleted(EventData):
+    """``training.completed``: a course passed, optionally tied to a guideline version."""
+
+    subject_field: ClassVar[str] = "annotator"
+
+    annotator: Identifier
+    course: str = Field(min_length=1, max_length=300)
+    completed_at: Timestamp
+    valid_until: Timestamp | None = None
+    guideline_id: Identifier | None = None
+    guideline_version: Identifier | None = None
+
+
+# ---- dataset --------------------------------------------------------------------------------------------
+
+
+class ReleasedItem(EventData):
+    """One item of a dataset release with its final label."""
+
+    item: Identifier
+    label_class: Identifier
+    annotation_id: Identifier | None = None
+
+
+class DatasetReleaseCreated(EventData):
+    """``dataset.release_created``: a frozen list of items and final labels, pinned by a digest."""
+
+    dataset: Identifier
+    release: Identifier
+    split: Literal["train", "tune", "test"]
+    items: list[ReleasedItem] = Field(min_length=1)
+    items_sha256: Sha256Hex
+
+
+# ---- retention ------------------------------------------------------------------------------------------
+
+
+class HoldScope(EventData):
+    """What a legal hold covers: a whole log, a dataset, or named items."""
+
+    log: Identifier | None = None
+    dataset: Identifier | None = None
+    items: list[Identifier] | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> HoldScope:
+        if self.log is None and self.dataset is None and not self.items:
+            msg = "a hold scope must name a log, a dataset or items"
+            raise ValueError(msg)
+        return self
+
+
+class LegalHoldChanged(EventData):
+    """``retention.hold_placed`` / ``retention.hold_released``."""
+
+    hold_id: Identifier
+    scope: HoldScope
+    reason: FreeText
+    approver: Identifier
+
+
+class ErasureChanged(EventData):
+    """``erasure.requested`` / ``erasure.executed``: crypto-shredding of one data subject's sealed values."""
+
+    erasure_id: Identifier
+    data_subject: Identifier
+    reason: FreeText
+    approver: Identifier
+
+
+# ---- written by the ledger itself ----------------------------------------------------------------------
+
+
+class CheckpointSigned(EventData):
+    """``ledger.checkpoint_signed``: a signed tree head of one log."""
+
+    log: Identifier
+    tree_size: int = Field(ge=0)
+    root_hash: Sha256Hex
+    note: str = Field(min_length=1, max_length=10000, description="The C2SP signed note.")
+
+
+class KeyRotated(EventData):
+    """``ledger.key_rotated``."""
+
+    key_id: Identifier
+    purpose: Literal["checkpoint_signing", "token_signing", "master_key"]
+    previous_key_id: Identifier | None = None
+
+
+class IngestRejected(EventData):
+    """``ledger.ingest_rejected``: a message that could not be accepted, kept on the record by its digest."""
+
+    raw_sha256: Sha256Hex
+    reason: str = Field(min_length=1, max_length=2000)
+    transport: Literal["http", "kafka", "webhook"]
+    origin: str | None = Field(default=None, max_length=500, description="topic/partition/offset, or a route.")
+
+
+class ReportGenerated(EventData):
+    """``ledger.report_generated``: a report was produced; its digest pins the exact file."""
+
+    report: Identifier
+    sha256: Sha256Hex
+    parameters: dict[str, str] = Field(default_factory=dict)
+
+
+class AnomalyReviewed(EventData):
+    """``ledger.anomaly_reviewed``: a security reviewer's decision on an access anomaly."""
+
+    anomaly_id: Identifier
+    outcome: Literal["benign", "confirmed", "escalated"]
+    comment: SensitiveText | None = None

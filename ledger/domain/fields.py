@@ -1,0 +1,45 @@
+"""Field markers shared by the event models: what is sealed, what is free text, common shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+SENSITIVE = "x-ledger-sensitive"
+FREE_TEXT = "x-ledger-free-text"
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        msg = "must carry a time zone offset (RFC 3339), e.g. 2026-01-31T09:00:00Z"
+        raise ValueError(msg)
+    return value
+
+
+Timestamp = Annotated[datetime, AfterValidator(_aware)]
+"""An RFC 3339 timestamp with an offset; naive times are refused."""
+
+Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\s]+$")]
+"""An opaque, pseudonymous identifier: no spaces, 1-200 characters."""
+
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+"""A lowercase hex SHA-256 digest."""
+
+FreeText = Annotated[str, Field(max_length=4000, json_schema_extra={FREE_TEXT: True})]
+"""Human-written text: scanned for direct identifiers at ingest."""
+
+SensitiveText = Annotated[
+    str, Field(max_length=4000, json_schema_extra={SENSITIVE: True, FREE_TEXT: True})
+]
+"""Human-written text that is also sealed (AES-256-GCM) before it is hashed and stored."""
+
+SensitiveValue = Annotated[str, Field(max_length=1000, json_schema_extra={SENSITIVE: True})]
+"""A short value (license number, address, user agent) sealed before it is hashed and stored."""
+
+
+class EventData(BaseModel):
+    """Base of every event's ``data`` model: frozen, and unknown fields are refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")

@@ -1,0 +1,64 @@
+"""The one place that wires settings, storage, keys and services together for a command or the server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from ledger.crypto.keys import LocalKeyFileProvider
+from ledger.crypto.sealing import Sealer
+from ledger.domain.errors import ConfigurationError
+from ledger.settings import Settings
+from ledger.storage import migrate
+from ledger.storage.append import AppendService
+from ledger.storage.database import Database
+from ledger.storage.keystore import PgSubjectKeyStore
+from ledger.storage.embedded import EmbeddedPostgres
+from ledger.storage.queries import EventQueries
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """Everything a command or request handler needs, built once."""
+
+    settings: Settings
+    db: Database
+    sealer: Sealer
+    appender: AppendService
+    queries: EventQueries
+
+
+@contextmanager
+def open_ledger(settings: Settings, *, pool_size: int | None = None) -> Iterator[Ledger]:
+    """Open the ledger: start or join the embedded server, bring the schema up, wire the services.
+
+    On an external database the schema is checked, not changed: ``ledger db upgrade`` changes it.
+    """
+    embedded = None if settings.database_url else EmbeddedPostgres(settings.home)
+    url = embedded.acquire() if embedded else str(settings.database_url)
+    db = Database(url, pool_size=pool_size or settings.db_pool_size)
+    try:
+        if embedded:
+            migrate.upgrade(db)
+        else:
+            _require_current_schema(db)
+        sealer = Sealer(LocalKeyFileProvider(settings.resolved_master_key_file), PgSubjectKeyStore(db))
+        yield Ledger(settings, db, sealer, AppendService(db, sealer), EventQueries(db))
+    finally:
+        db.dispose()
+        if embedded:
+            embedded.release()
+
+
+def _require_current_schema(db: Database) -> None:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(migrate.alembic_config(db)).get_current_head()
+    current = migrate.current_revision(db)
+    if current != head:
+        msg = (
+            f"the database schema is at revision {current or 'none'} but this ledger needs {head}; "
+            "run `ledger db upgrade` first"
+        )
+        raise ConfigurationError(msg)

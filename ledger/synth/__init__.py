@@ -1,0 +1,1 @@
+"""Synthetic, realistic annotation projects for the demo, the tests and the benchmarks."""

@@ -1,0 +1,237 @@
+"""A seeded generator of a realistic multi-reader annotation project as CloudEvents.
+
+Annotators with credentials, two guideline versions (the first retired mid-project), assignments, AI
+pre-annotations, two human readers per item, annotator (level 2) and physician (level 3) reviews,
+expert adjudication of disagreements, sign-ins and data access with a few planted anomalies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+CLASSES = ("nodule", "mass", "consolidation", "effusion", "no_finding")
+COMMENTS = (
+    "Margins unclear at the apex; agree with the finding.",
+    "Boundary drawn too generously on the inferior edge.",
+    "Second reader missed the smaller lesion.",
+    "Consistent with guideline section 4.2.",
+)
+
+
+@dataclass
+class Person:
+    """A member of the labelling team."""
+
+    actor: str
+    role: str  # annotator, physician, expert, engineer
+    level: str
+
+
+@dataclass
+class _State:
+    rng: random.Random
+    tenant: str
+    dataset: str
+    clock: datetime
+    counter: int = 0
+    guideline: str = "1.0"
+    team: list[Person] = field(default_factory=list)
+
+
+def generate(tenant: str = "acme", events: int = 20_000, seed: int = 7, dataset: str = "chest-ct-2026") -> Iterator[dict[str, Any]]:
+    """Yield exactly ``events`` CloudEvents of one synthetic project, in time order."""
+    st = _State(random.Random(seed), tenant, dataset, datetime(2026, 1, 5, 8, 0, tzinfo=UTC))
+    produced = 0
+    for event in _project(st):
+        yield event
+        produced += 1
+        if produced >= events:
+            return
+
+
+def _project(st: _State) -> Iterator[dict[str, Any]]:
+    yield from _setup(st)
+    item_no = 0
+    while True:
+        item_no += 1
+        if item_no % 400 == 0 and st.guideline == "1.0":
+            yield from _supersede_guideline(st)
+        yield from _item(st, item_no)
+        if item_no % 25 == 0:
+            yield from _access_noise(st)
+
+
+def _setup(st: _State) -> Iterator[dict[str, Any]]:
+    st.team = [Person(f"ann-{i:02d}", "annotator", lvl) for i, lvl in enumerate(["junior"] * 4 + ["senior"] * 4)]
+    st.team += [Person(f"rad-{i:02d}", "physician", "senior") for i in range(3)]
+    st.team += [Person("expert-01", "expert", "senior"), Person("mldev-01", "engineer", "n/a")]
+    yield _guideline_published(st, "1.0", None)
+    for person in st.team:
+        yield from _credentials(st, person)
+        if person.role != "engineer":
+            yield _event(st, "guideline.acknowledged", person.actor, "annotator",
+                         {"guideline_id": "chest-ct", "version": "1.0", "annotator": person.actor})  # fmt: skip
+
+
+def _credentials(st: _State, person: Person) -> Iterator[dict[str, Any]]:
+    valid_from = st.clock - timedelta(days=st.rng.randint(30, 900))
+    if person.role == "annotator":
+        yield _credential(st, person, "internal_level", valid_from, None, level=person.level)
+    elif person.role in ("physician", "expert"):
+        yield _credential(st, person, "license", valid_from, valid_from + timedelta(days=3 * 365),
+                          specialty="radiology", license_number=f"RAD-{st.rng.randint(100000, 999999)}")  # fmt: skip
+        yield _credential(st, person, "board_certification", valid_from, None, specialty="diagnostic radiology")
+    yield _event(st, "training.completed", person.actor, "annotator",
+                 {"annotator": person.actor, "course": "HIPAA privacy and security 2026",
+                  "completed_at": _ts(st.clock - timedelta(days=3)), "valid_until": _ts(st.clock + timedelta(days=365))})  # fmt: skip
+
+
+def _credential(st: _State, person: Person, kind: str, start: datetime, end: datetime | None, **extra: str) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "credential_id": f"cred-{person.actor}-{kind}",
+        "annotator": person.actor,
+        "kind": kind,
+        "issuer": "Acme Imaging credentialing office" if kind == "internal_level" else "State Medical Board",
+        "valid_from": _ts(start),
+        **extra,
+    }
+    if end is not None:
+        data["valid_until"] = _ts(end)
+    return _event(st, "credential.granted", "credentialing-office", "admin", data)
+
+
+def _guideline_published(st: _State, version: str, supersedes: str | None) -> dict[str, Any]:
+    digest = hashlib.sha256(f"chest-ct guideline {version}".encode()).hexdigest()
+    data: dict[str, Any] = {"guideline_id": "chest-ct", "version": version, "title": f"Chest CT findings v{version}",
+                            "document_sha256": digest, "effective_from": _ts(st.clock)}  # fmt: skip
+    if supersedes:
+        data["supersedes"] = supersedes
+    return _event(st, "guideline.published", "qa-lead", "admin", data)
+
+
+def _supersede_guideline(st: _State) -> Iterator[dict[str, Any]]:
+    yield _guideline_published(st, "1.1", "1.0")
+    yield _event(st, "guideline.retired", "qa-lead", "admin",
+                 {"guideline_id": "chest-ct", "version": "1.0", "effective_until": _ts(st.clock),
+                  "reason": "Superseded by 1.1: clarified effusion boundaries."})  # fmt: skip
+    st.guideline = "1.1"
+
+
+def _item(st: _State, n: int) -> Iterator[dict[str, Any]]:
+    rng = st.rng
+    item = f"1.2.826.0.1.3680043.10.543.{n}"
+    annotators = [p for p in st.team if p.role == "annotator"]
+    readers = rng.sample(annotators, 2)
+    physician = rng.choice([p for p in st.team if p.role == "physician"])
+    yield _event(st, "assignment.created", "workflow", "service",
+                 {"assignment_id": f"asg-{n}", "dataset": st.dataset, "items": [item],
+                  "assignee": readers[0].actor, "role": "annotator"})  # fmt: skip
+    truth = rng.choice(CLASSES)
+    ai_id = f"ann-{n}-ai"
+    yield _annotation(st, item, ai_id, truth if rng.random() < 0.8 else rng.choice(CLASSES), "model-service", "model")
+    yield _review(st, item, ai_id, 1, "accept", "model-service")
+    labels = []
+    for r_i, reader in enumerate(readers):
+        yield _access(st, "access.data_viewed", reader.actor, item, "annotation")
+        label = truth if rng.random() < 0.85 else rng.choice(CLASSES)
+        labels.append(label)
+        ann_id = f"ann-{n}-r{r_i}"
+        yield _annotation(st, item, ann_id, label, reader.actor, "human")
+        if rng.random() < 0.1:
+            yield _annotation(st, item, ann_id, label, reader.actor, "human", version=2)
+        yield _review(st, item, ann_id, 2, "accept", rng.choice([a for a in annotators if a is not reader]).actor)
+    yield _access(st, "access.data_viewed", physician.actor, item, "review")
+    yield _review(st, item, f"ann-{n}-r0", 3, "accept" if labels[0] == labels[1] else "modify", physician.actor,
+                  comment=rng.random() < 0.2)  # fmt: skip
+    if labels[0] != labels[1]:
+        yield _event(st, "adjudication.completed", "expert-01", "expert",
+                     {"dataset": st.dataset, "item": item, "annotation_ids": [f"ann-{n}-r0", f"ann-{n}-r1"],
+                      "final_annotation_id": f"ann-{n}-r0", "final_label_class": truth, "level": 4,
+                      "method": "expert", "signature_meaning": "approval"})  # fmt: skip
+
+
+def _annotation(st: _State, item: str, ann_id: str, label: str, actor: str, origin: str, version: int = 1) -> dict[str, Any]:
+    rng = st.rng
+    geometry: dict[str, Any] = (
+        {"kind": "classification", "confidence": round(rng.uniform(0.5, 0.99), 3)}
+        if label == "no_finding"
+        else {"kind": "bbox", "x": rng.randint(0, 400), "y": rng.randint(0, 400),
+              "width": rng.randint(8, 120), "height": rng.randint(8, 120), "frame": rng.randint(0, 180)}  # fmt: skip
+    )
+    data: dict[str, Any] = {"dataset": st.dataset, "item": item, "annotation_id": ann_id, "version": version,
+                            "label_class": label, "geometry": geometry, "origin": origin,
+                            "guideline_id": "chest-ct", "guideline_version": st.guideline}  # fmt: skip
+    if version > 1:
+        data["previous_version"] = version - 1
+    if origin == "model":
+        data.update(model_name="chest-ct-detector", model_version="3.2.0")
+    kind = "annotation.created" if version == 1 else "annotation.updated"
+    return _event(st, kind, actor, "model" if origin == "model" else "annotator", data, subject=f"{st.dataset}/{item}")
+
+
+def _review(st: _State, item: str, ann_id: str, level: int, decision: str, actor: str, *, comment: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {"dataset": st.dataset, "item": item, "annotation_id": ann_id, "annotation_version": 1,
+                            "level": level, "decision": decision,
+                            "signature_meaning": "review" if level < 3 else "approval"}  # fmt: skip
+    if decision == "modify":
+        data["resulting_annotation_id"] = ann_id
+    if comment:
+        data["comment"] = st.rng.choice(COMMENTS)
+    role = {1: "service", 2: "annotator", 3: "physician", 4: "expert"}[level]
+    return _event(st, "review.submitted", actor, role, data, subject=f"{st.dataset}/{item}")
+
+
+def _access(st: _State, kind: str, actor: str, item: str | None, purpose: str, **extra: Any) -> dict[str, Any]:
+    rng = st.rng
+    data: dict[str, Any] = {"resource": f"{st.dataset}/{item}" if item else st.dataset, "dataset": st.dataset,
+                            "purpose_of_use": purpose, "outcome": "success",
+                            "source_address": f"10.20.{rng.randint(0, 3)}.{rng.randint(2, 250)}",
+                            "user_agent": "AcmeViewer/5.1 (Windows NT 10.0)", **extra}  # fmt: skip
+    if item:
+        data["item"] = item
+    return _event(st, kind, actor, "annotator", data, subject=f"{st.dataset}/{item}" if item else None)
+
+
+def _access_noise(st: _State) -> Iterator[dict[str, Any]]:
+    rng = st.rng
+    person = rng.choice(st.team)
+    yield _event(st, "auth.login_succeeded", person.actor, person.role,
+                 {"method": "sso", "source_address": f"10.20.1.{rng.randint(2, 250)}"})  # fmt: skip
+    roll = rng.random()
+    if roll < 0.05:  # planted: repeated failed logins
+        for _ in range(6):
+            yield _event(st, "auth.login_failed", "ann-03", "annotator",
+                         {"method": "password", "failure_reason": "bad_credentials", "source_address": "203.0.113.77"})  # fmt: skip
+    elif roll < 0.08:  # planted: a model developer looks at test-set items at night
+        yield _access(st, "access.data_exported", "mldev-01", None, "model_development", record_count=rng.randint(500, 5000))
+    elif roll < 0.09:
+        yield _access(st, "access.break_glass", "rad-01", None, "treatment", reason="Urgent clinical correlation requested.")
+
+
+def _event(st: _State, type_: str, actor: str, role: str, data: dict[str, Any], subject: str | None = None) -> dict[str, Any]:
+    st.counter += 1
+    st.clock += timedelta(seconds=st.rng.randint(5, 90))
+    event: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": f"{st.tenant}-{st.dataset}-{st.counter:08d}",
+        "source": f"urn:acme:{'annotation-tool' if type_.startswith(('annotation', 'review', 'adjudication')) else 'platform'}",
+        "type": type_,
+        "time": _ts(st.clock),
+        "datacontenttype": "application/json",
+        "tenant": st.tenant,
+        "actor": actor,
+        "actorrole": role,
+        "data": data,
+    }
+    if subject:
+        event["subject"] = subject
+    return event
+
+
+def _ts(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
