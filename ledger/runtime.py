@@ -43,12 +43,17 @@ def open_ledger(settings: Settings, *, pool_size: int | None = None) -> Iterator
             migrate.upgrade(db)
         else:
             _require_current_schema(db)
-        sealer = Sealer(LocalKeyFileProvider(settings.resolved_master_key_file), PgSubjectKeyStore(db))
-        yield Ledger(settings, db, sealer, AppendService(db, sealer), EventQueries(db))
+        yield wire(settings, db)
     finally:
         db.dispose()
         if embedded:
             embedded.release()
+
+
+def wire(settings: Settings, db: Database) -> Ledger:
+    """Build the services over an open database."""
+    sealer = Sealer(LocalKeyFileProvider(settings.resolved_master_key_file), PgSubjectKeyStore(db))
+    return Ledger(settings, db, sealer, AppendService(db, sealer), EventQueries(db))
 
 
 def _require_current_schema(db: Database) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Litestar, Request, get
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
@@ -20,7 +20,7 @@ from ledger.runtime import Ledger
 
 # The health check blocks on the database briefly, so it runs in a worker thread.
 @get("/health", summary="Liveness and database reachability", tags=["operations"], sync_to_thread=True)
-def health(ledger: Ledger) -> dict[str, Any]:
+def health(ledger: NamedDependency[Ledger]) -> dict[str, Any]:
     """``{"status": "ok"}`` when the database answers; 503 (problem+json) when it does not."""
     with ledger.db.connect() as conn:
         conn.execute("SELECT 1").fetchone()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 from anyio import to_thread
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import PathParameter, QueryParameter
 
 from ledger.api.ingest import parse_request
 from ledger.auth.tokens import READERS, WRITERS, Principal
@@ -33,7 +34,7 @@ class EventController(Controller):
         ),
         status_code=201,
     )
-    async def post_events(self, request: Request[Any, Any, Any], ledger: Ledger, principal: Principal) -> Response[Any]:
+    async def post_events(self, request: Request[Any, Any, Any], ledger: NamedDependency[Ledger], principal: NamedDependency[Principal]) -> Response[Any]:
         """Validate, check tenant, append; 201 when anything new was recorded, 200 when all were repeats."""
         principal.require(WRITERS)
         body = await request.body()
@@ -49,16 +50,16 @@ class EventController(Controller):
     @get("/", summary="List events", description="Filters combine with AND; `since`/`until` bound the event time.")
     async def list_events(  # noqa: PLR0913 - one parameter per documented filter
         self,
-        ledger: Ledger,
-        principal: Principal,
-        log: str | None = None,
-        type_: str | None = Parameter(query="type", default=None),
-        subject: str | None = None,
-        actor: str | None = None,
-        since: str | None = Parameter(default=None, description="RFC 3339, inclusive"),
-        until: str | None = Parameter(default=None, description="RFC 3339, exclusive"),
-        cursor: str | None = None,
-        limit: int = Parameter(default=100, ge=1, le=1000),
+        ledger: NamedDependency[Ledger],
+        principal: NamedDependency[Principal],
+        log: Annotated[str | None, QueryParameter(description="only this log")] = None,
+        type_: Annotated[str | None, QueryParameter(name="type", description="only this event type")] = None,
+        subject: Annotated[str | None, QueryParameter(description="only this CloudEvents subject")] = None,
+        actor: Annotated[str | None, QueryParameter(description="only this actor")] = None,
+        since: Annotated[str | None, QueryParameter(description="event time from (RFC 3339, inclusive)")] = None,
+        until: Annotated[str | None, QueryParameter(description="event time until (RFC 3339, exclusive)")] = None,
+        cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000, description="page size")] = 100,
     ) -> dict[str, Any]:
         """A page of events of the caller's tenant, oldest first within each log."""
         principal.require(READERS)
@@ -75,7 +76,7 @@ class EventController(Controller):
         return {"events": [e.as_dict() for e in page.events], "next_cursor": page.next_cursor}
 
     @get("/{event_id:str}", summary="One event with its receipt")
-    async def get_event(self, ledger: Ledger, principal: Principal, event_id: str) -> dict[str, Any]:
+    async def get_event(self, ledger: NamedDependency[Ledger], principal: NamedDependency[Principal], event_id: Annotated[str, PathParameter()]) -> dict[str, Any]:
         """The event as stored (sensitive values sealed) and where it sits in its log."""
         principal.require(READERS)
         stored = await to_thread.run_sync(partial(ledger.queries.get, principal.tenant, event_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -129,11 +130,24 @@ def issue_dev_token(
     settings: Settings, *, roles: list[str], tenant: str, subject: str, ttl_seconds: int = 8 * 3600, mfa: bool = False
 ) -> str:
     """A development token signed with the embedded key (``ledger token``)."""
-    import re
-
     if not settings.embedded:
         msg = "`ledger token` issues development tokens in embedded mode only; use your identity provider in production"
         raise ConfigurationError(msg)
+    key = dev_signing_key(settings.signing_key_file)
+    return sign_token(key, settings, roles=roles, tenant=tenant, subject=subject, ttl_seconds=ttl_seconds, mfa=mfa)
+
+
+def sign_token(
+    key: Ed25519PrivateKey,
+    settings: Settings,
+    *,
+    roles: list[str],
+    tenant: str,
+    subject: str,
+    ttl_seconds: int = 8 * 3600,
+    mfa: bool = False,
+) -> str:
+    """An EdDSA-signed token with the issuer and audience this ledger expects."""
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
         msg = f"unknown role {', '.join(unknown)}; roles are {', '.join(ROLES)}"
@@ -153,4 +167,4 @@ def issue_dev_token(
         "tenant": tenant,
         "amr": ["pwd", "mfa"] if mfa else ["pwd"],
     }
-    return jwt.encode(claims, dev_signing_key(settings.signing_key_file), algorithm="EdDSA")
+    return jwt.encode(claims, key, algorithm="EdDSA")

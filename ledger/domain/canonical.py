@@ -39,10 +39,13 @@ def _write(value: Any, out: list[str], path: str) -> None:
     elif isinstance(value, str):
         out.append(_encode_string(value))
     elif isinstance(value, int):
-        if abs(value) > _MAX_SAFE_INTEGER:
-            msg = f"{path}: integer {value} is outside the range JSON numbers carry exactly (±2^53-1)"
+        if abs(value) <= _MAX_SAFE_INTEGER:
+            out.append(str(value))
+        elif float(value) == value:  # exactly a double (e.g. 10**20): JCS numbers are IEEE 754 doubles
+            out.append(format_number(float(value), path))
+        else:
+            msg = f"{path}: integer {value} cannot be carried exactly by a JSON number (RFC 8785 uses doubles)"
             raise ValidationFailed(msg)
-        out.append(str(value))
     elif isinstance(value, float):
         out.append(format_number(value, path))
     elif isinstance(value, dict):

@@ -91,10 +91,10 @@ def verify(db: Database, *, log: str | None = None, progress: Progress | None = 
                 params,
             )
             for name, rows in _by_log(cur, progress):
-                results[name] = _verify_log(name, rows, heads.get(name))
+                results[name] = verify_rows(name, rows, heads.get(name))
         for name, head in heads.items():
             if name not in results:
-                results[name] = _verify_log(name, iter(()), head)
+                results[name] = verify_rows(name, iter(()), head)
     report.logs = [results[n] for n in sorted(results)]
     return report
 
@@ -124,7 +124,11 @@ def _by_log(rows: Any, progress: Progress | None) -> Iterator[tuple[str, Iterato
         progress(read % 1000)
 
 
-def _verify_log(name: str, rows: Iterator[tuple[Any, ...]], head: tuple[int, bytes] | None) -> LogResult:
+def verify_rows(name: str, rows: Iterator[tuple[Any, ...]], head: tuple[int, bytes] | None) -> LogResult:
+    """Verify one log's rows, in position order, against its head ``(size, head_hash)``; pure, no I/O.
+
+    Each row is ``(log, position, event_id, type, tenant, recorded_at, prev_hash, hash, canonical)``.
+    """
     result = LogResult(name, head_size=head[0] if head else None, head_hash=head[1] if head else None)
     expected, prev = 0, GENESIS_HASH
     for _log, position, event_id, type_, tenant, recorded_at, prev_hash, stored_hash, canonical in rows:

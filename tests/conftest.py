@@ -1,0 +1,169 @@
+"""Shared fixtures: a real PostgreSQL (embedded by default, or LEDGER_TEST_DATABASE_URL), a real HTTP server."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger.api.app import create_app
+from ledger.auth.tokens import sign_token
+from ledger.runtime import Ledger, wire
+from ledger.settings import Settings
+from ledger.storage import migrate
+from ledger.storage.database import Database
+from ledger.storage.embedded import EmbeddedPostgres
+
+TEMPLATE = "ledger_test_template"
+_counter = itertools.count()
+
+
+def _admin_url(url: str, database: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + database
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a PostgreSQL server the tests may create databases on."""
+    external = os.environ.get("LEDGER_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg-home"))
+    url = server.acquire()
+    try:
+        yield url
+    finally:
+        server.release()
+
+
+@pytest.fixture(scope="session")
+def template_url(pg_server: str) -> str:
+    """A migrated template database; each test database is a copy of it."""
+    with psycopg.connect(_admin_url(pg_server, "postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
+        conn.execute(f"CREATE DATABASE {TEMPLATE}")
+    url = _admin_url(pg_server, TEMPLATE)
+    db = Database(url, pool_size=1)
+    migrate.upgrade(db)
+    db.dispose()
+    return url
+
+
+@pytest.fixture
+def database_url(pg_server: str, template_url: str) -> Iterator[str]:
+    """A fresh, migrated database of this test's own."""
+    name = f"ledger_test_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(_admin_url(pg_server, "postgres"), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    yield _admin_url(pg_server, name)
+    with psycopg.connect(_admin_url(pg_server, "postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> Ed25519PrivateKey:
+    """The key test tokens are signed with."""
+    return Ed25519PrivateKey.generate()
+
+
+def _settings(home: Path, url: str, signing_key: Ed25519PrivateKey) -> Settings:
+    public = home / "jwt-public.pem"
+    public.write_bytes(
+        signing_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return Settings(home=home, database_url=url, jwt_public_key_file=public)
+
+
+@pytest.fixture
+def ledger(database_url: str, tmp_path: Path, signing_key: Ed25519PrivateKey) -> Iterator[Ledger]:
+    """The wired services over this test's own database."""
+    db = Database(database_url, pool_size=4)
+    yield wire(_settings(tmp_path, database_url, signing_key), db)
+    db.dispose()
+
+
+@pytest.fixture(scope="session")
+def shared_ledger(pg_server: str, template_url: str, tmp_path_factory: pytest.TempPathFactory,
+                  signing_key: Ed25519PrivateKey) -> Iterator[Ledger]:  # fmt: skip
+    """One database for the HTTP tests, which keep apart by using a tenant each."""
+    name = f"ledger_test_shared_{os.getpid()}"
+    with psycopg.connect(_admin_url(pg_server, "postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    url = _admin_url(pg_server, name)
+    db = Database(url, pool_size=8)
+    yield wire(_settings(tmp_path_factory.mktemp("shared-home"), url, signing_key), db)
+    db.dispose()
+
+
+def free_port() -> int:
+    """A TCP port on loopback nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def server_url(shared_ledger: Ledger) -> Iterator[str]:
+    """A real uvicorn server on a loopback port, serving the shared ledger."""
+    port = free_port()
+    config = uvicorn.Config(create_app(shared_ledger), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            pytest.fail("the test HTTP server did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def tenant() -> str:
+    """A tenant name no other test uses."""
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+TokenFactory = Callable[..., str]
+
+
+@pytest.fixture
+def token(shared_ledger: Ledger, signing_key: Ed25519PrivateKey) -> TokenFactory:
+    """``token("auditor", tenant=...)`` signs a test token the server accepts."""
+
+    def make(*roles: str, tenant: str, subject: str = "tester", ttl: int = 600, mfa: bool = False) -> str:
+        return sign_token(signing_key, shared_ledger.settings, roles=list(roles), tenant=tenant, subject=subject,
+                          ttl_seconds=ttl, mfa=mfa)  # fmt: skip
+
+    return make
+
+
+@pytest.fixture
+def http(server_url: str) -> Iterator[httpx.Client]:
+    """An HTTP client for the test server."""
+    with httpx.Client(base_url=server_url, timeout=30) as client:
+        yield client
+
+
+def make_event(tenant: str, type_: str = "annotation.created", *, id: str | None = None, **overrides: Any) -> dict[str, Any]:  # noqa: A002
+    """A valid CloudEvent of ``type_`` from the committed examples, re-addressed to ``tenant``."""
+    from tests.factories import example_event
+
+    return example_event(type_, tenant=tenant, id=id, **overrides)
