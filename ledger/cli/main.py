@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -115,10 +116,18 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if settings.embedded and host not in ("127.0.0.1", "localhost", "::1"):
         msg = "in embedded mode the server binds to loopback only; set LEDGER_DATABASE_URL for a networked deployment"
         raise ConfigurationError(msg)
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; turning that into SystemExit lets
+    # open_ledger's cleanup run, so the embedded PostgreSQL is released (and stopped if we were last).
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
     with open_ledger(settings) as ledger:
         print(f"ledger serving on http://{host}:{port} (OpenAPI at /schema)", file=sys.stderr)
         uvicorn.run(create_app(ledger), host=host, port=port, log_level="info", access_log=settings.access_log)
     return EXIT_OK
+
+
+def _exit_cleanly(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum if signum != signal.SIGTERM else 0)
 
 
 def _db(settings: Settings, args: argparse.Namespace) -> int:

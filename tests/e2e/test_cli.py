@@ -1,0 +1,150 @@
+"""The ``ledger`` command as a user runs it, on the embedded default, in a fresh LEDGER_HOME."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tests.conftest import free_port
+from tests.factories import example_event
+
+LEDGER = [sys.executable, "-m", "ledger.cli.main"]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "ledger-home"
+
+
+def env_for(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env["LEDGER_HOME"] = str(home)
+    return env
+
+
+def run(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*LEDGER, *args], env=env_for(home), capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def status(home: Path) -> dict:
+    result = run(home, "db", "status")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_help_explains_every_command(home: Path) -> None:
+    result = run(home, "--help")
+    assert result.returncode == 0
+    for command in ("serve", "db", "token", "verify", "demo"):
+        assert command in result.stdout
+
+
+def test_demo_then_verify_and_the_server_stops_afterwards(home: Path) -> None:
+    demo = run(home, "demo", "--events", "2500")
+    assert demo.returncode == 0, demo.stderr
+    assert "recorded 2,500 new events" in demo.stdout
+    assert "ledger serve" in demo.stdout  # says what to try next
+
+    verified = run(home, "verify", "--json")
+    assert verified.returncode == 0, verified.stderr
+    report = json.loads(verified.stdout)
+    assert report["intact"] is True
+    assert report["events_checked"] == 2500
+
+    assert status(home)["running"] is False  # the last command out stopped it
+
+
+def test_the_same_seed_twice_records_nothing_new(home: Path) -> None:
+    assert run(home, "demo", "--events", "300").returncode == 0
+    again = run(home, "demo", "--events", "300")
+    assert "recorded 0 new events" in again.stdout
+    assert "300 were already there" in again.stdout
+
+
+def test_token_prints_the_token_alone(home: Path) -> None:
+    result = run(home, "token", "--role", "auditor", "--tenant", "acme")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\n") == 1
+    assert result.stdout.strip().count(".") == 2
+
+
+def test_token_refuses_an_unknown_role(home: Path) -> None:
+    result = run(home, "token", "--role", "superuser", "--tenant", "acme")
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr
+
+
+def test_db_start_url_and_stop(home: Path) -> None:
+    started = run(home, "db", "start")
+    assert started.returncode == 0, started.stderr
+    url = run(home, "db", "url").stdout.strip()
+    assert url == started.stdout.strip()
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert status(home)["pinned"] is True
+
+    assert run(home, "db", "stop").returncode == 0
+    assert status(home)["running"] is False
+    assert run(home, "db", "url").returncode == 2  # says how to start it
+
+
+def test_verify_exits_1_and_names_the_break(home: Path) -> None:
+    assert run(home, "demo", "--events", "400").returncode == 0
+    url = run(home, "db", "start").stdout.strip()
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ALTER TABLE ledger_events DISABLE TRIGGER USER")
+            conn.execute("DELETE FROM ledger_events WHERE position = 123")
+        result = run(home, "verify")
+    finally:
+        run(home, "db", "stop")
+    assert result.returncode == 1
+    assert "BROKEN  acme at position 123" in result.stdout
+
+
+def test_serve_shares_its_database_with_other_commands_and_stops_it_on_exit(home: Path) -> None:
+    port = free_port()
+    serve = subprocess.Popen(
+        [*LEDGER, "serve", "--port", str(port)], env=env_for(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert serve.poll() is None, serve.stdout.read().decode() if serve.stdout else ""
+            assert time.monotonic() < deadline, "ledger serve did not come up"
+            time.sleep(0.2)
+
+        assert serve.pid in status(home)["users"]
+        ingest = run(home, "token", "--role", "ingest", "--tenant", "acme").stdout.strip()
+        event = example_event("annotation.created", tenant="acme")
+        posted = httpx.post(f"{base}/v1/events", json=event, headers={"authorization": f"Bearer {ingest}"})
+        assert posted.status_code == 201, posted.text
+
+        verified = run(home, "verify", "--json")  # joins the running server
+        assert json.loads(verified.stdout)["events_checked"] == 1
+        assert status(home)["running"] is True  # verify leaving did not stop serve's database
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=60)
+    assert status(home)["running"] is False
+
+
+def test_serve_refuses_a_public_bind_in_embedded_mode(home: Path) -> None:
+    result = run(home, "serve", "--host", "0.0.0.0")  # noqa: S104 - the point of the test
+    assert result.returncode == 2
+    assert "loopback" in result.stderr
