@@ -13,8 +13,8 @@ from ledger.settings import Settings
 from ledger.storage import migrate
 from ledger.storage.append import AppendService
 from ledger.storage.database import Database
-from ledger.storage.keystore import PgSubjectKeyStore
 from ledger.storage.embedded import EmbeddedPostgres
+from ledger.storage.keystore import PgSubjectKeyStore
 from ledger.storage.queries import EventQueries
 
 

@@ -18,7 +18,7 @@ def run_migrations_online() -> None:
         _run(connection)
 
 
-def _run(connection) -> None:  # noqa: ANN001 - an SQLAlchemy Connection
+def _run(connection) -> None:
     connection.execute(text("SET lock_timeout = '20s'"))
     connection.execute(text("SET statement_timeout = '15min'"))
     connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})

@@ -83,7 +83,9 @@ def signing_key() -> Ed25519PrivateKey:
 def _settings(home: Path, url: str, signing_key: Ed25519PrivateKey) -> Settings:
     public = home / "jwt-public.pem"
     public.write_bytes(
-        signing_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        signing_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     )
     return Settings(home=home, database_url=url, jwt_public_key_file=public)
 
@@ -162,7 +164,9 @@ def http(server_url: str) -> Iterator[httpx.Client]:
         yield client
 
 
-def make_event(tenant: str, type_: str = "annotation.created", *, id: str | None = None, **overrides: Any) -> dict[str, Any]:  # noqa: A002
+def make_event(
+    tenant: str, type_: str = "annotation.created", *, id: str | None = None, **overrides: Any
+) -> dict[str, Any]:
     """A valid CloudEvent of ``type_`` from the committed examples, re-addressed to ``tenant``."""
     from tests.factories import example_event
 

@@ -19,7 +19,7 @@ def _example(type_: str) -> dict[str, Any]:
     return loaded
 
 
-def example_event(type_: str, *, tenant: str, id: str | None = None, **overrides: Any) -> dict[str, Any]:  # noqa: A002
+def example_event(type_: str, *, tenant: str, id: str | None = None, **overrides: Any) -> dict[str, Any]:
     """A copy of the example of ``type_`` for ``tenant`` with a fresh id; ``data_*`` keywords override data fields."""
     event = copy.deepcopy(_example(type_))
     event["tenant"] = tenant

@@ -27,7 +27,12 @@ def health(ledger: NamedDependency[Ledger]) -> dict[str, Any]:
     return {"status": "ok", "database": "ok", "version": __version__, "embedded": ledger.settings.embedded}
 
 
-@get("/v1/event-types", summary="Registered event types and the JSON Schema of their data", tags=["events"], sync_to_thread=False)
+@get(
+    "/v1/event-types",
+    summary="Registered event types and the JSON Schema of their data",
+    tags=["events"],
+    sync_to_thread=False,
+)
 def event_types() -> dict[str, Any]:
     """Every type the ledger accepts, with its schema version and sealed fields."""
     return {

@@ -34,7 +34,12 @@ class EventController(Controller):
         ),
         status_code=201,
     )
-    async def post_events(self, request: Request[Any, Any, Any], ledger: NamedDependency[Ledger], principal: NamedDependency[Principal]) -> Response[Any]:
+    async def post_events(
+        self,
+        request: Request[Any, Any, Any],
+        ledger: NamedDependency[Ledger],
+        principal: NamedDependency[Principal],
+    ) -> Response[Any]:
         """Validate, check tenant, append; 201 when anything new was recorded, 200 when all were repeats."""
         principal.require(WRITERS)
         body = await request.body()
@@ -47,8 +52,12 @@ class EventController(Controller):
         content = {"receipts": [r.as_dict() for r in receipts]} if batch else receipts[0].as_dict()
         return Response(content, status_code=status)
 
-    @get("/", summary="List events", description="Filters combine with AND; `since`/`until` bound the event time.")
-    async def list_events(  # noqa: PLR0913 - one parameter per documented filter
+    @get(
+        "/",
+        summary="List events",
+        description="Filters combine with AND; `since`/`until` bound the event time.",
+    )
+    async def list_events(
         self,
         ledger: NamedDependency[Ledger],
         principal: NamedDependency[Principal],
@@ -56,8 +65,12 @@ class EventController(Controller):
         type_: Annotated[str | None, QueryParameter(name="type", description="only this event type")] = None,
         subject: Annotated[str | None, QueryParameter(description="only this CloudEvents subject")] = None,
         actor: Annotated[str | None, QueryParameter(description="only this actor")] = None,
-        since: Annotated[str | None, QueryParameter(description="event time from (RFC 3339, inclusive)")] = None,
-        until: Annotated[str | None, QueryParameter(description="event time until (RFC 3339, exclusive)")] = None,
+        since: Annotated[
+            str | None, QueryParameter(description="event time from (RFC 3339, inclusive)")
+        ] = None,
+        until: Annotated[
+            str | None, QueryParameter(description="event time until (RFC 3339, exclusive)")
+        ] = None,
         cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000, description="page size")] = 100,
     ) -> dict[str, Any]:
@@ -76,7 +89,12 @@ class EventController(Controller):
         return {"events": [e.as_dict() for e in page.events], "next_cursor": page.next_cursor}
 
     @get("/{event_id:str}", summary="One event with its receipt")
-    async def get_event(self, ledger: NamedDependency[Ledger], principal: NamedDependency[Principal], event_id: Annotated[str, PathParameter()]) -> dict[str, Any]:
+    async def get_event(
+        self,
+        ledger: NamedDependency[Ledger],
+        principal: NamedDependency[Principal],
+        event_id: Annotated[str, PathParameter()],
+    ) -> dict[str, Any]:
         """The event as stored (sensitive values sealed) and where it sits in its log."""
         principal.require(READERS)
         stored = await to_thread.run_sync(partial(ledger.queries.get, principal.tenant, event_id))

@@ -15,7 +15,9 @@ BATCH = "application/cloudevents-batch+json"
 _INTEGER_ATTRIBUTES = {"schemaversion"}
 
 
-def parse_request(content_type: str, headers: Mapping[str, str], body: bytes) -> tuple[list[ReceivedEvent], bool]:
+def parse_request(
+    content_type: str, headers: Mapping[str, str], body: bytes
+) -> tuple[list[ReceivedEvent], bool]:
     """The validated events of a request, and whether it was a batch. A batch is all-or-nothing."""
     media = content_type.split(";", 1)[0].strip().lower()
     if "ce-specversion" in headers:
@@ -23,7 +25,9 @@ def parse_request(content_type: str, headers: Mapping[str, str], body: bytes) ->
     if media == BATCH:
         items = _json(body)
         if not isinstance(items, list):
-            raise MalformedRequest(f"{BATCH} must be a JSON array of events", errors=[FieldError("$", "expected an array")])
+            raise MalformedRequest(
+                f"{BATCH} must be a JSON array of events", errors=[FieldError("$", "expected an array")]
+            )
         return _validate_batch(items), True
     if media in (STRUCTURED, "application/json"):
         return [validate_event(_json(body))], False
@@ -38,7 +42,9 @@ def _validate_batch(items: list[Any]) -> list[ReceivedEvent]:
         try:
             events.append(validate_event(item))
         except ValidationFailed as exc:
-            errors.extend(FieldError(fe.field, fe.message, index) for fe in exc.errors or [FieldError("$", exc.detail)])
+            errors.extend(
+                FieldError(fe.field, fe.message, index) for fe in exc.errors or [FieldError("$", exc.detail)]
+            )
     if errors:
         bad = sorted({fe.index for fe in errors if fe.index is not None})
         msg = f"{len(bad)} of {len(items)} events are not valid (indexes {', '.join(map(str, bad[:20]))}); nothing was recorded"

@@ -63,11 +63,15 @@ def ledger_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Res
 def http_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Litestar's own errors (unknown route, bad query parameter) as problem details too."""
     assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}.get(exc.status_code, "http_error")
+    code = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}.get(
+        exc.status_code, "http_error"
+    )
     extra: dict[str, Any] = {}
     if isinstance(exc.extra, list):
         extra["errors"] = [
-            {"field": str(x.get("key", "")), "message": str(x.get("message", ""))} for x in exc.extra if isinstance(x, dict)
+            {"field": str(x.get("key", "")), "message": str(x.get("message", ""))}
+            for x in exc.extra
+            if isinstance(x, dict)
         ]
     return problem(exc.status_code, code, exc.detail or "HTTP error", exc.detail, request.url.path, **extra)
 
@@ -75,4 +79,10 @@ def http_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Respo
 def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Anything else: logged with its traceback, answered without internals."""
     _log.exception("unexpected error on %s", request.url.path, exc_info=exc)
-    return problem(500, "internal_error", "Internal error", "the ledger failed unexpectedly; see the server log", request.url.path)
+    return problem(
+        500,
+        "internal_error",
+        "Internal error",
+        "the ledger failed unexpectedly; see the server log",
+        request.url.path,
+    )

@@ -127,14 +127,22 @@ def dev_signing_key(path: Path) -> Ed25519PrivateKey:
 
 
 def issue_dev_token(
-    settings: Settings, *, roles: list[str], tenant: str, subject: str, ttl_seconds: int = 8 * 3600, mfa: bool = False
+    settings: Settings,
+    *,
+    roles: list[str],
+    tenant: str,
+    subject: str,
+    ttl_seconds: int = 8 * 3600,
+    mfa: bool = False,
 ) -> str:
     """A development token signed with the embedded key (``ledger token``)."""
     if not settings.embedded:
         msg = "`ledger token` issues development tokens in embedded mode only; use your identity provider in production"
         raise ConfigurationError(msg)
     key = dev_signing_key(settings.signing_key_file)
-    return sign_token(key, settings, roles=roles, tenant=tenant, subject=subject, ttl_seconds=ttl_seconds, mfa=mfa)
+    return sign_token(
+        key, settings, roles=roles, tenant=tenant, subject=subject, ttl_seconds=ttl_seconds, mfa=mfa
+    )
 
 
 def sign_token(

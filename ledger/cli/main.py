@@ -14,8 +14,9 @@ from ledger import __version__
 from ledger.auth.tokens import ROLES, issue_dev_token
 from ledger.cli.progress import ProgressBar
 from ledger.domain.errors import LedgerError
-from ledger.runtime import EmbeddedPostgres, open_ledger
+from ledger.runtime import open_ledger
 from ledger.settings import Settings
+from ledger.storage.embedded import EmbeddedPostgres
 
 EXIT_OK, EXIT_BROKEN, EXIT_ERROR = 0, 1, 2
 
@@ -43,13 +44,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ledger {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    serve = sub.add_parser("serve", help="run the HTTP API", description="Run the HTTP API (OpenAPI at /schema).")
-    serve.add_argument("--host", help="address to bind (default LEDGER_HOST or 127.0.0.1; embedded mode is loopback only)")
+    serve = sub.add_parser(
+        "serve", help="run the HTTP API", description="Run the HTTP API (OpenAPI at /schema)."
+    )
+    serve.add_argument(
+        "--host", help="address to bind (default LEDGER_HOST or 127.0.0.1; embedded mode is loopback only)"
+    )
     serve.add_argument("--port", type=int, help="port (default LEDGER_PORT or 8000)")
 
-    db = sub.add_parser("db", help="manage the database", description="Manage the embedded or external database.")
+    db = sub.add_parser(
+        "db", help="manage the database", description="Manage the embedded or external database."
+    )
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
-    db_sub.add_parser("start", help="start the embedded PostgreSQL and keep it running until `ledger db stop`")
+    db_sub.add_parser(
+        "start", help="start the embedded PostgreSQL and keep it running until `ledger db stop`"
+    )
     db_sub.add_parser("stop", help="stop the embedded PostgreSQL (once no other ledger command uses it)")
     db_sub.add_parser("status", help="is the embedded PostgreSQL running, and who uses it")
     db_sub.add_parser("url", help="print the libpq URL of the database in use (for psql)")
@@ -60,11 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="issue a development token (embedded mode)",
         description="Print a signed development JWT, alone on stdout: TOKEN=$(ledger token --role auditor --tenant acme)",
     )
-    token.add_argument("--role", action="append", required=True, choices=ROLES, help="a role; repeat for several")
+    token.add_argument(
+        "--role", action="append", required=True, choices=ROLES, help="a role; repeat for several"
+    )
     token.add_argument("--tenant", required=True, help="the tenant the token is scoped to")
     token.add_argument("--subject", default="dev-user", help="the token's subject (default dev-user)")
     token.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds (default 8 hours)")
-    token.add_argument("--mfa", action="store_true", help="mark the token as issued after multi-factor sign-in")
+    token.add_argument(
+        "--mfa", action="store_true", help="mark the token as issued after multi-factor sign-in"
+    )
 
     verify = sub.add_parser(
         "verify",
@@ -94,7 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("ledger").setLevel(logging.INFO)
     try:
         settings = Settings.from_env()
-        handler = {"serve": _serve, "db": _db, "token": _token, "verify": _verify, "demo": _demo}[args.command]
+        handler = {"serve": _serve, "db": _db, "token": _token, "verify": _verify, "demo": _demo}[
+            args.command
+        ]
         return handler(settings, args)
     except LedgerError as exc:
         print(f"ledger: {exc.detail}", file=sys.stderr)
@@ -122,7 +137,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _exit_cleanly)
     with open_ledger(settings) as ledger:
         print(f"ledger serving on http://{host}:{port} (OpenAPI at /schema)", file=sys.stderr)
-        uvicorn.run(create_app(ledger), host=host, port=port, log_level="info", access_log=settings.access_log)
+        uvicorn.run(
+            create_app(ledger), host=host, port=port, log_level="info", access_log=settings.access_log
+        )
     return EXIT_OK
 
 
@@ -152,7 +169,9 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
         print(settings.database_url)
         return EXIT_OK
     if not settings.embedded:
-        msg = f"`ledger db {action}` manages the embedded server; LEDGER_DATABASE_URL points at an external one"
+        msg = (
+            f"`ledger db {action}` manages the embedded server; LEDGER_DATABASE_URL points at an external one"
+        )
         raise ConfigurationError(msg)
     server = EmbeddedPostgres(settings.home)
     if action == "start":
@@ -161,7 +180,9 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
     elif action == "stop":
         users = server.unpin()
         if users:
-            print(f"still used by pid(s) {', '.join(map(str, users))}; it stops when they exit", file=sys.stderr)
+            print(
+                f"still used by pid(s) {', '.join(map(str, users))}; it stops when they exit", file=sys.stderr
+            )
         else:
             print("embedded PostgreSQL stopped", file=sys.stderr)
     elif action == "status":

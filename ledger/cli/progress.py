@@ -11,7 +11,9 @@ from typing import TextIO
 class ProgressBar:
     """``with ProgressBar(total, "verifying") as bar: bar.advance(n)``; silent when not a terminal."""
 
-    def __init__(self, total: int, label: str, stream: TextIO | None = None, *, enabled: bool | None = None) -> None:
+    def __init__(
+        self, total: int, label: str, stream: TextIO | None = None, *, enabled: bool | None = None
+    ) -> None:
         self.total = max(total, 0)
         self.label = label
         self.done = 0

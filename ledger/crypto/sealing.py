@@ -68,7 +68,9 @@ class Sealer:
             plaintext = json.dumps(parent[path[-1]], ensure_ascii=False).encode()
             nonce = os.urandom(12)
             ct = AESGCM(key).encrypt(nonce, plaintext, _aad(event.tenant, event.id, path))
-            parent[path[-1]] = {"sealed": {"kid": kid, "alg": ALGORITHM, "nonce": _b64(nonce), "ct": _b64(ct)}}
+            parent[path[-1]] = {
+                "sealed": {"kid": kid, "alg": ALGORITHM, "nonce": _b64(nonce), "ct": _b64(ct)}
+            }
         return stored
 
     def unseal(self, stored: dict[str, Any], *, erased: str = "[erased]") -> dict[str, Any]:
@@ -87,12 +89,16 @@ class Sealer:
             parent[path[-1]] = self._open(box["sealed"], tenant, event_id, path, erased)
         return opened
 
-    def _open(self, sealed: dict[str, str], tenant: str, event_id: str, path: tuple[str, ...], erased: str) -> Any:
+    def _open(
+        self, sealed: dict[str, str], tenant: str, event_id: str, path: tuple[str, ...], erased: str
+    ) -> Any:
         key = self._key_by_kid(tenant, sealed["kid"])
         if key is None:
             return erased
         try:
-            plaintext = AESGCM(key).decrypt(_unb64(sealed["nonce"]), _unb64(sealed["ct"]), _aad(tenant, event_id, path))
+            plaintext = AESGCM(key).decrypt(
+                _unb64(sealed["nonce"]), _unb64(sealed["ct"]), _aad(tenant, event_id, path)
+            )
         except InvalidTag:
             msg = f"sealed value at data.{'.'.join(path)} of event {event_id} does not open: it was moved or altered"
             raise KeyUnavailable(msg) from None
@@ -117,7 +123,9 @@ class Sealer:
         missing = [s for s in subjects if s not in self._keys]
         if not missing:
             return
-        found = self._store.get_or_create(missing, self._provider.wrap) if create else self._store.get(missing)
+        found = (
+            self._store.get_or_create(missing, self._provider.wrap) if create else self._store.get(missing)
+        )
         for ref, (kid, wrapped) in found.items():
             self._keys[ref] = (kid, self._provider.unwrap(wrapped, _wrap_context(*ref)))
 

@@ -44,7 +44,9 @@ def _write(value: Any, out: list[str], path: str) -> None:
         elif float(value) == value:  # exactly a double (e.g. 10**20): JCS numbers are IEEE 754 doubles
             out.append(format_number(float(value), path))
         else:
-            msg = f"{path}: integer {value} cannot be carried exactly by a JSON number (RFC 8785 uses doubles)"
+            msg = (
+                f"{path}: integer {value} cannot be carried exactly by a JSON number (RFC 8785 uses doubles)"
+            )
             raise ValidationFailed(msg)
     elif isinstance(value, float):
         out.append(format_number(value, path))

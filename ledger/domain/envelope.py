@@ -43,7 +43,9 @@ class Envelope(BaseModel):
     def _extensions_are_well_formed(self) -> Envelope:
         for name, value in (self.model_extra or {}).items():
             if not _EXTENSION_NAME.match(name):
-                msg = f"extension attribute {name!r} must be 1-20 lowercase letters or digits (CloudEvents 1.0)"
+                msg = (
+                    f"extension attribute {name!r} must be 1-20 lowercase letters or digits (CloudEvents 1.0)"
+                )
                 raise ValueError(msg)
             if not isinstance(value, str | int | bool) or value is None:
                 msg = f"extension attribute {name!r} must be a string, integer or boolean"
@@ -92,7 +94,9 @@ def validate_event(raw: Any, *, allow_internal: bool = False) -> ReceivedEvent:
     try:
         envelope = Envelope.model_validate(raw)
     except ValidationError as exc:
-        raise ValidationFailed("the CloudEvent envelope is not valid", errors=_field_errors(exc, "")) from None
+        raise ValidationFailed(
+            "the CloudEvent envelope is not valid", errors=_field_errors(exc, "")
+        ) from None
 
     event_type = EVENT_TYPES.get(envelope.type)
     if event_type is None:

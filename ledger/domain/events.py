@@ -61,7 +61,9 @@ class AnnotationWritten(EventData):
     """``annotation.created`` / ``annotation.updated``: one version of one annotation of one item."""
 
     dataset: Identifier
-    item: Identifier = Field(description="Pseudonymous item id, e.g. a DICOM SOP Instance UID or a hashed id.")
+    item: Identifier = Field(
+        description="Pseudonymous item id, e.g. a DICOM SOP Instance UID or a hashed id."
+    )
     annotation_id: Identifier
     version: int = Field(ge=1, description="1 for a new annotation, +1 per update.")
     previous_version: int | None = Field(default=None, ge=1)
@@ -143,7 +145,9 @@ class AdjudicationCompleted(EventData):
 
 # ---- access ---------------------------------------------------------------------------------------------
 
-PurposeOfUse = Literal["annotation", "review", "model_development", "quality_assurance", "audit", "treatment", "research"]
+PurposeOfUse = Literal[
+    "annotation", "review", "model_development", "quality_assurance", "audit", "treatment", "research"
+]
 
 
 class DataAccessed(EventData):
@@ -164,7 +168,9 @@ class LoginAttempted(EventData):
     """``auth.login_succeeded`` / ``auth.login_failed``."""
 
     method: Literal["password", "sso", "mfa", "api_key", "certificate"]
-    failure_reason: Literal["bad_credentials", "locked", "expired", "mfa_failed", "unknown_user"] | None = None
+    failure_reason: Literal["bad_credentials", "locked", "expired", "mfa_failed", "unknown_user"] | None = (
+        None
+    )
     source_address: SensitiveValue | None = None
     user_agent: SensitiveValue | None = None
 
@@ -351,7 +357,9 @@ class IngestRejected(EventData):
     raw_sha256: Sha256Hex
     reason: str = Field(min_length=1, max_length=2000)
     transport: Literal["http", "kafka", "webhook"]
-    origin: str | None = Field(default=None, max_length=500, description="topic/partition/offset, or a route.")
+    origin: str | None = Field(
+        default=None, max_length=500, description="topic/partition/offset, or a route."
+    )
 
 
 class ReportGenerated(EventData):

@@ -30,9 +30,7 @@ Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 FreeText = Annotated[str, Field(max_length=4000, json_schema_extra={FREE_TEXT: True})]
 """Human-written text: scanned for direct identifiers at ingest."""
 
-SensitiveText = Annotated[
-    str, Field(max_length=4000, json_schema_extra={SENSITIVE: True, FREE_TEXT: True})
-]
+SensitiveText = Annotated[str, Field(max_length=4000, json_schema_extra={SENSITIVE: True, FREE_TEXT: True})]
 """Human-written text that is also sealed (AES-256-GCM) before it is hashed and stored."""
 
 SensitiveValue = Annotated[str, Field(max_length=1000, json_schema_extra={SENSITIVE: True})]

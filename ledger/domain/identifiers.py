@@ -13,7 +13,9 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "a medical record number",
-        re.compile(r"\b(?:MRN|medical\s+record(?:\s+(?:number|no\.?|#))?)\s*[:#=]?\s*[A-Z0-9-]{4,}", re.IGNORECASE),
+        re.compile(
+            r"\b(?:MRN|medical\s+record(?:\s+(?:number|no\.?|#))?)\s*[:#=]?\s*[A-Z0-9-]{4,}", re.IGNORECASE
+        ),
     ),
     ("a patient name", re.compile(r"\bpatient(?:'s)?\s+name\s*[:=]", re.IGNORECASE)),
 )

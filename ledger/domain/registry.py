@@ -88,11 +88,18 @@ _ALL: list[EventType] = [
     *_types(ev.GuidelinePublished, "A guideline version takes effect", "guideline.published"),
     *_types(ev.GuidelineRetired, "A guideline version leaves effect", "guideline.retired"),
     *_types(ev.GuidelineAcknowledged, "A guideline version read and accepted", "guideline.acknowledged"),
-    *_types(ev.CredentialIssued, "A qualification granted or renewed", "credential.granted", "credential.renewed"),
+    *_types(
+        ev.CredentialIssued, "A qualification granted or renewed", "credential.granted", "credential.renewed"
+    ),
     *_types(ev.CredentialEnded, "A qualification ended", "credential.revoked", "credential.expired"),
     *_types(ev.TrainingCompleted, "A training passed", "training.completed"),
     *_types(ev.DatasetReleaseCreated, "A dataset release frozen", "dataset.release_created"),
-    *_types(ev.LegalHoldChanged, "A legal hold placed or released", "retention.hold_placed", "retention.hold_released"),
+    *_types(
+        ev.LegalHoldChanged,
+        "A legal hold placed or released",
+        "retention.hold_placed",
+        "retention.hold_released",
+    ),
     *_types(ev.ErasureChanged, "Crypto-shredding asked for or done", "erasure.requested", "erasure.executed"),
     *_types(ev.CheckpointSigned, "A signed tree head", "ledger.checkpoint_signed", internal=True),
     *_types(ev.KeyRotated, "A key rotated", "ledger.key_rotated", internal=True),

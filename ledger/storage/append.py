@@ -103,7 +103,8 @@ class AppendService:
         if not events:
             return []
         pending = [
-            _Pending(i, e, self._sealer.content_digest(e.raw), log_for(e.tenant)) for i, e in enumerate(events)
+            _Pending(i, e, self._sealer.content_digest(e.raw), log_for(e.tenant))
+            for i, e in enumerate(events)
         ]
         # Sealing may create subject keys (their own short transaction), so it happens before any lock is held.
         sealed = self._sealer.seal([p.event for p in pending])
@@ -143,7 +144,9 @@ class AppendService:
             if r is None:
                 ev = pending[i].event
                 first = first_of_id[(ev.tenant, ev.id)]
-                receipts[i] = Receipt(first.event_id, first.log, first.position, first.hash, first.recorded_at, True)
+                receipts[i] = Receipt(
+                    first.event_id, first.log, first.position, first.hash, first.recorded_at, True
+                )
 
         with conn.cursor().copy(_COPY) as copy:
             copy.set_types(_COPY_TYPES)
@@ -172,7 +175,9 @@ def _lock_heads(
     return {str(r[0]): (int(r[1]), bytes(r[2]), r[3]) for r in rows}
 
 
-def _dedupe(conn: psycopg.Connection[Any], pending: list[_Pending], receipts: list[Receipt | None]) -> list[_Pending]:
+def _dedupe(
+    conn: psycopg.Connection[Any], pending: list[_Pending], receipts: list[Receipt | None]
+) -> list[_Pending]:
     """Fill receipts of ids recorded before; return the events to insert. Runs under the head locks."""
     rows = conn.execute(
         "SELECT e.tenant, e.event_id, e.content_digest, e.log, e.position, e.hash, e.recorded_at"
@@ -191,7 +196,9 @@ def _dedupe(conn: psycopg.Connection[Any], pending: list[_Pending], receipts: li
             if bytes(digest) != p.digest:
                 conflicts.append(_conflict(p, "was recorded before with different content"))
             else:
-                receipts[p.index] = Receipt(p.event.id, str(log), int(position), bytes(hash_), recorded_at, True)
+                receipts[p.index] = Receipt(
+                    p.event.id, str(log), int(position), bytes(hash_), recorded_at, True
+                )
         elif key in seen:
             if seen[key] != p.digest:
                 conflicts.append(_conflict(p, "appears twice in this batch with different content"))
@@ -208,7 +215,9 @@ def _conflict(p: _Pending, what: str) -> FieldError:
     return FieldError("id", f"event id {p.event.id!r} {what}", index=p.index)
 
 
-def _advance_heads(conn: psycopg.Connection[Any], heads: dict[str, tuple[int, bytes, datetime | None]]) -> None:
+def _advance_heads(
+    conn: psycopg.Connection[Any], heads: dict[str, tuple[int, bytes, datetime | None]]
+) -> None:
     names = sorted(heads)
     conn.execute(
         "UPDATE ledger_log_heads h SET size = u.size, head_hash = u.head_hash, recorded_at = u.recorded_at"

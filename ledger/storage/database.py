@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from sqlalchemy import create_engine
@@ -32,7 +33,7 @@ class Database:
         )
 
     @contextmanager
-    def connect(self) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    def connect(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
         """A pooled connection, rolled back and returned to the pool afterwards."""
         try:
             raw = self.engine.raw_connection()

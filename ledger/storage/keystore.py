@@ -27,7 +27,7 @@ class PgSubjectKeyStore:
                 " AND wrapped IS NOT NULL",
                 ([t for t, _ in refs], [s for _, s in refs]),
             ).fetchall()
-        return {(str(t), str(s)): (str(k), bytes(w)) for t, s, k, w in rows}  # type: ignore[call-overload]
+        return {(str(t), str(s)): (str(k), bytes(w)) for t, s, k, w in rows}
 
     def get_or_create(self, subjects: Iterable[SubjectRef], wrap: Any) -> dict[SubjectRef, tuple[str, bytes]]:
         """Keys of these subjects, creating the missing ones (a concurrent creator wins, and its key is used)."""
@@ -42,7 +42,12 @@ class PgSubjectKeyStore:
                     "INSERT INTO ledger_subject_keys (tenant, subject, kid, wrapped)"
                     " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[])"
                     " ON CONFLICT (tenant, subject) WHERE wrapped IS NOT NULL DO NOTHING",
-                    ([f[0] for f in fresh], [f[1] for f in fresh], [f[2] for f in fresh], [f[3] for f in fresh]),
+                    (
+                        [f[0] for f in fresh],
+                        [f[1] for f in fresh],
+                        [f[2] for f in fresh],
+                        [f[3] for f in fresh],
+                    ),
                 )
             found.update(self.get(missing))
         return found

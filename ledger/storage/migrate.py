@@ -14,7 +14,9 @@ def alembic_config(db: Database) -> Config:
     """An Alembic config pointing at the packaged migrations and this database."""
     cfg = Config()
     cfg.set_main_option("script_location", str(files("ledger.migrations")))
-    cfg.set_main_option("sqlalchemy.url", db.engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    cfg.set_main_option(
+        "sqlalchemy.url", db.engine.url.render_as_string(hide_password=False).replace("%", "%%")
+    )
     return cfg
 
 

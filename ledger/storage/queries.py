@@ -70,7 +70,9 @@ class Page:
 
 
 def _row(r: tuple[Any, ...]) -> StoredEvent:
-    return StoredEvent(str(r[0]), int(r[1]), str(r[2]), str(r[3]), r[4], bytes(r[5]), bytes(r[6]), bytes(r[7]))
+    return StoredEvent(
+        str(r[0]), int(r[1]), str(r[2]), str(r[3]), r[4], bytes(r[5]), bytes(r[6]), bytes(r[7])
+    )
 
 
 class EventQueries:
@@ -82,7 +84,9 @@ class EventQueries:
     def get(self, tenant: str, event_id: str) -> StoredEvent:
         """One event by its producer id, or ``NotFound``."""
         with self._db.connect() as conn, conn.transaction():
-            row = conn.execute(_SELECT + " WHERE tenant = %s AND event_id = %s", (tenant, event_id)).fetchone()
+            row = conn.execute(
+                _SELECT + " WHERE tenant = %s AND event_id = %s", (tenant, event_id)
+            ).fetchone()
         if row is None:
             msg = f"no event with id {event_id!r} in tenant {tenant!r}"
             raise NotFound(msg)
@@ -91,7 +95,12 @@ class EventQueries:
     def list(self, flt: EventFilter, *, cursor: str | None = None, limit: int = 100) -> Page:
         """Events matching ``flt`` in (log, position) order, ``limit`` at a time."""
         clauses, params = ["tenant = %s"], [flt.tenant]
-        for column, value in (("log", flt.log), ("type", flt.type), ("subject", flt.subject), ("actor", flt.actor)):
+        for column, value in (
+            ("log", flt.log),
+            ("type", flt.type),
+            ("subject", flt.subject),
+            ("actor", flt.actor),
+        ):
             if value is not None:
                 clauses.append(f"{column} = %s")
                 params.append(value)

@@ -151,9 +151,13 @@ def verify_rows(name: str, rows: Iterator[tuple[Any, ...]], head: tuple[int, byt
             if head[0] > expected
             else f"the head says {head[0]} events but the log holds {expected}"
         )
-        result.first_break = VerificationBreak(name, expected, reason, {"head_size": head[0], "rows": expected})
+        result.first_break = VerificationBreak(
+            name, expected, reason, {"head_size": head[0], "rows": expected}
+        )
     elif head[1] != prev:
-        result.first_break = VerificationBreak(name, max(expected - 1, 0), "the head hash differs from the last event's")
+        result.first_break = VerificationBreak(
+            name, max(expected - 1, 0), "the head hash differs from the last event's"
+        )
     return result
 
 
@@ -174,7 +178,9 @@ def _check_row(
         return VerificationBreak(log, expected, reason, details)
 
     if position != expected:
-        return broken(f"position {expected} is missing (the next row is at position {position}): a row was deleted")
+        return broken(
+            f"position {expected} is missing (the next row is at position {position}): a row was deleted"
+        )
     if chain_hash(prev, leaf_hash(canonical)) != stored_hash:
         if prev_hash != prev:
             return broken("prev_hash does not equal the hash of the previous event")
@@ -186,12 +192,21 @@ def _check_row(
         if canonicalize(doc) != canonical:
             return broken("the stored bytes are not in RFC 8785 canonical form")
         event = doc["event"]
-        claimed = (doc["log"], doc["position"], event["id"], event["type"], event["tenant"], doc["recorded_at"])
+        claimed = (
+            doc["log"],
+            doc["position"],
+            event["id"],
+            event["type"],
+            event["tenant"],
+            doc["recorded_at"],
+        )
     except (ValueError, KeyError, TypeError):
         return broken("the stored bytes are not a ledger document")
     actual = (log, position, event_id, type_, tenant, format_time(recorded_at))
     if claimed != actual:
         names = ("log", "position", "event_id", "type", "tenant", "recorded_at")
-        diffs = {n: {"hashed": c, "column": a} for n, c, a in zip(names, claimed, actual, strict=True) if c != a}
+        diffs = {
+            n: {"hashed": c, "column": a} for n, c, a in zip(names, claimed, actual, strict=True) if c != a
+        }
         return broken(f"columns disagree with the hashed document: {', '.join(diffs)}", **diffs)
     return None

@@ -8,6 +8,7 @@ expert adjudication of disagreements, sign-ins and data access with a few plante
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,15 +44,12 @@ class _State:
     team: list[Person] = field(default_factory=list)
 
 
-def generate(tenant: str = "acme", events: int = 20_000, seed: int = 7, dataset: str = "chest-ct-2026") -> Iterator[dict[str, Any]]:
+def generate(
+    tenant: str = "acme", events: int = 20_000, seed: int = 7, dataset: str = "chest-ct-2026"
+) -> Iterator[dict[str, Any]]:
     """Yield exactly ``events`` CloudEvents of one synthetic project, in time order."""
     st = _State(random.Random(seed), tenant, dataset, datetime(2026, 1, 5, 8, 0, tzinfo=UTC))
-    produced = 0
-    for event in _project(st):
-        yield event
-        produced += 1
-        if produced >= events:
-            return
+    yield from itertools.islice(_project(st), events)
 
 
 def _project(st: _State) -> Iterator[dict[str, Any]]:
@@ -67,15 +65,22 @@ def _project(st: _State) -> Iterator[dict[str, Any]]:
 
 
 def _setup(st: _State) -> Iterator[dict[str, Any]]:
-    st.team = [Person(f"ann-{i:02d}", "annotator", lvl) for i, lvl in enumerate(["junior"] * 4 + ["senior"] * 4)]
+    st.team = [
+        Person(f"ann-{i:02d}", "annotator", lvl) for i, lvl in enumerate(["junior"] * 4 + ["senior"] * 4)
+    ]
     st.team += [Person(f"rad-{i:02d}", "physician", "senior") for i in range(3)]
     st.team += [Person("expert-01", "expert", "senior"), Person("mldev-01", "engineer", "n/a")]
     yield _guideline_published(st, "1.0", None)
     for person in st.team:
         yield from _credentials(st, person)
         if person.role != "engineer":
-            yield _event(st, "guideline.acknowledged", person.actor, "annotator",
-                         {"guideline_id": "chest-ct", "version": "1.0", "annotator": person.actor})  # fmt: skip
+            yield _event(
+                st,
+                "guideline.acknowledged",
+                person.actor,
+                "annotator",
+                {"guideline_id": "chest-ct", "version": "1.0", "annotator": person.actor},
+            )
 
 
 def _credentials(st: _State, person: Person) -> Iterator[dict[str, Any]]:
@@ -83,15 +88,35 @@ def _credentials(st: _State, person: Person) -> Iterator[dict[str, Any]]:
     if person.role == "annotator":
         yield _credential(st, person, "internal_level", valid_from, None, level=person.level)
     elif person.role in ("physician", "expert"):
-        yield _credential(st, person, "license", valid_from, valid_from + timedelta(days=3 * 365),
-                          specialty="radiology", license_number=f"RAD-{st.rng.randint(100000, 999999)}")  # fmt: skip
-        yield _credential(st, person, "board_certification", valid_from, None, specialty="diagnostic radiology")
-    yield _event(st, "training.completed", person.actor, "annotator",
-                 {"annotator": person.actor, "course": "HIPAA privacy and security 2026",
-                  "completed_at": _ts(st.clock - timedelta(days=3)), "valid_until": _ts(st.clock + timedelta(days=365))})  # fmt: skip
+        yield _credential(
+            st,
+            person,
+            "license",
+            valid_from,
+            valid_from + timedelta(days=3 * 365),
+            specialty="radiology",
+            license_number=f"RAD-{st.rng.randint(100000, 999999)}",
+        )
+        yield _credential(
+            st, person, "board_certification", valid_from, None, specialty="diagnostic radiology"
+        )
+    yield _event(
+        st,
+        "training.completed",
+        person.actor,
+        "annotator",
+        {
+            "annotator": person.actor,
+            "course": "HIPAA privacy and security 2026",
+            "completed_at": _ts(st.clock - timedelta(days=3)),
+            "valid_until": _ts(st.clock + timedelta(days=365)),
+        },
+    )
 
 
-def _credential(st: _State, person: Person, kind: str, start: datetime, end: datetime | None, **extra: str) -> dict[str, Any]:
+def _credential(
+    st: _State, person: Person, kind: str, start: datetime, end: datetime | None, **extra: str
+) -> dict[str, Any]:
     data: dict[str, Any] = {
         "credential_id": f"cred-{person.actor}-{kind}",
         "annotator": person.actor,
@@ -107,8 +132,13 @@ def _credential(st: _State, person: Person, kind: str, start: datetime, end: dat
 
 def _guideline_published(st: _State, version: str, supersedes: str | None) -> dict[str, Any]:
     digest = hashlib.sha256(f"chest-ct guideline {version}".encode()).hexdigest()
-    data: dict[str, Any] = {"guideline_id": "chest-ct", "version": version, "title": f"Chest CT findings v{version}",
-                            "document_sha256": digest, "effective_from": _ts(st.clock)}  # fmt: skip
+    data: dict[str, Any] = {
+        "guideline_id": "chest-ct",
+        "version": version,
+        "title": f"Chest CT findings v{version}",
+        "document_sha256": digest,
+        "effective_from": _ts(st.clock),
+    }
     if supersedes:
         data["supersedes"] = supersedes
     return _event(st, "guideline.published", "qa-lead", "admin", data)
@@ -116,9 +146,18 @@ def _guideline_published(st: _State, version: str, supersedes: str | None) -> di
 
 def _supersede_guideline(st: _State) -> Iterator[dict[str, Any]]:
     yield _guideline_published(st, "1.1", "1.0")
-    yield _event(st, "guideline.retired", "qa-lead", "admin",
-                 {"guideline_id": "chest-ct", "version": "1.0", "effective_until": _ts(st.clock),
-                  "reason": "Superseded by 1.1: clarified effusion boundaries."})  # fmt: skip
+    yield _event(
+        st,
+        "guideline.retired",
+        "qa-lead",
+        "admin",
+        {
+            "guideline_id": "chest-ct",
+            "version": "1.0",
+            "effective_until": _ts(st.clock),
+            "reason": "Superseded by 1.1: clarified effusion boundaries.",
+        },
+    )
     st.guideline = "1.1"
 
 
@@ -128,12 +167,24 @@ def _item(st: _State, n: int) -> Iterator[dict[str, Any]]:
     annotators = [p for p in st.team if p.role == "annotator"]
     readers = rng.sample(annotators, 2)
     physician = rng.choice([p for p in st.team if p.role == "physician"])
-    yield _event(st, "assignment.created", "workflow", "service",
-                 {"assignment_id": f"asg-{n}", "dataset": st.dataset, "items": [item],
-                  "assignee": readers[0].actor, "role": "annotator"})  # fmt: skip
+    yield _event(
+        st,
+        "assignment.created",
+        "workflow",
+        "service",
+        {
+            "assignment_id": f"asg-{n}",
+            "dataset": st.dataset,
+            "items": [item],
+            "assignee": readers[0].actor,
+            "role": "annotator",
+        },
+    )
     truth = rng.choice(CLASSES)
     ai_id = f"ann-{n}-ai"
-    yield _annotation(st, item, ai_id, truth if rng.random() < 0.8 else rng.choice(CLASSES), "model-service", "model")
+    yield _annotation(
+        st, item, ai_id, truth if rng.random() < 0.8 else rng.choice(CLASSES), "model-service", "model"
+    )
     yield _review(st, item, ai_id, 1, "accept", "model-service")
     labels = []
     for r_i, reader in enumerate(readers):
@@ -144,40 +195,87 @@ def _item(st: _State, n: int) -> Iterator[dict[str, Any]]:
         yield _annotation(st, item, ann_id, label, reader.actor, "human")
         if rng.random() < 0.1:
             yield _annotation(st, item, ann_id, label, reader.actor, "human", version=2)
-        yield _review(st, item, ann_id, 2, "accept", rng.choice([a for a in annotators if a is not reader]).actor)
+        yield _review(
+            st, item, ann_id, 2, "accept", rng.choice([a for a in annotators if a is not reader]).actor
+        )
     yield _access(st, "access.data_viewed", physician.actor, item, "review")
-    yield _review(st, item, f"ann-{n}-r0", 3, "accept" if labels[0] == labels[1] else "modify", physician.actor,
-                  comment=rng.random() < 0.2)  # fmt: skip
+    yield _review(
+        st,
+        item,
+        f"ann-{n}-r0",
+        3,
+        "accept" if labels[0] == labels[1] else "modify",
+        physician.actor,
+        comment=rng.random() < 0.2,
+    )
     if labels[0] != labels[1]:
-        yield _event(st, "adjudication.completed", "expert-01", "expert",
-                     {"dataset": st.dataset, "item": item, "annotation_ids": [f"ann-{n}-r0", f"ann-{n}-r1"],
-                      "final_annotation_id": f"ann-{n}-r0", "final_label_class": truth, "level": 4,
-                      "method": "expert", "signature_meaning": "approval"})  # fmt: skip
+        yield _event(
+            st,
+            "adjudication.completed",
+            "expert-01",
+            "expert",
+            {
+                "dataset": st.dataset,
+                "item": item,
+                "annotation_ids": [f"ann-{n}-r0", f"ann-{n}-r1"],
+                "final_annotation_id": f"ann-{n}-r0",
+                "final_label_class": truth,
+                "level": 4,
+                "method": "expert",
+                "signature_meaning": "approval",
+            },
+        )
 
 
-def _annotation(st: _State, item: str, ann_id: str, label: str, actor: str, origin: str, version: int = 1) -> dict[str, Any]:
+def _annotation(
+    st: _State, item: str, ann_id: str, label: str, actor: str, origin: str, version: int = 1
+) -> dict[str, Any]:
     rng = st.rng
     geometry: dict[str, Any] = (
         {"kind": "classification", "confidence": round(rng.uniform(0.5, 0.99), 3)}
         if label == "no_finding"
-        else {"kind": "bbox", "x": rng.randint(0, 400), "y": rng.randint(0, 400),
-              "width": rng.randint(8, 120), "height": rng.randint(8, 120), "frame": rng.randint(0, 180)}  # fmt: skip
+        else {
+            "kind": "bbox",
+            "x": rng.randint(0, 400),
+            "y": rng.randint(0, 400),
+            "width": rng.randint(8, 120),
+            "height": rng.randint(8, 120),
+            "frame": rng.randint(0, 180),
+        }
     )
-    data: dict[str, Any] = {"dataset": st.dataset, "item": item, "annotation_id": ann_id, "version": version,
-                            "label_class": label, "geometry": geometry, "origin": origin,
-                            "guideline_id": "chest-ct", "guideline_version": st.guideline}  # fmt: skip
+    data: dict[str, Any] = {
+        "dataset": st.dataset,
+        "item": item,
+        "annotation_id": ann_id,
+        "version": version,
+        "label_class": label,
+        "geometry": geometry,
+        "origin": origin,
+        "guideline_id": "chest-ct",
+        "guideline_version": st.guideline,
+    }
     if version > 1:
         data["previous_version"] = version - 1
     if origin == "model":
         data.update(model_name="chest-ct-detector", model_version="3.2.0")
     kind = "annotation.created" if version == 1 else "annotation.updated"
-    return _event(st, kind, actor, "model" if origin == "model" else "annotator", data, subject=f"{st.dataset}/{item}")
+    return _event(
+        st, kind, actor, "model" if origin == "model" else "annotator", data, subject=f"{st.dataset}/{item}"
+    )
 
 
-def _review(st: _State, item: str, ann_id: str, level: int, decision: str, actor: str, *, comment: bool = False) -> dict[str, Any]:
-    data: dict[str, Any] = {"dataset": st.dataset, "item": item, "annotation_id": ann_id, "annotation_version": 1,
-                            "level": level, "decision": decision,
-                            "signature_meaning": "review" if level < 3 else "approval"}  # fmt: skip
+def _review(
+    st: _State, item: str, ann_id: str, level: int, decision: str, actor: str, *, comment: bool = False
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "dataset": st.dataset,
+        "item": item,
+        "annotation_id": ann_id,
+        "annotation_version": 1,
+        "level": level,
+        "decision": decision,
+        "signature_meaning": "review" if level < 3 else "approval",
+    }
     if decision == "modify":
         data["resulting_annotation_id"] = ann_id
     if comment:
@@ -186,12 +284,19 @@ def _review(st: _State, item: str, ann_id: str, level: int, decision: str, actor
     return _event(st, "review.submitted", actor, role, data, subject=f"{st.dataset}/{item}")
 
 
-def _access(st: _State, kind: str, actor: str, item: str | None, purpose: str, **extra: Any) -> dict[str, Any]:
+def _access(
+    st: _State, kind: str, actor: str, item: str | None, purpose: str, **extra: Any
+) -> dict[str, Any]:
     rng = st.rng
-    data: dict[str, Any] = {"resource": f"{st.dataset}/{item}" if item else st.dataset, "dataset": st.dataset,
-                            "purpose_of_use": purpose, "outcome": "success",
-                            "source_address": f"10.20.{rng.randint(0, 3)}.{rng.randint(2, 250)}",
-                            "user_agent": "AcmeViewer/5.1 (Windows NT 10.0)", **extra}  # fmt: skip
+    data: dict[str, Any] = {
+        "resource": f"{st.dataset}/{item}" if item else st.dataset,
+        "dataset": st.dataset,
+        "purpose_of_use": purpose,
+        "outcome": "success",
+        "source_address": f"10.20.{rng.randint(0, 3)}.{rng.randint(2, 250)}",
+        "user_agent": "AcmeViewer/5.1 (Windows NT 10.0)",
+        **extra,
+    }
     if item:
         data["item"] = item
     return _event(st, kind, actor, "annotator", data, subject=f"{st.dataset}/{item}" if item else None)
@@ -200,20 +305,46 @@ def _access(st: _State, kind: str, actor: str, item: str | None, purpose: str, *
 def _access_noise(st: _State) -> Iterator[dict[str, Any]]:
     rng = st.rng
     person = rng.choice(st.team)
-    yield _event(st, "auth.login_succeeded", person.actor, person.role,
-                 {"method": "sso", "source_address": f"10.20.1.{rng.randint(2, 250)}"})  # fmt: skip
+    yield _event(
+        st,
+        "auth.login_succeeded",
+        person.actor,
+        person.role,
+        {"method": "sso", "source_address": f"10.20.1.{rng.randint(2, 250)}"},
+    )
     roll = rng.random()
     if roll < 0.05:  # planted: repeated failed logins
         for _ in range(6):
-            yield _event(st, "auth.login_failed", "ann-03", "annotator",
-                         {"method": "password", "failure_reason": "bad_credentials", "source_address": "203.0.113.77"})  # fmt: skip
+            yield _event(
+                st,
+                "auth.login_failed",
+                "ann-03",
+                "annotator",
+                {"method": "password", "failure_reason": "bad_credentials", "source_address": "203.0.113.77"},
+            )
     elif roll < 0.08:  # planted: a model developer looks at test-set items at night
-        yield _access(st, "access.data_exported", "mldev-01", None, "model_development", record_count=rng.randint(500, 5000))
+        yield _access(
+            st,
+            "access.data_exported",
+            "mldev-01",
+            None,
+            "model_development",
+            record_count=rng.randint(500, 5000),
+        )
     elif roll < 0.09:
-        yield _access(st, "access.break_glass", "rad-01", None, "treatment", reason="Urgent clinical correlation requested.")
+        yield _access(
+            st,
+            "access.break_glass",
+            "rad-01",
+            None,
+            "treatment",
+            reason="Urgent clinical correlation requested.",
+        )
 
 
-def _event(st: _State, type_: str, actor: str, role: str, data: dict[str, Any], subject: str | None = None) -> dict[str, Any]:
+def _event(
+    st: _State, type_: str, actor: str, role: str, data: dict[str, Any], subject: str | None = None
+) -> dict[str, Any]:
     st.counter += 1
     st.clock += timedelta(seconds=st.rng.randint(5, 90))
     event: dict[str, Any] = {

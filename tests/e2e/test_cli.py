@@ -32,7 +32,9 @@ def env_for(home: Path) -> dict[str, str]:
 
 
 def run(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*LEDGER, *args], env=env_for(home), capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [*LEDGER, *args], env=env_for(home), capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def status(home: Path) -> dict:
@@ -114,7 +116,10 @@ def test_verify_exits_1_and_names_the_break(home: Path) -> None:
 def test_serve_shares_its_database_with_other_commands_and_stops_it_on_exit(home: Path) -> None:
     port = free_port()
     serve = subprocess.Popen(
-        [*LEDGER, "serve", "--port", str(port)], env=env_for(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [*LEDGER, "serve", "--port", str(port)],
+        env=env_for(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         base = f"http://127.0.0.1:{port}"

@@ -26,7 +26,9 @@ def test_positions_are_gap_free_and_each_hash_chains_to_the_previous(ledger: Led
 
     assert [r.position for r in receipts] == list(range(8))
     with ledger.db.connect() as conn:
-        rows = conn.execute("SELECT position, prev_hash, hash FROM ledger_events ORDER BY position").fetchall()
+        rows = conn.execute(
+            "SELECT position, prev_hash, hash FROM ledger_events ORDER BY position"
+        ).fetchall()
     assert all(rows[i][1] == rows[i - 1][2] for i in range(1, len(rows)))
     assert verify(ledger.db).intact
 
@@ -83,7 +85,7 @@ def test_concurrent_appenders_leave_every_log_gap_free_and_verifying(ledger: Led
                 # Batches span two logs in either order, so head locking order matters.
                 pair = [tenants[(n + i) % 3], tenants[(n + i + 1) % 3]]
                 ledger.appender.append([e for t in pair for e in events(t, 4)])
-        except BaseException as exc:  # noqa: BLE001 - surfaced to the main thread below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
@@ -94,7 +96,9 @@ def test_concurrent_appenders_leave_every_log_gap_free_and_verifying(ledger: Led
 
     assert not errors, errors
     with ledger.db.connect() as conn:
-        rows = conn.execute("SELECT log, count(*), max(position) FROM ledger_events GROUP BY log ORDER BY log").fetchall()
+        rows = conn.execute(
+            "SELECT log, count(*), max(position) FROM ledger_events GROUP BY log ORDER BY log"
+        ).fetchall()
     assert sum(r[1] for r in rows) == 6 * 15 * 8
     assert all(count == top + 1 for _, count, top in rows)  # positions 0..n-1, no gap
     report = verify(ledger.db)
@@ -176,7 +180,10 @@ class TestAppendOnly:
     )
     def test_changing_history_is_refused_by_the_database(self, ledger: Ledger, statement: str) -> None:
         ledger.appender.append(events("acme", 2))
-        with psycopg.connect(ledger.db.url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege) as caught:
+        with (
+            psycopg.connect(ledger.db.url) as conn,
+            pytest.raises(psycopg.errors.InsufficientPrivilege) as caught,
+        ):
             conn.execute(statement)
         assert "append-only" in str(caught.value)
 

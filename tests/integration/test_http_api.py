@@ -17,12 +17,16 @@ def bearer(token: str, **headers: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}", **headers}
 
 
-def post(http: httpx.Client, token: str, body: object, headers: dict[str, str] = STRUCTURED) -> httpx.Response:
+def post(
+    http: httpx.Client, token: str, body: object, headers: dict[str, str] = STRUCTURED
+) -> httpx.Response:
     return http.post("/v1/events", content=json.dumps(body), headers=bearer(token, **headers))
 
 
 class TestPosting:
-    def test_a_structured_event_gets_a_receipt_and_reads_back(self, http, token: TokenFactory, tenant: str) -> None:
+    def test_a_structured_event_gets_a_receipt_and_reads_back(
+        self, http, token: TokenFactory, tenant: str
+    ) -> None:
         event = make_event(tenant)
         response = post(http, token("ingest", tenant=tenant), event)
 
@@ -48,7 +52,9 @@ class TestPosting:
         assert [r["id"] for r in receipts] == [e["id"] for e in events]
         assert [r["position"] for r in receipts] == list(range(25))
 
-    def test_binary_mode_takes_attributes_from_ce_headers(self, http, token: TokenFactory, tenant: str) -> None:
+    def test_binary_mode_takes_attributes_from_ce_headers(
+        self, http, token: TokenFactory, tenant: str
+    ) -> None:
         event = make_event(tenant, "review.submitted")
         headers = {f"ce-{k}": str(v) for k, v in event.items() if k not in ("data", "datacontenttype")}
         headers["ce-source"] = "urn:acme:review%20workflow"  # header values are percent-encoded
@@ -63,7 +69,9 @@ class TestPosting:
         assert stored["event"]["source"] == "urn:acme:review workflow"
         assert stored["event"]["data"]["level"] == 3
 
-    def test_reposting_the_same_event_returns_the_original_receipt(self, http, token: TokenFactory, tenant: str) -> None:
+    def test_reposting_the_same_event_returns_the_original_receipt(
+        self, http, token: TokenFactory, tenant: str
+    ) -> None:
         event = make_event(tenant)
         first = post(http, token("ingest", tenant=tenant), event)
         again = post(http, token("ingest", tenant=tenant), event)
@@ -71,7 +79,9 @@ class TestPosting:
         assert again.status_code == 200
         assert again.json() == {**first.json(), "duplicate": True}
 
-    def test_reposting_an_id_with_different_content_is_a_conflict(self, http, token: TokenFactory, tenant: str) -> None:
+    def test_reposting_an_id_with_different_content_is_a_conflict(
+        self, http, token: TokenFactory, tenant: str
+    ) -> None:
         event = make_event(tenant)
         post(http, token("ingest", tenant=tenant), event)
         changed = {**event, "data": {**event["data"], "label_class": "mass"}}
@@ -84,7 +94,9 @@ class TestPosting:
         assert problem["code"] == "idempotency_conflict"
         assert problem["errors"][0]["field"] == "id"
 
-    def test_a_batch_with_one_bad_event_records_nothing_and_names_it(self, http, token: TokenFactory, tenant: str) -> None:
+    def test_a_batch_with_one_bad_event_records_nothing_and_names_it(
+        self, http, token: TokenFactory, tenant: str
+    ) -> None:
         events = [make_event(tenant) for _ in range(3)]
         events[1]["data"]["geometry"]["width"] = -5
 
@@ -112,7 +124,9 @@ class TestMalformedInput:
             (lambda e: e.update(type="ledger.checkpoint_signed"), "type"),
         ],
     )
-    def test_the_error_names_the_field(self, http, token: TokenFactory, tenant: str, mutate, field: str) -> None:
+    def test_the_error_names_the_field(
+        self, http, token: TokenFactory, tenant: str, mutate, field: str
+    ) -> None:
         event = make_event(tenant)
         mutate(event)
 
@@ -125,7 +139,9 @@ class TestMalformedInput:
         "text",
         ["patient SSN 123-45-6789", "call 555-123-4567", "mail jane.doe@example.org", "MRN: A1234567"],
     )
-    def test_direct_identifiers_in_free_text_are_refused(self, http, token: TokenFactory, tenant: str, text: str) -> None:
+    def test_direct_identifiers_in_free_text_are_refused(
+        self, http, token: TokenFactory, tenant: str, text: str
+    ) -> None:
         event = make_event(tenant, data_comment=f"Reviewed; {text}.")
 
         response = post(http, token("ingest", tenant=tenant), event)
@@ -136,12 +152,18 @@ class TestMalformedInput:
         assert problem["errors"][0]["field"] == "data.comment"
 
     def test_a_body_that_is_not_json_is_a_400(self, http, token: TokenFactory, tenant: str) -> None:
-        response = http.post("/v1/events", content=b"{not json", headers=bearer(token("ingest", tenant=tenant), **STRUCTURED))
+        response = http.post(
+            "/v1/events", content=b"{not json", headers=bearer(token("ingest", tenant=tenant), **STRUCTURED)
+        )
         assert response.status_code == 400
         assert response.json()["code"] == "malformed_request"
 
     def test_an_unknown_content_type_is_a_415(self, http, token: TokenFactory, tenant: str) -> None:
-        response = http.post("/v1/events", content=b"<xml/>", headers=bearer(token("ingest", tenant=tenant), **{"content-type": "text/xml"}))
+        response = http.post(
+            "/v1/events",
+            content=b"<xml/>",
+            headers=bearer(token("ingest", tenant=tenant), **{"content-type": "text/xml"}),
+        )
         assert response.status_code == 415
 
 
@@ -157,7 +179,9 @@ class TestAccessControl:
         from ledger.auth.tokens import sign_token
         from ledger.settings import Settings
 
-        forged = sign_token(Ed25519PrivateKey.generate(), Settings(), roles=["admin"], tenant=tenant, subject="mallory")
+        forged = sign_token(
+            Ed25519PrivateKey.generate(), Settings(), roles=["admin"], tenant=tenant, subject="mallory"
+        )
         assert http.get("/v1/events", headers=bearer(forged)).status_code == 401
 
     def test_an_expired_token_is_a_401(self, http, token: TokenFactory, tenant: str) -> None:
@@ -195,18 +219,27 @@ class TestAccessControl:
 class TestReading:
     @pytest.fixture
     def recorded(self, http, token: TokenFactory, tenant: str) -> list[dict]:
-        events = [make_event(tenant, actor=f"ann-0{i % 3}", time=f"2026-03-0{1 + i % 5}T10:00:00Z") for i in range(12)]
+        events = [
+            make_event(tenant, actor=f"ann-0{i % 3}", time=f"2026-03-0{1 + i % 5}T10:00:00Z")
+            for i in range(12)
+        ]
         events += [make_event(tenant, "review.submitted", subject="chest-ct-2026/item-9") for _ in range(3)]
         assert post(http, token("ingest", tenant=tenant), events, BATCH).status_code == 201
         return events
 
     def test_filters_combine(self, http, token: TokenFactory, tenant: str, recorded: list[dict]) -> None:
         auditor = bearer(token("auditor", tenant=tenant))
-        by_type = http.get("/v1/events", params={"type": "review.submitted"}, headers=auditor).json()["events"]
+        by_type = http.get("/v1/events", params={"type": "review.submitted"}, headers=auditor).json()[
+            "events"
+        ]
         by_actor = http.get("/v1/events", params={"actor": "ann-01"}, headers=auditor).json()["events"]
-        by_subject = http.get("/v1/events", params={"subject": "chest-ct-2026/item-9"}, headers=auditor).json()["events"]
+        by_subject = http.get(
+            "/v1/events", params={"subject": "chest-ct-2026/item-9"}, headers=auditor
+        ).json()["events"]
         in_range = http.get(
-            "/v1/events", params={"since": "2026-03-02T00:00:00Z", "until": "2026-03-04T00:00:00Z"}, headers=auditor
+            "/v1/events",
+            params={"since": "2026-03-02T00:00:00Z", "until": "2026-03-04T00:00:00Z"},
+            headers=auditor,
         ).json()["events"]
 
         assert len(by_type) == 3
@@ -215,7 +248,9 @@ class TestReading:
         assert len(by_subject) == 3
         assert {e["event"]["time"][:10] for e in in_range} == {"2026-03-02", "2026-03-03"}
 
-    def test_cursor_pagination_visits_every_event_once(self, http, token: TokenFactory, tenant: str, recorded: list[dict]) -> None:
+    def test_cursor_pagination_visits_every_event_once(
+        self, http, token: TokenFactory, tenant: str, recorded: list[dict]
+    ) -> None:
         auditor = bearer(token("auditor", tenant=tenant))
         seen, cursor = [], None
         while True:
@@ -228,7 +263,9 @@ class TestReading:
         assert seen == list(range(len(recorded)))
 
     def test_a_bad_time_filter_names_the_parameter(self, http, token: TokenFactory, tenant: str) -> None:
-        response = http.get("/v1/events", params={"since": "last week"}, headers=bearer(token("auditor", tenant=tenant)))
+        response = http.get(
+            "/v1/events", params={"since": "last week"}, headers=bearer(token("auditor", tenant=tenant))
+        )
         assert response.status_code == 422
         assert response.json()["errors"][0]["field"] == "since"
 

@@ -18,7 +18,9 @@ SIZE = 20
 @pytest.fixture
 def chained(ledger: Ledger) -> Ledger:
     for tenant in ("acme", "beta"):
-        ledger.appender.append([validate_event(example_event("annotation.created", tenant=tenant)) for _ in range(SIZE)])
+        ledger.appender.append(
+            [validate_event(example_event("annotation.created", tenant=tenant)) for _ in range(SIZE)]
+        )
     assert verify(ledger.db).intact
     return ledger
 
@@ -76,7 +78,9 @@ def test_rows_removed_from_the_tail(chained: Ledger, superuser: psycopg.Connecti
     assert "tail" in reason
 
 
-def test_a_rewritten_event_with_recomputed_hashes_is_caught_at_the_head(chained: Ledger, superuser: psycopg.Connection) -> None:
+def test_a_rewritten_event_with_recomputed_hashes_is_caught_at_the_head(
+    chained: Ledger, superuser: psycopg.Connection
+) -> None:
     """Rehashing the whole tail after an edit still cannot move the head the ledger keeps."""
     from ledger.domain.hashing import chain_hash, leaf_hash
 

@@ -26,7 +26,9 @@ def build_chain(n: int, log: str = "acme") -> list[Row]:
         event = {"id": f"e{position}", "type": "annotation.created", "tenant": log, "data": {"n": position}}
         canonical = canonicalize(stored_document(event, log, position, recorded))
         digest = chain_hash(prev, leaf_hash(canonical))
-        rows.append((log, position, f"e{position}", "annotation.created", log, recorded, prev, digest, canonical))
+        rows.append(
+            (log, position, f"e{position}", "annotation.created", log, recorded, prev, digest, canonical)
+        )
         prev = digest
     return rows
 
@@ -48,7 +50,9 @@ def test_an_empty_log_with_a_genesis_head_verifies() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(n=st.integers(min_value=1, max_value=12), data=st.data())
-def test_any_single_byte_change_in_the_canonical_bytes_breaks_at_that_position(n: int, data: st.DataObject) -> None:
+def test_any_single_byte_change_in_the_canonical_bytes_breaks_at_that_position(
+    n: int, data: st.DataObject
+) -> None:
     rows = build_chain(n)
     head = head_of(rows)
     target = data.draw(st.integers(min_value=0, max_value=n - 1), label="position")
@@ -71,7 +75,9 @@ def test_any_single_byte_change_in_a_stored_hash_breaks_at_that_position(n: int,
     target = data.draw(st.integers(min_value=0, max_value=n - 1), label="position")
     column = data.draw(st.sampled_from([6, 7]), label="prev_hash or hash")
     value = bytearray(rows[target][column])
-    value[data.draw(st.integers(min_value=0, max_value=31))] ^= data.draw(st.integers(min_value=1, max_value=255))
+    value[data.draw(st.integers(min_value=0, max_value=31))] ^= data.draw(
+        st.integers(min_value=1, max_value=255)
+    )
     row = list(rows[target])
     row[column] = bytes(value)
     rows[target] = tuple(row)
