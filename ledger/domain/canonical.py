@@ -41,8 +41,10 @@ def _write(value: Any, out: list[str], path: str) -> None:
     elif isinstance(value, int):
         if abs(value) <= _MAX_SAFE_INTEGER:
             out.append(str(value))
-        elif float(value) == value:  # exactly a double (e.g. 10**20): JCS numbers are IEEE 754 doubles
-            out.append(format_number(float(value), path))
+        elif _survives_as_double(value):
+            # Beyond 2^53 an integer is kept only if a double carries its digits unchanged (JCS numbers are
+            # IEEE 754 doubles); anything else would be silently rounded, so it is refused instead.
+            out.append(str(value))
         else:
             msg = (
                 f"{path}: integer {value} cannot be carried exactly by a JSON number (RFC 8785 uses doubles)"
@@ -73,6 +75,13 @@ def _write(value: Any, out: list[str], path: str) -> None:
     else:
         msg = f"{path}: {type(value).__name__} is not a JSON value"
         raise ValidationFailed(msg)
+
+
+def _survives_as_double(value: int) -> bool:
+    try:
+        return format_number(float(value)) == str(value)
+    except OverflowError:
+        return False
 
 
 def _utf16_key(key: Any) -> bytes:

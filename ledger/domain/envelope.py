@@ -15,7 +15,7 @@ from ledger.domain.identifiers import find_direct_identifier
 from ledger.domain.registry import EVENT_TYPES, EventType
 
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
-_EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")  # CloudEvents 1.0 §Attribute Naming Convention
+EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")  # CloudEvents 1.0 §Attribute Naming Convention
 
 
 class Envelope(BaseModel):
@@ -42,7 +42,7 @@ class Envelope(BaseModel):
     @model_validator(mode="after")
     def _extensions_are_well_formed(self) -> Envelope:
         for name, value in (self.model_extra or {}).items():
-            if not _EXTENSION_NAME.match(name):
+            if not EXTENSION_NAME.match(name):
                 msg = (
                     f"extension attribute {name!r} must be 1-20 lowercase letters or digits (CloudEvents 1.0)"
                 )

@@ -161,7 +161,7 @@ class DataAccessed(EventData):
     record_count: int | None = Field(default=None, ge=0)
     source_address: SensitiveValue | None = None
     user_agent: SensitiveValue | None = None
-    reason: FreeText | None = None
+    reason: SensitiveText | None = Field(default=None, description="Why (e.g. a break-glass justification).")
 
 
 class LoginAttempted(EventData):
@@ -258,7 +258,7 @@ class CredentialEnded(EventData):
     credential_id: Identifier
     annotator: Identifier
     effective_at: Timestamp
-    reason: FreeText | None = None
+    reason: SensitiveText | None = None  # about the annotator (e.g. failed audits): erased with them
 
 
 class TrainingCompleted(EventData):
@@ -373,6 +373,9 @@ class ReportGenerated(EventData):
 class AnomalyReviewed(EventData):
     """``ledger.anomaly_reviewed``: a security reviewer's decision on an access anomaly."""
 
+    subject_field: ClassVar[str] = "reviewer"
+
     anomaly_id: Identifier
+    reviewer: Identifier
     outcome: Literal["benign", "confirmed", "escalated"]
     comment: SensitiveText | None = None

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.domain.canonical import canonicalize
-from ledger.domain.errors import VerificationBreak
+from ledger.domain.errors import ValidationFailed, VerificationBreak
 from ledger.domain.hashing import GENESIS_HASH, chain_hash, leaf_hash
 from ledger.storage.append import format_time
 from ledger.storage.database import Database
@@ -200,7 +200,7 @@ def _check_row(
             event["tenant"],
             doc["recorded_at"],
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, ValidationFailed):
         return broken("the stored bytes are not a ledger document")
     actual = (log, position, event_id, type_, tenant, format_time(recorded_at))
     if claimed != actual:

@@ -1,8 +1,8 @@
-"""JSON Schemas (draft 2020-12) of the whole CloudEvent of every registered type, as committed under ``schemas/``.
+"""JSON Schemas (draft 2020-12) of the whole CloudEvent of each registered type, committed in ``schemas/``.
 
 The pydantic models stay the single source of truth; these files exist for producers who do not run Python.
-``tests/unit/test_schemas.py`` keeps the committed files identical to what :func:`render_schemas` returns, so after
-changing a model or the envelope run ``python -m ledger.domain.schema_export`` and commit the result.
+``tests/unit/test_schemas.py`` keeps the committed files identical to what :func:`render_schemas` returns,
+so after changing a model or the envelope run ``python -m ledger.schema_export`` and commit the result.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# The extension-name rule is private to the envelope, but copying the pattern here would let the two drift apart.
-from ledger.domain.envelope import _EXTENSION_NAME, Envelope
+# The extension-name rule is private to the envelope, but a copy of the pattern here could drift from it.
+from ledger.domain.envelope import EXTENSION_NAME, Envelope
 from ledger.domain.registry import EVENT_TYPES, EventType
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_SUFFIX = ".schema.json"
 INDEX_FILE = "index.json"
-REGENERATE_COMMAND = "python -m ledger.domain.schema_export"
+REGENERATE_COMMAND = "python -m ledger.schema_export"
 _GENERATED_NOTE = f"Generated from the pydantic models by `{REGENERATE_COMMAND}`; do not edit by hand."
 
 
@@ -35,8 +35,8 @@ def schema_filename(event_type: EventType) -> str:
 
 
 def event_schema(event_type: EventType) -> dict[str, Any]:
-    """The JSON Schema of a whole CloudEvent of ``event_type``: the envelope with ``data`` set to the type's model."""
-    # Deep copies: both the envelope schema and the cached ``data_schema`` are shared dicts we must not mutate.
+    """The JSON Schema of a whole CloudEvent of ``event_type``: the envelope, ``data`` being its model."""
+    # Deep copies: the envelope schema and the cached ``data_schema`` are shared dicts we must not mutate.
     schema = copy.deepcopy(Envelope.model_json_schema())
     data = copy.deepcopy(event_type.data_schema)
     properties: dict[str, Any] = schema["properties"]
@@ -55,7 +55,7 @@ def event_schema(event_type: EventType) -> dict[str, Any]:
         schema["$defs"] = defs
 
     # Envelope allows extension attributes; state the rules its validator enforces on them.
-    schema["propertyNames"] = {"pattern": _EXTENSION_NAME.pattern}
+    schema["propertyNames"] = {"pattern": EXTENSION_NAME.pattern}
     schema["additionalProperties"] = {"type": ["string", "integer", "boolean"]}
 
     written_by = " Written only by the ledger itself; refused from producers." if event_type.internal else ""
@@ -96,7 +96,7 @@ def schema_index() -> dict[str, Any]:
 
 
 def _dump(document: dict[str, Any]) -> str:
-    # Sorted keys and a trailing newline make the output byte-for-byte stable, so a diff shows only real changes.
+    # Sorted keys and a trailing newline keep the output byte-for-byte stable: a diff shows only real changes.
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 

@@ -1,0 +1,23 @@
+# The targets are what CI runs (.ci/run); `make check` runs them all in the current environment.
+.PHONY: install lint typecheck test check schemas bench
+
+install:
+	pip install -e '.[test]'
+
+lint:
+	ruff check .
+	ruff format --check .
+
+typecheck:
+	mypy
+
+test:
+	pytest
+
+check: lint typecheck test
+
+schemas:
+	python -m ledger.schema_export schemas
+
+bench:
+	python benchmarks/bench_ingest.py
