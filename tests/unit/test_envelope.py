@@ -1,0 +1,104 @@
+"""Validation of received events: every refusal names the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.domain.envelope import validate_event
+from ledger.domain.errors import ForbiddenIdentifier, ValidationFailed
+from ledger.domain.identifiers import find_direct_identifier
+from tests.factories import example_event
+
+
+def fields_of(exc: pytest.ExceptionInfo[ValidationFailed]) -> list[str]:
+    return [e.field for e in exc.value.errors]
+
+
+def test_a_valid_event_parses_into_envelope_and_data() -> None:
+    event = validate_event(example_event("credential.granted", tenant="acme"))
+    assert event.event_type.name == "credential.granted"
+    assert event.data_subject == event.raw["data"]["annotator"]  # credentials are about the annotator
+
+
+def test_the_actor_is_the_data_subject_by_default() -> None:
+    event = validate_event(example_event("review.submitted", tenant="acme"))
+    assert event.data_subject == "rad-01"
+
+
+def test_a_non_object_is_refused() -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        validate_event([1, 2])
+    assert fields_of(caught) == ["$"]
+
+
+def test_extension_attribute_names_follow_cloudevents() -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        validate_event(example_event("annotation.created", tenant="acme", **{"Bad-Name": "x"}))
+    assert "Bad-Name" in str(caught.value.errors)
+
+
+def test_well_formed_extension_attributes_are_kept() -> None:
+    event = validate_event(example_event("annotation.created", tenant="acme", traceparent="00-abc-01"))
+    assert event.raw["traceparent"] == "00-abc-01"
+
+
+def test_an_unsupported_schemaversion_is_refused() -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        validate_event(example_event("annotation.created", tenant="acme", schemaversion=2))
+    assert fields_of(caught) == ["schemaversion"]
+
+
+def test_ledger_types_are_written_only_by_the_ledger() -> None:
+    raw = example_event("ledger.report_generated", tenant="acme")
+    with pytest.raises(ValidationFailed):
+        validate_event(raw)
+    assert validate_event(raw, allow_internal=True).event_type.internal
+
+
+def test_a_model_origin_must_name_the_model() -> None:
+    raw = example_event("annotation.created", tenant="acme", data_origin="model")
+    with pytest.raises(ValidationFailed) as caught:
+        validate_event(raw)
+    assert "model_name" in caught.value.errors[0].message
+
+
+def test_a_tenant_must_be_a_slug() -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        validate_event(example_event("annotation.created", tenant="Acme Corp"))
+    assert fields_of(caught) == ["tenant"]
+
+
+def test_every_free_text_field_with_an_identifier_is_named() -> None:
+    raw = example_event("access.break_glass", tenant="acme", data_reason="Patient name: John Smith")
+    with pytest.raises(ForbiddenIdentifier) as caught:
+        validate_event(raw)
+    assert fields_of(caught) == ["data.reason"]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("SSN 078-05-1120", "a US Social Security number"),
+        ("reach me at (555) 123-4567", "a phone number"),
+        ("+1 555.123.4567", "a phone number"),
+        ("sent to dr.who@hospital.example", "an e-mail address"),
+        ("MRN 00123456", "a medical record number"),
+        ("medical record no. 7788-99", "a medical record number"),
+        ("patient's name = Jane", "a patient name"),
+    ],
+)
+def test_direct_identifiers_are_recognised(text: str, kind: str) -> None:
+    assert find_direct_identifier(text) == kind
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Solid nodule, 12 mm, segment 6; margins clear.",
+        "See series 1.2.826.0.1.3680043.10.543.1001 frame 87.",
+        "Guideline 1.1 section 4.2 applies.",
+        "Window 400/40, slice 3 of 120.",
+    ],
+)
+def test_clinical_text_without_identifiers_passes(text: str) -> None:
+    assert find_direct_identifier(text) is None
