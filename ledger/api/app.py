@@ -75,5 +75,7 @@ def create_app(ledger: Ledger) -> Litestar:
             path="/schema",
         ),
         request_max_body_size=64 * 1024 * 1024,
+        # The process's logging belongs to the entry point (ledger serve / uvicorn), not to the app.
+        logging_config=None,
         debug=False,
     )

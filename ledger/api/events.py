@@ -15,6 +15,7 @@ from ledger.api.ingest import parse_request
 from ledger.auth.tokens import READERS, WRITERS, Principal
 from ledger.domain.errors import FieldError, PermissionDenied, ValidationFailed
 from ledger.runtime import Ledger
+from ledger.storage.append import Receipt
 from ledger.storage.queries import EventFilter
 
 
@@ -43,11 +44,11 @@ class EventController(Controller):
         """Validate, check tenant, append; 201 when anything new was recorded, 200 when all were repeats."""
         principal.require(WRITERS)
         body = await request.body()
-        events, batch = parse_request(request.headers.get("content-type", ""), request.headers, body)
-        for i, event in enumerate(events):
-            if event.tenant != principal.tenant:
-                _refuse_tenant(principal, event.tenant, i if batch else None)
-        receipts = await to_thread.run_sync(partial(ledger.appender.append, events))
+        content_type = request.headers.get("content-type", "")
+        # Parsing and validating up to a batch of events is CPU work: keep it off the event loop too.
+        receipts, batch = await to_thread.run_sync(
+            partial(_ingest, ledger, principal, content_type, dict(request.headers), body)
+        )
         status = 200 if all(r.duplicate for r in receipts) else 201
         content = {"receipts": [r.as_dict() for r in receipts]} if batch else receipts[0].as_dict()
         return Response(content, status_code=status)
@@ -99,6 +100,16 @@ class EventController(Controller):
         principal.require(READERS)
         stored = await to_thread.run_sync(partial(ledger.queries.get, principal.tenant, event_id))
         return stored.as_dict()
+
+
+def _ingest(
+    ledger: Ledger, principal: Principal, content_type: str, headers: dict[str, str], body: bytes
+) -> tuple[list[Receipt], bool]:
+    events, batch = parse_request(content_type, headers, body)
+    for i, event in enumerate(events):
+        if event.tenant != principal.tenant:
+            _refuse_tenant(principal, event.tenant, i if batch else None)
+    return ledger.appender.append(events), batch
 
 
 def _refuse_tenant(principal: Principal, tenant: str, index: int | None) -> None:

@@ -13,14 +13,13 @@ import hmac
 import json
 import os
 from collections.abc import Iterable
-from hashlib import sha256
 from typing import Any, Protocol
 
+import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.crypto.keys import KeyProvider
-from ledger.domain.canonical import canonicalize
 from ledger.domain.envelope import ReceivedEvent, get_path
 from ledger.domain.errors import KeyUnavailable
 from ledger.domain.registry import EVENT_TYPES
@@ -48,26 +47,31 @@ class Sealer:
         self._digest_key = provider.derive(b"ledger content digest v1")
         self._keys: dict[SubjectRef, tuple[str, bytes]] = {}
 
-    def content_digest(self, raw: dict[str, Any]) -> bytes:
-        """HMAC-SHA256 of the event as received: compares re-posts without keeping sensitive plaintext."""
-        return hmac.new(self._digest_key, canonicalize(raw), sha256).digest()
+    def content_digest(self, canonical: bytes) -> bytes:
+        """HMAC-SHA256 of an event's canonical bytes as received: compares re-posts without keeping plaintext."""
+        return hmac.digest(self._digest_key, canonical, "sha256")
 
     def seal(self, events: list[ReceivedEvent]) -> list[dict[str, Any]]:
-        """The stored form of each event: the event as received with sensitive values sealed."""
-        needing = {(e.tenant, e.data_subject) for e in events if _has_sensitive(e)}
-        self._load_keys(needing, create=True)
-        return [self._seal_one(e) if _has_sensitive(e) else e.raw for e in events]
+        """The stored form of each event: the event as received with sensitive values sealed.
+
+        An event with nothing to seal is returned as the very same object (callers rely on ``is``).
+        """
+        sensitive = [_has_sensitive(e) for e in events]
+        subjects = {(e.tenant, e.data_subject) for e, s in zip(events, sensitive, strict=True) if s}
+        self._load_keys(subjects, create=True)
+        return [self._seal_one(e) if s else e.raw for e, s in zip(events, sensitive, strict=True)]
 
     def _seal_one(self, event: ReceivedEvent) -> dict[str, Any]:
         kid, key = self._keys[(event.tenant, event.data_subject)]
-        stored = copy.deepcopy(event.raw)
+        cipher = AESGCM(key)
+        stored = {**event.raw, "data": _copy_along(event.raw["data"], event.event_type.sensitive_paths)}
         for path in event.event_type.sensitive_paths:
             parent = get_path(stored["data"], path[:-1]) if len(path) > 1 else stored["data"]
             if not isinstance(parent, dict) or parent.get(path[-1]) is None:
                 continue
-            plaintext = json.dumps(parent[path[-1]], ensure_ascii=False).encode()
+            plaintext = msgspec.json.encode(parent[path[-1]])
             nonce = os.urandom(12)
-            ct = AESGCM(key).encrypt(nonce, plaintext, _aad(event.tenant, event.id, path))
+            ct = cipher.encrypt(nonce, plaintext, _aad(event.tenant, event.id, path))
             parent[path[-1]] = {
                 "sealed": {"kid": kid, "alg": ALGORITHM, "nonce": _b64(nonce), "ct": _b64(ct)}
             }
@@ -136,16 +140,31 @@ def new_subject_key(tenant: str, subject: str, wrap: Any) -> tuple[str, bytes]:
     return kid, wrap(AESGCM.generate_key(bit_length=256), _wrap_context(tenant, subject))
 
 
+def _copy_along(data: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> dict[str, Any]:
+    """A copy of ``data`` in which every dict on a sealed path is new, so sealing never touches the input."""
+    out = dict(data)
+    for path in paths:
+        node = out
+        for step in path[:-1]:
+            child = node.get(step)
+            if not isinstance(child, dict):
+                break
+            node[step] = dict(child)
+            node = node[step]
+    return out
+
+
 def _has_sensitive(event: ReceivedEvent) -> bool:
     return any(get_path(event.raw["data"], p) is not None for p in event.event_type.sensitive_paths)
 
 
 def _wrap_context(tenant: str, subject: str) -> bytes:
-    return json.dumps(["ledger subject key v1", tenant, subject]).encode()
+    return msgspec.json.encode(["ledger subject key v1", tenant, subject])
 
 
 def _aad(tenant: str, event_id: str, path: tuple[str, ...]) -> bytes:
-    return json.dumps(["ledger sealed value v1", tenant, event_id, "data." + ".".join(path)]).encode()
+    # A JSON array keeps the parts unambiguous whatever characters an id contains.
+    return msgspec.json.encode(["ledger sealed value v1", tenant, event_id, "data." + ".".join(path)])
 
 
 def _b64(raw: bytes) -> str:

@@ -12,7 +12,9 @@ _LEAF_PREFIX = b"\x00"  # RFC 9162 §2.1.1: leaves are domain-separated from int
 
 def leaf_hash(canonical: bytes) -> bytes:
     """SHA-256(0x00 ‖ canonical bytes): the RFC 9162 Merkle leaf hash of one stored event."""
-    return hashlib.sha256(_LEAF_PREFIX + canonical).digest()
+    digest = hashlib.sha256(_LEAF_PREFIX)
+    digest.update(canonical)
+    return digest.digest()
 
 
 def chain_hash(prev_hash: bytes, leaf: bytes) -> bytes:

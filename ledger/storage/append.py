@@ -82,12 +82,25 @@ def stored_document(event: dict[str, Any], log: str, position: int, recorded_at:
     return {"event": event, "log": log, "position": position, "recorded_at": format_time(recorded_at)}
 
 
+def stored_bytes(event_canonical: bytes, log_json: bytes, position: int, recorded_json: bytes) -> bytes:
+    """``canonicalize(stored_document(...))`` built from parts already canonical.
+
+    RFC 8785 sorts members by key; "event" < "log" < "position" < "recorded_at", so the document is
+    the concatenation below. The append path uses it to canonicalise each event once, outside the lock.
+    """
+    return b"".join(
+        (b'{"event":', event_canonical, b',"log":', log_json, b',"position":', b"%d" % position,
+         b',"recorded_at":', recorded_json, b"}")
+    )  # fmt: skip
+
+
 @dataclass
 class _Pending:
     index: int
     event: ReceivedEvent
-    digest: bytes
     log: str
+    digest: bytes
+    canonical: bytes  # of the event as stored (sensitive values sealed)
 
 
 class AppendService:
@@ -102,58 +115,66 @@ class AppendService:
         """Record ``events``; a batch is all-or-nothing. Receipts come back in input order."""
         if not events:
             return []
-        pending = [
-            _Pending(i, e, self._sealer.content_digest(e.raw), log_for(e.tenant))
-            for i, e in enumerate(events)
-        ]
-        # Sealing may create subject keys (their own short transaction), so it happens before any lock is held.
-        sealed = self._sealer.seal([p.event for p in pending])
+        pending = self._prepare(events)
         with self._db.connect() as conn, conn.transaction():
-            return self._append_locked(conn, pending, sealed)
+            return self._append_locked(conn, pending)
 
-    def _append_locked(
-        self, conn: psycopg.Connection[Any], pending: list[_Pending], sealed: list[dict[str, Any]]
-    ) -> list[Receipt]:
+    def _prepare(self, events: Sequence[ReceivedEvent]) -> list[_Pending]:
+        """Everything that needs no lock: digests, sealing, canonical bytes (once per event)."""
+        # Sealing may create subject keys (their own short transaction), so it happens before any lock.
+        stored = self._sealer.seal(list(events))
+        pending = []
+        for i, (event, as_stored) in enumerate(zip(events, stored, strict=True)):
+            received = canonicalize(event.raw)
+            canonical = received if as_stored is event.raw else canonicalize(as_stored)
+            pending.append(
+                _Pending(i, event, log_for(event.tenant), self._sealer.content_digest(received), canonical)
+            )
+        return pending
+
+    def _append_locked(self, conn: psycopg.Connection[Any], pending: list[_Pending]) -> list[Receipt]:
         heads = _lock_heads(conn, sorted({(p.log, p.event.tenant) for p in pending}))
         receipts: list[Receipt | None] = [None] * len(pending)
         fresh = _dedupe(conn, pending, receipts)
-        if not fresh:
-            return [r for r in receipts if r is not None]
-
-        stored_events = [sealed[p.index] for p in fresh]
-        now = self._clock()
-        rows: list[tuple[Any, ...]] = []
-        first_of_id: dict[tuple[str, str], Receipt] = {}
-        for p, stored in zip(fresh, stored_events, strict=True):
-            size, prev, last_recorded = heads[p.log]
-            # Recorded time never runs backwards within a log, even if the server clock does.
-            recorded_at = max(now, last_recorded) if last_recorded else now
-            canonical = canonicalize(stored_document(stored, p.log, size, recorded_at))
-            digest = chain_hash(prev, leaf_hash(canonical))
-            env = p.event.envelope
-            rows.append((
-                p.log, size, env.tenant, env.id, env.type, env.source, env.subject, env.actor,
-                env.time, recorded_at, p.digest, canonical, prev, digest,
-            ))  # fmt: skip
-            heads[p.log] = (size + 1, digest, recorded_at)
-            receipt = Receipt(env.id, p.log, size, digest, recorded_at)
-            receipts[p.index] = receipt
-            first_of_id[(env.tenant, env.id)] = receipt
-
+        if fresh:
+            self._insert(conn, heads, fresh, receipts)
         for i, r in enumerate(receipts):  # in-batch repeats of an id point at its first occurrence
             if r is None:
-                ev = pending[i].event
-                first = first_of_id[(ev.tenant, ev.id)]
+                first = next(receipts[p.index] for p in fresh if p.event.id == pending[i].event.id
+                             and p.event.tenant == pending[i].event.tenant)  # fmt: skip
+                assert first is not None
                 receipts[i] = Receipt(
                     first.event_id, first.log, first.position, first.hash, first.recorded_at, True
                 )
+        return [r for r in receipts if r is not None]
 
+    def _insert(
+        self,
+        conn: psycopg.Connection[Any],
+        heads: dict[str, tuple[int, bytes, datetime | None]],
+        fresh: list[_Pending],
+        receipts: list[Receipt | None],
+    ) -> None:
+        """Chain and COPY the new events; rows stream to the server while later ones are hashed."""
+        now = self._clock()
+        # Recorded time never runs backwards within a log, even if the server clock does.
+        recorded = {log: max(now, last) if last else now for log, (_, _, last) in heads.items()}
+        recorded_json = {log: b'"%s"' % format_time(t).encode() for log, t in recorded.items()}
+        log_json = {log: canonicalize(log) for log in heads}
         with conn.cursor().copy(_COPY) as copy:
             copy.set_types(_COPY_TYPES)
-            for row in rows:
-                copy.write_row(row)
+            for p in fresh:
+                size, prev, _ = heads[p.log]
+                canonical = stored_bytes(p.canonical, log_json[p.log], size, recorded_json[p.log])
+                digest = chain_hash(prev, leaf_hash(canonical))
+                env = p.event.envelope
+                copy.write_row((
+                    p.log, size, env.tenant, env.id, env.type, env.source, env.subject, env.actor,
+                    env.time, recorded[p.log], p.digest, canonical, prev, digest,
+                ))  # fmt: skip
+                heads[p.log] = (size + 1, digest, recorded[p.log])
+                receipts[p.index] = Receipt(env.id, p.log, size, digest, recorded[p.log])
         _advance_heads(conn, heads)
-        return [r for r in receipts if r is not None]
 
 
 def _lock_heads(
@@ -181,7 +202,7 @@ def _dedupe(
     """Fill receipts of ids recorded before; return the events to insert. Runs under the head locks."""
     rows = conn.execute(
         "SELECT e.tenant, e.event_id, e.content_digest, e.log, e.position, e.hash, e.recorded_at"
-        " FROM ledger_events e JOIN unnest(%s::text[], %s::text[]) AS u(tenant, event_id)"
+        " FROM ledger_events e JOIN unnest(%b::text[], %b::text[]) AS u(tenant, event_id)"
         " USING (tenant, event_id)",
         ([p.event.tenant for p in pending], [p.event.id for p in pending]),
     ).fetchall()

@@ -117,3 +117,22 @@ def test_a_column_that_disagrees_with_the_hashed_bytes_is_caught() -> None:
     assert result.first_break is not None
     assert result.first_break.position == 2
     assert "type" in result.first_break.reason
+
+
+@given(
+    event=st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=8), max_size=6),
+    log=st.text(min_size=1, max_size=20),
+    position=st.integers(min_value=0, max_value=2**40),
+)
+def test_the_append_paths_byte_assembly_equals_canonicalising_the_whole_document(
+    event, log, position
+) -> None:
+    from ledger.storage.append import format_time, stored_bytes
+
+    recorded = datetime(2028, 2, 29, 23, 59, 59, 999999, tzinfo=UTC)
+    event = {k: v for k, v in event.items() if not isinstance(v, int) or abs(v) < 2**53}
+    whole = canonicalize(stored_document(event, log, position, recorded))
+    assembled = stored_bytes(
+        canonicalize(event), canonicalize(log), position, canonicalize(format_time(recorded))
+    )
+    assert assembled == whole
