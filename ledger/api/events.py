@@ -13,7 +13,7 @@ from litestar.params import PathParameter, QueryParameter
 
 from ledger.api.ingest import parse_request
 from ledger.auth.tokens import READERS, WRITERS, Principal
-from ledger.domain.errors import FieldError, PermissionDenied, ValidationFailed
+from ledger.domain.errors import FieldError, ValidationFailed
 from ledger.runtime import Ledger
 from ledger.storage.append import Receipt
 from ledger.storage.queries import EventFilter
@@ -107,14 +107,8 @@ def _ingest(
 ) -> tuple[list[Receipt], bool]:
     events, batch = parse_request(content_type, headers, body)
     for i, event in enumerate(events):
-        if event.tenant != principal.tenant:
-            _refuse_tenant(principal, event.tenant, i if batch else None)
+        principal.require_tenant(event.tenant, index=i if batch else None)
     return ledger.appender.append(events), batch
-
-
-def _refuse_tenant(principal: Principal, tenant: str, index: int | None) -> None:
-    msg = f"event {index or 0} belongs to tenant {tenant!r} but the token is scoped to {principal.tenant!r}"
-    raise PermissionDenied(msg, errors=[FieldError("tenant", msg, index)])
 
 
 def _parse_time(name: str, value: str | None) -> datetime | None:

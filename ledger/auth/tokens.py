@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.domain.envelope import TENANT_PATTERN
-from ledger.domain.errors import AuthenticationFailed, ConfigurationError, PermissionDenied
+from ledger.domain.errors import AuthenticationFailed, ConfigurationError, FieldError, PermissionDenied
 from ledger.settings import Settings
 
 ROLES = ("ingest", "auditor", "security", "regulatory", "admin")
@@ -38,11 +38,12 @@ class Principal:
             msg = f"this needs one of the roles {', '.join(sorted(allowed))}; the token has {', '.join(sorted(self.roles)) or 'none'}"
             raise PermissionDenied(msg)
 
-    def require_tenant(self, tenant: str) -> None:
-        """Refuse access to another tenant's data."""
+    def require_tenant(self, tenant: str, *, index: int | None = None) -> None:
+        """Refuse access to another tenant's data; ``index`` names the event of a batch."""
         if tenant != self.tenant:
-            msg = f"the token is scoped to tenant {self.tenant!r}, not {tenant!r}"
-            raise PermissionDenied(msg)
+            where = "" if index is None else f"event {index}: "
+            msg = f"{where}the token is scoped to tenant {self.tenant!r}, not {tenant!r}"
+            raise PermissionDenied(msg, errors=[FieldError("tenant", msg, index)])
 
 
 class TokenVerifier:

@@ -39,6 +39,7 @@ class _State:
     tenant: str
     dataset: str
     clock: datetime
+    seed: int = 0
     counter: int = 0
     guideline: str = "1.0"
     team: list[Person] = field(default_factory=list)
@@ -48,7 +49,7 @@ def generate(
     tenant: str = "acme", events: int = 20_000, seed: int = 7, dataset: str = "chest-ct-2026"
 ) -> Iterator[dict[str, Any]]:
     """Yield exactly ``events`` CloudEvents of one synthetic project, in time order."""
-    st = _State(random.Random(seed), tenant, dataset, datetime(2026, 1, 5, 8, 0, tzinfo=UTC))
+    st = _State(random.Random(seed), tenant, dataset, datetime(2026, 1, 5, 8, 0, tzinfo=UTC), seed=seed)
     yield from itertools.islice(_project(st), events)
 
 
@@ -349,7 +350,8 @@ def _event(
     st.clock += timedelta(seconds=st.rng.randint(5, 90))
     event: dict[str, Any] = {
         "specversion": "1.0",
-        "id": f"{st.tenant}-{st.dataset}-{st.counter:08d}",
+        # The seed is part of the id: the same seed replays as duplicates, another seed adds new events.
+        "id": f"{st.tenant}-{st.dataset}-s{st.seed}-{st.counter:08d}",
         "source": f"urn:acme:{'annotation-tool' if type_.startswith(('annotation', 'review', 'adjudication')) else 'platform'}",
         "type": type_,
         "time": _ts(st.clock),

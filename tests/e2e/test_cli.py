@@ -65,11 +65,13 @@ def test_demo_then_verify_and_the_server_stops_afterwards(home: Path) -> None:
     assert status(home)["running"] is False  # the last command out stopped it
 
 
-def test_the_same_seed_twice_records_nothing_new(home: Path) -> None:
+def test_the_same_seed_twice_records_nothing_new_and_another_seed_adds(home: Path) -> None:
     assert run(home, "demo", "--events", "300").returncode == 0
     again = run(home, "demo", "--events", "300")
     assert "recorded 0 new events" in again.stdout
     assert "300 were already there" in again.stdout
+    other_seed = run(home, "demo", "--events", "300", "--seed", "8")
+    assert "recorded 300 new events" in other_seed.stdout, other_seed.stderr
 
 
 def test_token_prints_the_token_alone(home: Path) -> None:
