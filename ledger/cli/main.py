@@ -8,10 +8,11 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ledger import __version__
 from ledger.auth.tokens import ROLES, issue_dev_token
+from ledger.cli import kafka_commands
 from ledger.cli.progress import ProgressBar
 from ledger.domain.errors import LedgerError
 from ledger.runtime import open_ledger
@@ -97,7 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--tenant", default="acme", help="tenant to write to (default acme)")
     demo.add_argument("--seed", type=int, default=7, help="random seed; the same seed gives the same project")
     demo.add_argument("--batch", type=int, default=1000, help="events per append transaction (default 1000)")
+    demo.add_argument(
+        "--via-kafka",
+        action="store_true",
+        help="send the events to the Kafka topic (LEDGER_KAFKA_BOOTSTRAP) instead of appending directly",
+    )
+    _EXTRA_HANDLERS.update(kafka_commands.register(sub))
     return parser
+
+
+Handler = Callable[[Settings, argparse.Namespace], int]
+_EXTRA_HANDLERS: dict[str, Handler] = {}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -237,6 +248,9 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.domain.envelope import validate_event
     from ledger.synth.project import generate
+
+    if args.via_kafka:
+        return kafka_commands.demo_via_kafka(settings, args)
 
     with open_ledger(settings) as ledger:
         started = time.monotonic()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 
@@ -55,6 +55,10 @@ class Receipt:
     recorded_at: datetime
     duplicate: bool = False
 
+    def as_tuple(self) -> tuple[str, str, int, bytes, datetime, bool]:
+        """The fields in order."""
+        return (self.event_id, self.log, self.position, self.hash, self.recorded_at, self.duplicate)
+
     def as_dict(self) -> dict[str, Any]:
         """The JSON form returned to producers."""
         return {
@@ -94,30 +98,68 @@ def stored_bytes(event_canonical: bytes, log_json: bytes, position: int, recorde
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """A newly recorded event as projections see it: the stored form (sensitive values sealed) and place."""
+
+    log: str
+    position: int
+    recorded_at: datetime
+    event: dict[str, Any]
+
+
+Connection = psycopg.Connection[Any]
+Fence = Callable[[Connection], None]
+"""Runs first inside the append transaction (e.g. a compare-and-set of consumed Kafka offsets);
+raising aborts the whole batch."""
+
+
+class Projector(Protocol):
+    """Something updated inline, in the append transaction, from the events just recorded."""
+
+    def apply(self, conn: Connection, events: Sequence[Recorded]) -> None:
+        """Update the projection's rows for ``events`` (in log order)."""
+
+
 @dataclass
 class _Pending:
     index: int
     event: ReceivedEvent
     log: str
     digest: bytes
-    canonical: bytes  # of the event as stored (sensitive values sealed)
+    stored: dict[str, Any]  # the event as stored (sensitive values sealed)
+    canonical: bytes  # its canonical bytes
 
 
 class AppendService:
     """Appends validated events to their logs, exactly once, in one transaction per batch."""
 
-    def __init__(self, db: Database, sealer: Sealer, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        sealer: Sealer,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        projectors: Sequence[Projector] = (),
+    ) -> None:
         self._db = db
         self._sealer = sealer
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._projectors = list(projectors)
 
-    def append(self, events: Sequence[ReceivedEvent]) -> list[Receipt]:
-        """Record ``events``; a batch is all-or-nothing. Receipts come back in input order."""
-        if not events:
+    def append(self, events: Sequence[ReceivedEvent], *, fence: Fence | None = None) -> list[Receipt]:
+        """Record ``events``; a batch is all-or-nothing. Receipts come back in input order.
+
+        ``fence`` runs first in the same transaction, so what it records (consumed offsets) commits
+        with the events or not at all, even when every event is a repeat or there are none.
+        """
+        if not events and fence is None:
             return []
         pending = self._prepare(events)
         with self._db.connect() as conn, conn.transaction():
-            return self._append_locked(conn, pending)
+            if fence is not None:
+                fence(conn)
+            return self._append_locked(conn, pending) if pending else []
 
     def _prepare(self, events: Sequence[ReceivedEvent]) -> list[_Pending]:
         """Everything that needs no lock: digests, sealing, canonical bytes (once per event)."""
@@ -127,9 +169,8 @@ class AppendService:
         for i, (event, as_stored) in enumerate(zip(events, stored, strict=True)):
             received = canonicalize(event.raw)
             canonical = received if as_stored is event.raw else canonicalize(as_stored)
-            pending.append(
-                _Pending(i, event, log_for(event.tenant), self._sealer.content_digest(received), canonical)
-            )
+            digest = self._sealer.content_digest(received)
+            pending.append(_Pending(i, event, log_for(event.tenant), digest, as_stored, canonical))
         return pending
 
     def _append_locked(self, conn: psycopg.Connection[Any], pending: list[_Pending]) -> list[Receipt]:
@@ -138,14 +179,19 @@ class AppendService:
         fresh = _dedupe(conn, pending, receipts)
         if fresh:
             self._insert(conn, heads, fresh, receipts)
+            recorded = [
+                Recorded(p.log, r.position, r.recorded_at, p.stored)
+                for p in fresh
+                if (r := receipts[p.index])
+            ]
+            for projector in self._projectors:
+                projector.apply(conn, recorded)
+        first = {(p.event.tenant, p.event.id): receipts[p.index] for p in fresh}
         for i, r in enumerate(receipts):  # in-batch repeats of an id point at its first occurrence
             if r is None:
-                first = next(receipts[p.index] for p in fresh if p.event.id == pending[i].event.id
-                             and p.event.tenant == pending[i].event.tenant)  # fmt: skip
-                assert first is not None
-                receipts[i] = Receipt(
-                    first.event_id, first.log, first.position, first.hash, first.recorded_at, True
-                )
+                original = first[(pending[i].event.tenant, pending[i].event.id)]
+                assert original is not None
+                receipts[i] = Receipt(*original.as_tuple()[:5], duplicate=True)
         return [r for r in receipts if r is not None]
 
     def _insert(
