@@ -50,10 +50,13 @@ def open_ledger(settings: Settings, *, pool_size: int | None = None) -> Iterator
             embedded.release()
 
 
-def wire(settings: Settings, db: Database) -> Ledger:
-    """Build the services over an open database."""
+def wire(settings: Settings, db: Database, *, project: bool = True) -> Ledger:
+    """Build the services over an open database; ``project=False`` appends without inline projections."""
+    from ledger.projections.registry import all_projectors
+
     sealer = Sealer(LocalKeyFileProvider(settings.resolved_master_key_file), PgSubjectKeyStore(db))
-    return Ledger(settings, db, sealer, AppendService(db, sealer), EventQueries(db))
+    appender = AppendService(db, sealer, projectors=all_projectors() if project else ())
+    return Ledger(settings, db, sealer, appender, EventQueries(db))
 
 
 def _require_current_schema(db: Database) -> None:

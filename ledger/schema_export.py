@@ -15,7 +15,7 @@ from typing import Any
 
 # The extension-name rule is private to the envelope, but a copy of the pattern here could drift from it.
 from ledger.domain.envelope import EXTENSION_NAME, Envelope
-from ledger.domain.registry import EVENT_TYPES, EventType
+from ledger.domain.registry import EVENT_TYPES, OLDER_VERSIONS, EventType
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_SUFFIX = ".schema.json"
@@ -30,8 +30,14 @@ def schema_id(event_type: EventType) -> str:
 
 
 def schema_filename(event_type: EventType) -> str:
-    """The file name of a type's schema inside ``schemas/``."""
-    return f"{event_type.name}{SCHEMA_SUFFIX}"
+    """The file name of a type's schema inside ``schemas/``; superseded versions carry ``.vN``."""
+    if EVENT_TYPES[event_type.name] is event_type:
+        return f"{event_type.name}{SCHEMA_SUFFIX}"
+    return f"{event_type.name}.v{event_type.schemaversion}{SCHEMA_SUFFIX}"
+
+
+def _all_versions() -> list[EventType]:
+    return [*EVENT_TYPES.values(), *OLDER_VERSIONS.values()]
 
 
 def event_schema(event_type: EventType) -> dict[str, Any]:
@@ -92,6 +98,15 @@ def schema_index() -> dict[str, Any]:
             }
             for t in EVENT_TYPES.values()
         ],
+        "older_versions": [
+            {
+                "type": t.name,
+                "schema": schema_filename(t),
+                "$id": schema_id(t),
+                "schemaversion": t.schemaversion,
+            }
+            for t in OLDER_VERSIONS.values()
+        ],
     }
 
 
@@ -102,7 +117,7 @@ def _dump(document: dict[str, Any]) -> str:
 
 def render_schemas() -> dict[str, str]:
     """Every file of ``schemas/`` (not ``examples/``) by name, with its exact JSON text."""
-    files = {schema_filename(t): _dump(event_schema(t)) for t in EVENT_TYPES.values()}
+    files = {schema_filename(t): _dump(event_schema(t)) for t in _all_versions()}
     files[INDEX_FILE] = _dump(schema_index())
     return files
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ledger.domain.errors import FieldError, ForbiddenIdentifier, ValidationFailed
 from ledger.domain.fields import EventData, Timestamp
 from ledger.domain.identifiers import find_direct_identifier
-from ledger.domain.registry import EVENT_TYPES, EventType
+from ledger.domain.registry import EVENT_TYPES, EventType, event_type_at
 
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")  # CloudEvents 1.0 §Attribute Naming Convention
@@ -105,9 +105,11 @@ def validate_event(raw: Any, *, allow_internal: bool = False) -> ReceivedEvent:
     if event_type.internal and not allow_internal:
         msg = f"{envelope.type!r} is written only by the ledger itself"
         raise ValidationFailed(msg, errors=[FieldError("type", msg)])
-    if envelope.schemaversion != event_type.schemaversion:
+    versioned = event_type_at(envelope.type, envelope.schemaversion)
+    if versioned is None:
         msg = f"schemaversion {envelope.schemaversion} of {envelope.type!r} is not accepted; send version {event_type.schemaversion}"
         raise ValidationFailed(msg, errors=[FieldError("schemaversion", msg)])
+    event_type = versioned
     try:
         data = event_type.model.model_validate(envelope.data)
     except ValidationError as exc:

@@ -261,13 +261,27 @@ class CredentialEnded(EventData):
     reason: SensitiveText | None = None  # about the annotator (e.g. failed audits): erased with them
 
 
-class TrainingCompleted(EventData):
-    """``training.completed``: a course passed, optionally tied to a guideline version."""
+class TrainingCompletedV1(EventData):
+    """``training.completed`` schema version 1 (superseded): the course named only by its title."""
 
     subject_field: ClassVar[str] = "annotator"
 
     annotator: Identifier
     course: str = Field(min_length=1, max_length=300)
+    completed_at: Timestamp
+    valid_until: Timestamp | None = None
+    guideline_id: Identifier | None = None
+    guideline_version: Identifier | None = None
+
+
+class TrainingCompleted(EventData):
+    """``training.completed`` (schema version 2): a course passed, optionally tied to a guideline version."""
+
+    subject_field: ClassVar[str] = "annotator"
+
+    annotator: Identifier
+    course_id: Identifier = Field(description="Stable id of the course in the learning system.")
+    course_title: str = Field(min_length=1, max_length=300)
     completed_at: Timestamp
     valid_until: Timestamp | None = None
     guideline_id: Identifier | None = None

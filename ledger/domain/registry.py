@@ -92,7 +92,7 @@ _ALL: list[EventType] = [
         ev.CredentialIssued, "A qualification granted or renewed", "credential.granted", "credential.renewed"
     ),
     *_types(ev.CredentialEnded, "A qualification ended", "credential.revoked", "credential.expired"),
-    *_types(ev.TrainingCompleted, "A training passed", "training.completed"),
+    EventType("training.completed", ev.TrainingCompleted, schemaversion=2, description="A training passed"),
     *_types(ev.DatasetReleaseCreated, "A dataset release frozen", "dataset.release_created"),
     *_types(
         ev.LegalHoldChanged,
@@ -109,4 +109,19 @@ _ALL: list[EventType] = [
 ]
 
 EVENT_TYPES: dict[str, EventType] = {t.name: t for t in _ALL}
-"""Every registered event type by name. Unknown types are refused at ingest."""
+"""Every registered event type by name, at its current schema version. Unknown types are refused at ingest."""
+
+OLDER_VERSIONS: dict[tuple[str, int], EventType] = {
+    ("training.completed", 1): EventType(
+        "training.completed", ev.TrainingCompletedV1, schemaversion=1, description="A training passed (v1)"
+    ),
+}
+"""Superseded schema versions still accepted at ingest; stored as received and upcast on read."""
+
+
+def event_type_at(name: str, schemaversion: int) -> EventType | None:
+    """The registered type ``name`` at ``schemaversion`` (current or still accepted), if any."""
+    current = EVENT_TYPES.get(name)
+    if current is not None and current.schemaversion == schemaversion:
+        return current
+    return OLDER_VERSIONS.get((name, schemaversion))

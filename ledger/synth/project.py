@@ -60,6 +60,7 @@ def _project(st: _State) -> Iterator[dict[str, Any]]:
         item_no += 1
         if item_no % 400 == 0 and st.guideline == "1.0":
             yield from _supersede_guideline(st)
+        yield from _planted_credential_changes(st, item_no)
         yield from _item(st, item_no)
         if item_no % 25 == 0:
             yield from _access_noise(st)
@@ -162,6 +163,26 @@ def _supersede_guideline(st: _State) -> Iterator[dict[str, Any]]:
     st.guideline = "1.1"
 
 
+# Planted violations, so a newcomer sees the compliance flags work: an annotator whose credential
+# expires mid-project (and is renewed later), a level-3 review by someone with no physician license,
+# and a label drawn under a guideline version that was already retired.
+EXPIRES_AT_ITEM, RENEWED_AT_ITEM = 120, 260
+UNQUALIFIED_PHYSICIAN_AT_ITEM = 333
+RETIRED_GUIDELINE_AT_ITEM = 444
+_LAPSING = "ann-01"
+
+
+def _planted_credential_changes(st: _State, n: int) -> Iterator[dict[str, Any]]:
+    credential = {"credential_id": f"cred-{_LAPSING}-internal_level", "annotator": _LAPSING}
+    if n == EXPIRES_AT_ITEM:
+        yield _event(st, "credential.expired", "credentialing-office", "admin",
+                     {**credential, "effective_at": _ts(st.clock), "reason": "Annual competency review overdue."})  # fmt: skip
+    elif n == RENEWED_AT_ITEM:
+        yield _event(st, "credential.renewed", "credentialing-office", "admin",
+                     {**credential, "kind": "internal_level", "level": "junior",
+                      "issuer": "Acme Imaging credentialing office", "valid_from": _ts(st.clock)})  # fmt: skip
+
+
 def _item(st: _State, n: int) -> Iterator[dict[str, Any]]:
     rng = st.rng
     item = f"1.2.826.0.1.3680043.10.543.{n}"
@@ -193,12 +214,16 @@ def _item(st: _State, n: int) -> Iterator[dict[str, Any]]:
         label = truth if rng.random() < 0.85 else rng.choice(CLASSES)
         labels.append(label)
         ann_id = f"ann-{n}-r{r_i}"
-        yield _annotation(st, item, ann_id, label, reader.actor, "human")
+        planted_old_guideline = n == RETIRED_GUIDELINE_AT_ITEM and r_i == 0
+        yield _annotation(
+            st, item, ann_id, label, reader.actor, "human", guideline="1.0" if planted_old_guideline else None
+        )
         if rng.random() < 0.1:
             yield _annotation(st, item, ann_id, label, reader.actor, "human", version=2)
-        yield _review(
-            st, item, ann_id, 2, "accept", rng.choice([a for a in annotators if a is not reader]).actor
-        )
+        seniors = [a for a in annotators if a is not reader and a.level == "senior"]
+        yield _review(st, item, ann_id, 2, "accept", rng.choice(seniors).actor)
+    if n == UNQUALIFIED_PHYSICIAN_AT_ITEM:
+        physician = next(p for p in annotators if p.level == "senior")
     yield _access(st, "access.data_viewed", physician.actor, item, "review")
     yield _review(
         st,
@@ -229,7 +254,14 @@ def _item(st: _State, n: int) -> Iterator[dict[str, Any]]:
 
 
 def _annotation(
-    st: _State, item: str, ann_id: str, label: str, actor: str, origin: str, version: int = 1
+    st: _State,
+    item: str,
+    ann_id: str,
+    label: str,
+    actor: str,
+    origin: str,
+    version: int = 1,
+    guideline: str | None = None,
 ) -> dict[str, Any]:
     rng = st.rng
     geometry: dict[str, Any] = (
@@ -253,7 +285,7 @@ def _annotation(
         "geometry": geometry,
         "origin": origin,
         "guideline_id": "chest-ct",
-        "guideline_version": st.guideline,
+        "guideline_version": guideline or st.guideline,
     }
     if version > 1:
         data["previous_version"] = version - 1

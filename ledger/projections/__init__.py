@@ -1,0 +1,1 @@
+"""Projections: derived, rebuildable answers to auditors' questions, updated inline with the log."""

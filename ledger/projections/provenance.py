@@ -1,0 +1,49 @@
+"""The item index: which events touch which item, so an item's provenance is one index range away."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ledger.projections.tables import Connection
+from ledger.storage.append import Recorded
+
+TABLES = ("proj_item_events",)
+
+
+def items_of(event: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """The (dataset, item) pairs an event is about."""
+    data = event.get("data")
+    if not isinstance(data, dict):
+        return
+    dataset = data.get("dataset")
+    if not isinstance(dataset, str):
+        return
+    if isinstance(data.get("item"), str):
+        yield dataset, data["item"]
+    for entry in data.get("items") or []:
+        item = entry.get("item") if isinstance(entry, dict) else entry
+        if isinstance(item, str):
+            yield dataset, item
+
+
+class ProvenanceProjector:
+    """Maintains ``proj_item_events``: (tenant, dataset, item) → the (log, position) of each event."""
+
+    name: str = "provenance"
+    tables: tuple[str, ...] = TABLES
+
+    def apply(self, conn: Connection, events: Sequence[Recorded]) -> None:
+        """Index the items of ``events``."""
+        rows = sorted({
+            (str(r.event["tenant"]), dataset, item, r.log, r.position)
+            for r in events
+            for dataset, item in items_of(r.event)
+        })  # fmt: skip
+        if rows:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO proj_item_events (tenant, dataset, item, log, position) VALUES (%s, %s, %s, %s, %s)"
+                    " ON CONFLICT DO NOTHING",
+                    rows,
+                )
