@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from ledger.crypto.keys import LocalKeyFileProvider
 from ledger.crypto.sealing import Sealer
 from ledger.domain.errors import ConfigurationError
+from ledger.projections.queries import ProjectionQueries
 from ledger.settings import Settings
 from ledger.storage import migrate
 from ledger.storage.append import AppendService
@@ -27,6 +28,7 @@ class Ledger:
     sealer: Sealer
     appender: AppendService
     queries: EventQueries
+    projections: ProjectionQueries
 
 
 @contextmanager
@@ -56,7 +58,7 @@ def wire(settings: Settings, db: Database, *, project: bool = True) -> Ledger:
 
     sealer = Sealer(LocalKeyFileProvider(settings.resolved_master_key_file), PgSubjectKeyStore(db))
     appender = AppendService(db, sealer, projectors=all_projectors() if project else ())
-    return Ledger(settings, db, sealer, appender, EventQueries(db))
+    return Ledger(settings, db, sealer, appender, EventQueries(db), ProjectionQueries(db))
 
 
 def _require_current_schema(db: Database) -> None:

@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from ledger import __version__
 from ledger.api.events import EventController
 from ledger.api.problems import http_error_handler, ledger_error_handler, unexpected_error_handler
+from ledger.api.projections import ComplianceController, ItemController
 from ledger.auth.tokens import Principal, TokenVerifier
 from ledger.domain.errors import LedgerError
 from ledger.domain.registry import EVENT_TYPES
@@ -61,7 +62,7 @@ def create_app(ledger: Ledger) -> Litestar:
         return ledger
 
     return Litestar(
-        route_handlers=[health, event_types, EventController],
+        route_handlers=[health, event_types, EventController, ItemController, ComplianceController],
         dependencies={"ledger": Provide(provide_ledger), "principal": Provide(authenticate)},
         exception_handlers={
             LedgerError: ledger_error_handler,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import partial
 from typing import Annotated, Any
 
@@ -12,8 +11,8 @@ from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 
 from ledger.api.ingest import parse_request
+from ledger.api.params import parse_time
 from ledger.auth.tokens import READERS, WRITERS, Principal
-from ledger.domain.errors import FieldError, ValidationFailed
 from ledger.runtime import Ledger
 from ledger.storage.append import Receipt
 from ledger.storage.queries import EventFilter
@@ -83,8 +82,8 @@ class EventController(Controller):
             type=type_,
             subject=subject,
             actor=actor,
-            since=_parse_time("since", since),
-            until=_parse_time("until", until),
+            since=parse_time("since", since) if since else None,
+            until=parse_time("until", until) if until else None,
         )
         page = await to_thread.run_sync(partial(ledger.queries.list, flt, cursor=cursor, limit=limit))
         return {"events": [e.as_dict() for e in page.events], "next_cursor": page.next_cursor}
@@ -109,16 +108,3 @@ def _ingest(
     for i, event in enumerate(events):
         principal.require_tenant(event.tenant, index=i if batch else None)
     return ledger.appender.append(events), batch
-
-
-def _parse_time(name: str, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        msg = f"{name} must be an RFC 3339 time with an offset, e.g. 2026-01-31T00:00:00Z"
-        raise ValidationFailed(msg, errors=[FieldError(name, msg)])
-    return parsed

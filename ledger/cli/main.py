@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from ledger import __version__
 from ledger.auth.tokens import ROLES, issue_dev_token
-from ledger.cli import kafka_commands
+from ledger.cli import kafka_commands, projection_commands
 from ledger.cli.progress import ProgressBar
 from ledger.domain.errors import LedgerError
 from ledger.runtime import open_ledger
@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="send the events to the Kafka topic (LEDGER_KAFKA_BOOTSTRAP) instead of appending directly",
     )
     _EXTRA_HANDLERS.update(kafka_commands.register(sub))
+    _EXTRA_HANDLERS.update(projection_commands.register(sub))
     return parser
 
 
@@ -118,9 +119,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("ledger").setLevel(logging.INFO)
     try:
         settings = Settings.from_env()
-        handler = {"serve": _serve, "db": _db, "token": _token, "verify": _verify, "demo": _demo}[
-            args.command
-        ]
+        handlers: dict[str, Handler] = {
+            "serve": _serve,
+            "db": _db,
+            "token": _token,
+            "verify": _verify,
+            "demo": _demo,
+        }
+        handler = {**handlers, **_EXTRA_HANDLERS}[args.command]
         return handler(settings, args)
     except LedgerError as exc:
         print(f"ledger: {exc.detail}", file=sys.stderr)
@@ -216,13 +222,17 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _verify(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.storage.verify import count_events, verify
+    from datetime import UTC, datetime
+
+    from ledger.storage.verify import count_events, record, verify
 
     with open_ledger(settings) as ledger:
-        started = time.monotonic()
+        started, started_at = time.monotonic(), datetime.now(UTC)
         with ProgressBar(count_events(ledger.db, args.log), "verifying") as bar:
             report = verify(ledger.db, log=args.log, progress=bar.advance)
         elapsed = time.monotonic() - started
+        if args.log is None:  # a whole-ledger result is what reports cite
+            record(ledger.db, report, started_at, datetime.now(UTC))
     if args.json:
         print(json.dumps({
             "intact": report.intact,

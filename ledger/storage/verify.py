@@ -210,3 +210,25 @@ def _check_row(
         }
         return broken(f"columns disagree with the hashed document: {', '.join(diffs)}", **diffs)
     return None
+
+
+def record(db: Database, report: VerificationReport, started: datetime, finished: datetime) -> None:
+    """Keep the outcome, so reports can state the integrity status they were checked against."""
+    logs = [
+        {
+            "log": r.log,
+            "size": r.head_size,
+            "events_checked": r.checked,
+            "head_hash": r.head_hash.hex() if r.head_hash else None,
+            "first_break": None
+            if r.first_break is None
+            else {"position": r.first_break.position, "reason": r.first_break.reason},
+        }
+        for r in report.logs
+    ]
+    with db.connect() as conn, conn.transaction():
+        conn.execute(
+            "INSERT INTO ledger_verifications (started_at, finished_at, intact, events_checked, logs)"
+            " VALUES (%s, %s, %s, %s, %s::jsonb)",
+            (started, finished, report.intact, report.checked, json.dumps(logs)),
+        )

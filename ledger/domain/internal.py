@@ -1,0 +1,33 @@
+"""Events the ledger writes about itself (``ledger.*``): reports generated, rejections, checkpoints."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from ledger.domain.envelope import ReceivedEvent, validate_event
+
+LEDGER_ACTOR = "ledger"
+LEDGER_SOURCE = "urn:ledger"
+
+
+def ledger_event(
+    type_: str, tenant: str, data: dict[str, Any], *, event_id: str | None = None, subject: str | None = None
+) -> ReceivedEvent:
+    """A validated ``ledger.*`` event for ``tenant``; a deterministic ``event_id`` makes a retry a duplicate."""
+    raw: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": event_id or f"ledger-{uuid.uuid4().hex}",
+        "source": LEDGER_SOURCE,
+        "type": type_,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "datacontenttype": "application/json",
+        "tenant": tenant,
+        "actor": LEDGER_ACTOR,
+        "actorrole": "system",
+        "data": data,
+    }
+    if subject is not None:
+        raw["subject"] = subject
+    return validate_event(raw, allow_internal=True)
