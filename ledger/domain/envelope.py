@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -29,7 +30,7 @@ class Envelope(BaseModel):
     type: str = Field(min_length=1, max_length=100)
     time: Timestamp
     subject: str | None = Field(default=None, max_length=500)
-    datacontenttype: Literal["application/json"] = "application/json"
+    datacontenttype: str = Field(default="application/json", pattern=r"^application/json\s*(;.*)?$")
     dataschema: str | None = Field(default=None, max_length=500)
     schemaversion: int = Field(default=1, ge=1)
     tenant: str = Field(pattern=TENANT_PATTERN)
@@ -91,6 +92,7 @@ def validate_event(raw: Any, *, allow_internal: bool = False) -> ReceivedEvent:
         raise ValidationFailed(
             "an event must be a JSON object", errors=[FieldError("$", "expected a JSON object")]
         )
+    _refuse_nul(raw)
     try:
         envelope = Envelope.model_validate(raw)
     except ValidationError as exc:
@@ -117,19 +119,51 @@ def validate_event(raw: Any, *, allow_internal: bool = False) -> ReceivedEvent:
             f"data of {envelope.type!r} is not valid", errors=_field_errors(exc, "data")
         ) from None
 
-    _refuse_direct_identifiers(raw["data"], event_type)
+    _refuse_direct_identifiers(raw, event_type)
     return ReceivedEvent(raw=raw, envelope=envelope, data=data, event_type=event_type)
 
 
-def _refuse_direct_identifiers(data: dict[str, Any], event_type: EventType) -> None:
-    errors: list[FieldError] = []
-    for path in event_type.free_text_paths:
-        value = get_path(data, path)
-        if isinstance(value, str) and (kind := find_direct_identifier(value)):
-            field = "data." + ".".join(path)
-            errors.append(FieldError(field, f"contains what looks like {kind}; remove it before sending"))
+def _refuse_direct_identifiers(raw: dict[str, Any], event_type: EventType) -> None:
+    """Every string is scanned except sealed values that are not free text (addresses, license numbers):
+    those are erasable and never stored in plaintext. Sealed free text (comments, reasons) is scanned too."""
+    sealed = {("data", *p) for p in event_type.sensitive_paths if p not in event_type.free_text_paths}
+    errors = [
+        FieldError(_dotted(path), f"contains what looks like {kind}; remove it before sending")
+        for path, text in _strings(raw, ())
+        if path not in sealed and (kind := find_direct_identifier(text))
+    ]
     if errors:
         raise ForbiddenIdentifier("a direct identifier must never enter the ledger", errors=errors)
+
+
+def _refuse_nul(raw: dict[str, Any]) -> None:
+    # PostgreSQL text cannot hold U+0000, and no legitimate attribute needs it.
+    errors = [FieldError(_dotted(path) or "$", "must not contain the NUL character (U+0000)")
+              for path, text in _strings(raw, (), keys=True) if "\x00" in text]  # fmt: skip
+    if errors:
+        raise ValidationFailed("a string contains the NUL character", errors=errors)
+
+
+def _strings(
+    value: Any, path: tuple[str | int, ...], *, keys: bool = False
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if keys and isinstance(k, str):
+                yield (*path, k), k
+            yield from _strings(v, (*path, str(k)), keys=keys)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, (*path, i), keys=keys)
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else step)
+    return out
 
 
 def get_path(data: Any, path: tuple[str, ...]) -> Any:

@@ -130,3 +130,21 @@ class UnsupportedMediaType(LedgerError):
 
     code = "unsupported_media_type"
     title = "Unsupported content type"
+
+
+class OffsetConflict(LedgerError):
+    """The offsets stored for a partition are not where this consumer expected: another consumer moved them.
+
+    Raised by the Kafka offsets fence inside the append transaction, which is then rolled back; the consumer
+    re-reads the stored offsets and seeks there, so nothing is appended twice.
+    """
+
+    code = "offset_conflict"
+    title = "Another consumer moved this partition's offsets"
+
+
+class BrokerUnavailable(LedgerError):
+    """The Kafka broker cannot be reached, or refused a message (for example the dead-letter topic)."""
+
+    code = "broker_unavailable"
+    title = "The Kafka broker is unavailable"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 SENSITIVE = "x-ledger-sensitive"
 FREE_TEXT = "x-ledger-free-text"
@@ -18,8 +18,16 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
-Timestamp = Annotated[datetime, AfterValidator(_aware)]
-"""An RFC 3339 timestamp with an offset; naive times are refused."""
+def _text(value: object) -> object:
+    # CloudEvents times are RFC 3339 strings; pydantic would otherwise read a number as Unix seconds.
+    if not isinstance(value, str | datetime):
+        msg = "must be an RFC 3339 time string, e.g. 2026-01-31T09:00:00Z"
+        raise ValueError(msg)
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_text), AfterValidator(_aware)]
+"""An RFC 3339 timestamp string with an offset; naive times and numbers are refused."""
 
 Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\s]+$")]
 """An opaque, pseudonymous identifier: no spaces, 1-200 characters."""
