@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import Annotated, Any
 
 from anyio import to_thread
@@ -88,16 +89,18 @@ class EventController(Controller):
         page = await to_thread.run_sync(partial(ledger.queries.list, flt, cursor=cursor, limit=limit))
         return {"events": [e.as_dict() for e in page.events], "next_cursor": page.next_cursor}
 
-    @get("/{event_id:str}", summary="One event with its receipt")
+    # A path parameter, because CloudEvents ids may contain '/' (percent-encode it or not).
+    @get("/{event_id:path}", summary="One event with its receipt")
     async def get_event(
         self,
         ledger: NamedDependency[Ledger],
         principal: NamedDependency[Principal],
-        event_id: Annotated[str, PathParameter()],
+        event_id: Annotated[Path, PathParameter(description="the producer's event id")],
     ) -> dict[str, Any]:
         """The event as stored (sensitive values sealed) and where it sits in its log."""
         principal.require(READERS)
-        stored = await to_thread.run_sync(partial(ledger.queries.get, principal.tenant, event_id))
+        ident = str(event_id).lstrip("/")
+        stored = await to_thread.run_sync(partial(ledger.queries.get, principal.tenant, ident))
         return stored.as_dict()
 
 

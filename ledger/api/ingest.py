@@ -20,7 +20,9 @@ def parse_request(
 ) -> tuple[list[ReceivedEvent], bool]:
     """The validated events of a request, and whether it was a batch. A batch is all-or-nothing."""
     media = content_type.split(";", 1)[0].strip().lower()
-    if "ce-specversion" in headers:
+    # The media type decides the mode first (CloudEvents HTTP binding §3): a structured or batch request
+    # may carry ce-* headers too, and they are then ignored.
+    if media not in (STRUCTURED, BATCH) and "ce-specversion" in headers:
         return [validate_event(_binary_event(media, headers, body))], False
     if media == BATCH:
         items = _json(body)
@@ -60,8 +62,13 @@ def _binary_event(media: str, headers: Mapping[str, str], body: bytes) -> dict[s
         lower = name.lower()
         if lower.startswith("ce-"):
             attr = lower[3:]
-            text = unquote(value)  # header values are percent-encoded (CloudEvents HTTP binding §3.1.3.2)
-            event[attr] = int(text) if attr in _INTEGER_ATTRIBUTES and text.isdigit() else text
+            try:  # header values are percent-encoded UTF-8 (CloudEvents HTTP binding §3.1.3.2)
+                text = unquote(value, errors="strict")
+            except UnicodeDecodeError:
+                msg = f"header {name} is not percent-encoded UTF-8"
+                raise MalformedRequest(msg, errors=[FieldError(attr, msg)]) from None
+            integer = attr in _INTEGER_ATTRIBUTES and text.isascii() and text.isdigit()
+            event[attr] = int(text) if integer else text
     if media not in ("application/json", ""):
         msg = f"binary-mode data must be application/json, not {media}"
         raise UnsupportedMediaType(msg)
@@ -72,7 +79,14 @@ def _binary_event(media: str, headers: Mapping[str, str], body: bytes) -> dict[s
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        msg = f"the body is not valid JSON: {exc}"
+        return json.loads(body, parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        reason = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        msg = f"the body is not valid JSON: {reason}"
         raise MalformedRequest(msg, errors=[FieldError("$", msg)]) from None
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's json accepts NaN and Infinity; JSON (RFC 8259) does not.
+    msg = f"{name} is not a JSON number"
+    raise ValueError(msg)

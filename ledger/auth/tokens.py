@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import uuid
@@ -12,8 +11,11 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from ledger.crypto.keys import read_or_create_secret
 from ledger.domain.envelope import TENANT_PATTERN
 from ledger.domain.errors import AuthenticationFailed, ConfigurationError, FieldError, PermissionDenied
 from ledger.settings import Settings
@@ -21,6 +23,13 @@ from ledger.settings import Settings
 ROLES = ("ingest", "auditor", "security", "regulatory", "admin")
 READERS = frozenset({"auditor", "security", "regulatory", "admin"})
 WRITERS = frozenset({"ingest", "admin"})
+
+
+_ALGORITHMS_FOR_KEY: tuple[tuple[type, tuple[str, ...]], ...] = (
+    (Ed25519PublicKey, ("EdDSA",)),
+    (EllipticCurvePublicKey, ("ES256", "ES384")),
+    (RSAPublicKey, ("RS256", "RS384", "RS512", "PS256")),
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,16 @@ class TokenVerifier:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._key = load_verification_key(settings)
+        # Only the algorithms this key can verify: a token naming another one is refused as a 401, never
+        # handed to a verifier that would misuse the key (or fail with a TypeError).
+        usable = next((algs for cls, algs in _ALGORITHMS_FOR_KEY if isinstance(self._key, cls)), ())
+        self._algorithms = [a for a in settings.jwt_algorithms if a in usable]
+        if not self._algorithms:
+            msg = (
+                f"the token key is a {type(self._key).__name__}, which none of LEDGER_JWT_ALGORITHMS "
+                f"({', '.join(settings.jwt_algorithms)}) can verify"
+            )
+            raise ConfigurationError(msg)
 
     def verify(self, authorization: str | None) -> Principal:
         """Parse an ``Authorization`` header into a principal, or raise ``AuthenticationFailed``."""
@@ -63,13 +82,13 @@ class TokenVerifier:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 self._key,
-                algorithms=list(self._settings.jwt_algorithms),
+                algorithms=self._algorithms,
                 audience=self._settings.jwt_audience,
                 issuer=self._settings.jwt_issuer,
                 options={"require": ["exp", "iss", "aud", "sub"]},
                 leeway=30,
             )
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, TypeError, ValueError) as exc:
             msg = f"the token does not verify: {exc}"
             raise AuthenticationFailed(msg) from None
         return _principal(claims)
@@ -109,18 +128,13 @@ def load_verification_key(settings: Settings) -> Any:
 
 def dev_signing_key(path: Path) -> Ed25519PrivateKey:
     """The Ed25519 development signing key in ``LEDGER_HOME``, created on first use."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        pem = Ed25519PrivateKey.generate().private_bytes(
+    pem = read_or_create_secret(
+        path,
+        lambda: Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(pem)
-        except FileExistsError:
-            pass
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        ),
+    )
+    key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, Ed25519PrivateKey):
         msg = f"{path} is not an Ed25519 private key"
         raise ConfigurationError(msg)

@@ -135,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        logging.getLogger("ledger").exception("unexpected error")
+        print(f"ledger: unexpected error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -59,22 +61,33 @@ class LocalKeyFileProvider:
 
 
 def _load_or_create(path: Path) -> bytes:
-    if path.exists():
-        key = path.read_bytes()
-        if len(key) != 32:
-            msg = f"master key file {path} must hold exactly 32 bytes, it holds {len(key)}"
-            raise KeyUnavailable(msg)
-        return key
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = secrets.token_bytes(32)
-    # O_EXCL: two processes starting at once must not each write a different master key.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _load_or_create(path)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key)
+    key = read_or_create_secret(path, lambda: secrets.token_bytes(32))
+    if len(key) != 32:
+        msg = f"master key file {path} must hold exactly 32 bytes, it holds {len(key)}"
+        raise KeyUnavailable(msg)
     return key
+
+
+def read_or_create_secret(path: Path, make: Callable[[], bytes]) -> bytes:
+    """The bytes of a private key file, creating it (mode 0600) with ``make()`` if it does not exist.
+
+    The file appears whole or not at all (written to a temporary name, synced, then linked), so a
+    process starting at the same moment never reads it half-written, and two creators cannot both win.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(make())
+                fh.flush()
+                os.fsync(fh.fileno())
+            with contextlib.suppress(FileExistsError):  # another process created it first: use theirs
+                os.link(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path.read_bytes()
 
 
 def _short_fingerprint(key: bytes) -> str:

@@ -12,6 +12,7 @@ import copy
 import hmac
 import json
 import os
+import threading
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -20,7 +21,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.crypto.keys import KeyProvider
-from ledger.domain.envelope import ReceivedEvent, get_path
+from ledger.domain.canonical import canonicalize
+from ledger.domain.envelope import ReceivedEvent, get_path, normalized
 from ledger.domain.errors import KeyUnavailable
 from ledger.domain.registry import EVENT_TYPES
 
@@ -46,10 +48,28 @@ class Sealer:
         self._store = store
         self._digest_key = provider.derive(b"ledger content digest v1")
         self._keys: dict[SubjectRef, tuple[str, bytes]] = {}
+        self._loading = threading.Lock()
 
-    def content_digest(self, canonical: bytes) -> bytes:
-        """HMAC-SHA256 of an event's canonical bytes as received: compares re-posts without keeping plaintext."""
-        return hmac.digest(self._digest_key, canonical, "sha256")
+    def content_digest(self, event: ReceivedEvent, received_canonical: bytes) -> bytes:
+        """A keyed digest of what the producer sent, to recognise a re-post whatever its content mode.
+
+        The event is normalised (CloudEvents defaults, extension values as strings), and each sensitive value
+        is replaced by an HMAC under its subject's key: once that key is erased, the digest no longer lets
+        anyone confirm a guessed value. ``received_canonical`` (canonical bytes of ``event.raw``) is reused
+        when nothing needed changing. Call after ``seal``, which loads the subject keys.
+        """
+        form = normalized(event.raw)
+        if _has_sensitive(event):
+            form = self._blinded(form, event)
+        data = received_canonical if form is event.raw else canonicalize(form)
+        return hmac.digest(self._digest_key, data, "sha256")
+
+    def _blinded(self, form: dict[str, Any], event: ReceivedEvent) -> dict[str, Any]:
+        _, key = self._keys[(event.tenant, event.data_subject)]
+        out = {**form, "data": _copy_along(form["data"], event.event_type.sensitive_paths)}
+        for parent, name in _sensitive_slots(out["data"], event.event_type.sensitive_paths):
+            parent[name] = {"blinded": hmac.digest(key, msgspec.json.encode(parent[name]), "sha256").hex()}
+        return out
 
     def seal(self, events: list[ReceivedEvent]) -> list[dict[str, Any]]:
         """The stored form of each event: the event as received with sensitive values sealed.
@@ -66,15 +86,14 @@ class Sealer:
         cipher = AESGCM(key)
         stored = {**event.raw, "data": _copy_along(event.raw["data"], event.event_type.sensitive_paths)}
         for path in event.event_type.sensitive_paths:
-            parent = get_path(stored["data"], path[:-1]) if len(path) > 1 else stored["data"]
-            if not isinstance(parent, dict) or parent.get(path[-1]) is None:
-                continue
-            plaintext = msgspec.json.encode(parent[path[-1]])
-            nonce = os.urandom(12)
-            ct = cipher.encrypt(nonce, plaintext, _aad(event.tenant, event.id, path))
-            parent[path[-1]] = {
-                "sealed": {"kid": kid, "alg": ALGORITHM, "nonce": _b64(nonce), "ct": _b64(ct)}
-            }
+            for parent, name in _sensitive_slots(stored["data"], (path,)):
+                nonce = os.urandom(12)
+                ct = cipher.encrypt(
+                    nonce, msgspec.json.encode(parent[name]), _aad(event.tenant, event.id, path)
+                )
+                parent[name] = {
+                    "sealed": {"kid": kid, "alg": ALGORITHM, "nonce": _b64(nonce), "ct": _b64(ct)}
+                }
         return stored
 
     def unseal(self, stored: dict[str, Any], *, erased: str = "[erased]") -> dict[str, Any]:
@@ -109,11 +128,8 @@ class Sealer:
         return json.loads(plaintext)
 
     def _key_by_kid(self, tenant: str, kid: str) -> bytes | None:
-        for (t, _subject), (k, key) in self._keys.items():
-            if t == tenant and k == kid:
-                return key
-        subject = kid.split(":", 1)[1] if ":" in kid else None
-        if subject is None:
+        _, sep, subject = kid.partition(":")  # a kid names its subject (see new_subject_key)
+        if not sep:
             return None
         self._load_keys({(tenant, subject)}, create=False)
         found = self._keys.get((tenant, subject))
@@ -124,14 +140,16 @@ class Sealer:
         self._keys.pop((tenant, subject), None)
 
     def _load_keys(self, subjects: set[SubjectRef], *, create: bool) -> None:
-        missing = [s for s in subjects if s not in self._keys]
-        if not missing:
+        if all(s in self._keys for s in subjects):
             return
-        found = (
-            self._store.get_or_create(missing, self._provider.wrap) if create else self._store.get(missing)
-        )
-        for ref, (kid, wrapped) in found.items():
-            self._keys[ref] = (kid, self._provider.unwrap(wrapped, _wrap_context(*ref)))
+        with self._loading:  # request threads share one cache
+            missing = [s for s in subjects if s not in self._keys]
+            if not missing:
+                return
+            store = self._store
+            found = store.get_or_create(missing, self._provider.wrap) if create else store.get(missing)
+            for ref, (kid, wrapped) in found.items():
+                self._keys[ref] = (kid, self._provider.unwrap(wrapped, _wrap_context(*ref)))
 
 
 def new_subject_key(tenant: str, subject: str, wrap: Any) -> tuple[str, bytes]:
@@ -152,6 +170,18 @@ def _copy_along(data: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> dic
             node[step] = dict(child)
             node = node[step]
     return out
+
+
+def _sensitive_slots(
+    data: dict[str, Any], paths: tuple[tuple[str, ...], ...]
+) -> list[tuple[dict[str, Any], str]]:
+    """The (parent dict, key) of each sensitive value present in ``data``."""
+    slots = []
+    for path in paths:
+        parent = get_path(data, path[:-1]) if len(path) > 1 else data
+        if isinstance(parent, dict) and parent.get(path[-1]) is not None:
+            slots.append((parent, path[-1]))
+    return slots
 
 
 def _has_sensitive(event: ReceivedEvent) -> bool:

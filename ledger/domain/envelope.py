@@ -166,6 +166,28 @@ def _dotted(path: tuple[str | int, ...]) -> str:
     return out
 
 
+_ENVELOPE_ATTRIBUTES = frozenset(Envelope.model_fields)
+
+
+def normalized(raw: dict[str, Any]) -> dict[str, Any]:
+    """The event as the same producer would send it in any content mode: CloudEvents defaults made
+    explicit (``datacontenttype``) or implicit (``schemaversion`` 1), extension values as the strings a
+    binary-mode header carries. Returns ``raw`` itself when nothing changes."""
+    changes: dict[str, Any] = {}
+    if "datacontenttype" not in raw:
+        changes["datacontenttype"] = "application/json"
+    for name, value in raw.items():
+        if name not in _ENVELOPE_ATTRIBUTES and not isinstance(value, str):
+            changes[name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    drop_version = raw.get("schemaversion") == 1
+    if not changes and not drop_version:
+        return raw
+    out = {**raw, **changes}
+    if drop_version:
+        del out["schemaversion"]
+    return out
+
+
 def get_path(data: Any, path: tuple[str, ...]) -> Any:
     """The value at ``path`` in nested dicts, or ``None`` when any step is missing."""
     node = data

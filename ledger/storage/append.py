@@ -169,7 +169,7 @@ class AppendService:
         for i, (event, as_stored) in enumerate(zip(events, stored, strict=True)):
             received = canonicalize(event.raw)
             canonical = received if as_stored is event.raw else canonicalize(as_stored)
-            digest = self._sealer.content_digest(received)
+            digest = self._sealer.content_digest(event, received)
             pending.append(_Pending(i, event, log_for(event.tenant), digest, as_stored, canonical))
         return pending
 

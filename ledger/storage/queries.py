@@ -132,6 +132,6 @@ def decode_cursor(cursor: str) -> tuple[str, int]:
     try:
         log, position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         return str(log), int(position)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         msg = "cursor is not one this server issued; start again without it"
         raise ValidationFailed(msg, errors=[FieldError("cursor", msg)]) from exc

@@ -11,10 +11,10 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from ledger.domain.canonical import canonicalize
-from ledger.domain.errors import ValidationFailed, VerificationBreak
+from ledger.domain.errors import NotFound, ValidationFailed, VerificationBreak
 from ledger.domain.hashing import GENESIS_HASH, chain_hash, leaf_hash
 from ledger.storage.append import format_time
 from ledger.storage.database import Database
@@ -74,6 +74,12 @@ def verify(db: Database, *, log: str | None = None, progress: Progress | None = 
     """Verify one log, or every log; ``progress`` is called with the number of rows read since last call."""
     report = VerificationReport()
     with db.connect() as conn, conn.transaction():
+        if (
+            log is not None
+            and conn.execute("SELECT 1 FROM ledger_log_heads WHERE log = %s", (log,)).fetchone() is None
+        ):
+            msg = f"there is no log {log!r}; `ledger verify` without --log checks every log"
+            raise NotFound(msg)
         # One snapshot for heads and rows, so appends racing with the check cannot look like a break.
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         where = "" if log is None else " WHERE log = %s"
@@ -85,11 +91,7 @@ def verify(db: Database, *, log: str | None = None, progress: Progress | None = 
         results: dict[str, LogResult] = {}
         with conn.cursor(name="ledger_verify") as cur:
             cur.itersize = 5000
-            cur.execute(
-                "SELECT log, position, event_id, type, tenant, recorded_at, prev_hash, hash, canonical"
-                " FROM ledger_events" + where + " ORDER BY log, position",
-                params,
-            )
+            cur.execute(f"SELECT {COLUMNS} FROM ledger_events{where} ORDER BY log, position", params)
             for name, rows in _by_log(cur, progress):
                 results[name] = verify_rows(name, rows, heads.get(name))
         for name, head in heads.items():
@@ -124,23 +126,42 @@ def _by_log(rows: Any, progress: Progress | None) -> Iterator[tuple[str, Iterato
         progress(read % 1000)
 
 
-def verify_rows(name: str, rows: Iterator[tuple[Any, ...]], head: tuple[int, bytes] | None) -> LogResult:
-    """Verify one log's rows, in position order, against its head ``(size, head_hash)``; pure, no I/O.
+class StoredRow(NamedTuple):
+    """One row of ``ledger_events`` as verification reads it."""
 
-    Each row is ``(log, position, event_id, type, tenant, recorded_at, prev_hash, hash, canonical)``.
+    log: str
+    position: int
+    event_id: str
+    type: str
+    tenant: str
+    source: str
+    subject: str | None
+    actor: str
+    event_time: datetime
+    recorded_at: datetime
+    prev_hash: bytes
+    hash: bytes
+    canonical: bytes
+
+
+COLUMNS = ", ".join(StoredRow._fields)
+
+
+def verify_rows(name: str, rows: Iterator[tuple[Any, ...]], head: tuple[int, bytes] | None) -> LogResult:
+    """Verify one log's rows (``StoredRow`` fields, in position order) against its head ``(size, head_hash)``.
+
+    Pure: no I/O, so it can be tested on rows built in memory.
     """
     result = LogResult(name, head_size=head[0] if head else None, head_hash=head[1] if head else None)
     expected, prev = 0, GENESIS_HASH
-    for _log, position, event_id, type_, tenant, recorded_at, prev_hash, stored_hash, canonical in rows:
-        problem = _check_row(
-            name, expected, prev, int(position), str(event_id), str(type_), str(tenant), recorded_at,
-            bytes(prev_hash), bytes(stored_hash), bytes(canonical),
-        )  # fmt: skip
+    for raw in rows:
+        row = StoredRow(*raw)
+        problem = _check_row(row, expected, prev)
         if problem is not None:
             result.first_break = problem
             return result
         result.checked += 1
-        expected, prev = expected + 1, bytes(stored_hash)
+        expected, prev = expected + 1, bytes(row.hash)
     if head is None:
         if expected:
             result.first_break = VerificationBreak(name, 0, "the log has events but no head row")
@@ -161,53 +182,36 @@ def verify_rows(name: str, rows: Iterator[tuple[Any, ...]], head: tuple[int, byt
     return result
 
 
-def _check_row(
-    log: str,
-    expected: int,
-    prev: bytes,
-    position: int,
-    event_id: str,
-    type_: str,
-    tenant: str,
-    recorded_at: datetime,
-    prev_hash: bytes,
-    stored_hash: bytes,
-    canonical: bytes,
-) -> VerificationBreak | None:
+def _check_row(row: StoredRow, expected: int, prev: bytes) -> VerificationBreak | None:
     def broken(reason: str, **details: Any) -> VerificationBreak:
-        return VerificationBreak(log, expected, reason, details)
+        return VerificationBreak(row.log, expected, reason, details)
 
-    if position != expected:
+    canonical, prev_hash = bytes(row.canonical), bytes(row.prev_hash)
+    if row.position != expected:
         return broken(
-            f"position {expected} is missing (the next row is at position {position}): a row was deleted"
+            f"position {expected} is missing (the next row is at position {row.position}): a row was deleted"
         )
-    if chain_hash(prev, leaf_hash(canonical)) != stored_hash:
-        if prev_hash != prev:
-            return broken("prev_hash does not equal the hash of the previous event")
-        return broken("the hash does not match the canonical bytes: the event or its hash was changed")
     if prev_hash != prev:
         return broken("prev_hash does not equal the hash of the previous event")
+    if chain_hash(prev, leaf_hash(canonical)) != bytes(row.hash):
+        return broken("the hash does not match the canonical bytes: the event or its hash was changed")
     try:
         doc = json.loads(canonical)
         if canonicalize(doc) != canonical:
             return broken("the stored bytes are not in RFC 8785 canonical form")
         event = doc["event"]
-        claimed = (
-            doc["log"],
-            doc["position"],
-            event["id"],
-            event["type"],
-            event["tenant"],
-            doc["recorded_at"],
-        )
-    except (ValueError, KeyError, TypeError, ValidationFailed):
+        claimed = {
+            "log": doc["log"], "position": doc["position"], "event_id": event["id"], "type": event["type"],
+            "tenant": event["tenant"], "source": event["source"], "subject": event.get("subject"),
+            "actor": event["actor"], "event_time": datetime.fromisoformat(event["time"]),
+            "recorded_at": doc["recorded_at"],
+        }  # fmt: skip
+    except (ValueError, KeyError, TypeError, RecursionError, ValidationFailed):
         return broken("the stored bytes are not a ledger document")
-    actual = (log, position, event_id, type_, tenant, format_time(recorded_at))
-    if claimed != actual:
-        names = ("log", "position", "event_id", "type", "tenant", "recorded_at")
-        diffs = {
-            n: {"hashed": c, "column": a} for n, c, a in zip(names, claimed, actual, strict=True) if c != a
-        }
+    # Every column a query can filter on must say what the hashed document says.
+    actual = {**row._asdict(), "recorded_at": format_time(row.recorded_at)}
+    diffs = {n: {"hashed": str(c), "column": str(actual[n])} for n, c in claimed.items() if c != actual[n]}
+    if diffs:
         return broken(f"columns disagree with the hashed document: {', '.join(diffs)}", **diffs)
     return None
 

@@ -115,6 +115,21 @@ def test_verify_exits_1_and_names_the_break(home: Path) -> None:
     assert "BROKEN  acme at position 123" in result.stdout
 
 
+def test_verify_refuses_a_log_that_does_not_exist(home: Path) -> None:
+    assert run(home, "demo", "--events", "50").returncode == 0
+    result = run(home, "verify", "--log", "acmee")
+    assert result.returncode == 2
+    assert "there is no log 'acmee'" in result.stderr
+
+
+def test_a_database_that_cannot_be_reached_is_exit_2_with_a_message(home: Path) -> None:
+    env = {**env_for(home), "LEDGER_DATABASE_URL": "postgresql://x:y@127.0.0.1:1/ledger"}
+    result = subprocess.run([*LEDGER, "verify"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2  # never 1, which means "a log is broken"
+    assert "cannot reach PostgreSQL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_serve_shares_its_database_with_other_commands_and_stops_it_on_exit(home: Path) -> None:
     port = free_port()
     serve = subprocess.Popen(

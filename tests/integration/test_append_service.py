@@ -65,6 +65,19 @@ def test_a_conflicting_repost_inside_a_batch_records_nothing(ledger: Ledger) -> 
         assert conn.execute("SELECT count(*) FROM ledger_events").fetchone() == (1,)
 
 
+def test_one_id_twice_in_a_batch_with_different_content_records_nothing(ledger: Ledger) -> None:
+    event = example_event("annotation.created", tenant="acme")
+    changed = {**event, "data": {**event["data"], "label_class": "mass"}}
+
+    with pytest.raises(IdempotencyConflict) as caught:
+        ledger.appender.append([validate_event(event), validate_event(changed)])
+
+    assert caught.value.errors[0].index == 1
+    assert "twice in this batch" in caught.value.errors[0].message
+    with ledger.db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM ledger_events").fetchone() == (0,)
+
+
 def test_recorded_time_never_runs_backwards_in_a_log(ledger: Ledger) -> None:
     from ledger.storage.append import AppendService
 
@@ -124,6 +137,7 @@ class TestSealing:
 
         assert b"10.20.1.17" not in bytes(canonical)
         assert b"AcmeViewer" not in bytes(canonical)
+        assert raw["data"]["reason"].encode() not in bytes(canonical)
         assert set(stored["source_address"]["sealed"]) == {"kid", "alg", "nonce", "ct"}
         assert stored["resource"] == raw["data"]["resource"]  # not sensitive: kept as sent
 

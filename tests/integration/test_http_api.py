@@ -293,3 +293,86 @@ class TestOperations:
     def test_event_types_are_listed_with_their_sealed_fields(self, http) -> None:
         types = {t["type"]: t for t in http.get("/v1/event-types").json()["event_types"]}
         assert types["credential.granted"]["sealed_fields"] == ["data.license_number"]
+
+
+class TestReviewFindings:
+    """Inputs a careful reviewer found that once answered 500 or slipped through."""
+
+    def test_the_same_event_in_binary_mode_is_a_repeat_of_the_structured_one(
+        self, http, token: TokenFactory, tenant: str
+    ) -> None:
+        event = make_event(tenant, priority=5)
+        event.pop("datacontenttype")
+        first = post(http, token("ingest", tenant=tenant), event)
+        headers = {f"ce-{k}": str(v) for k, v in event.items() if k != "data"}
+        again = http.post("/v1/events", content=json.dumps(event["data"]),
+                          headers=bearer(token("ingest", tenant=tenant), **headers, **{"content-type": "application/json"}))  # fmt: skip
+        assert first.status_code == 201
+        assert again.status_code == 200, again.text
+        assert again.json()["position"] == first.json()["position"]
+
+    def test_a_structured_request_with_stray_ce_headers_is_still_structured(
+        self, http, token: TokenFactory, tenant: str
+    ) -> None:
+        response = post(
+            http, token("ingest", tenant=tenant), make_event(tenant), {**STRUCTURED, "ce-specversion": "1.0"}
+        )
+        assert response.status_code == 201, response.text
+
+    @pytest.mark.parametrize("alg", ["RS256", "ES256"])
+    def test_a_token_naming_another_algorithm_is_a_401(self, http, tenant: str, alg: str) -> None:
+        import base64
+
+        def b64(raw: bytes) -> str:
+            return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+        header = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+        claims = b64(
+            json.dumps({"sub": "x", "roles": ["admin"], "tenant": tenant, "exp": 9_999_999_999}).encode()
+        )
+        response = http.get("/v1/events", headers=bearer(f"{header}.{claims}.{b64(b'sig')}"))
+        assert response.status_code == 401
+
+    @pytest.mark.parametrize(
+        ("change", "field"),
+        [
+            ({"actor": "ann\x00"}, "actor"),
+            ({"time": 1772438127}, "time"),
+            ({"subject": "Patient name: John Smith"}, "subject"),
+            ({"contact": "jane.doe@example.org"}, "contact"),
+            ({"data_resource": "study for MRN 00123456"}, "data.resource"),
+        ],
+    )
+    def test_bad_envelope_values_are_refused_naming_the_field(
+        self, http, token: TokenFactory, tenant: str, change, field
+    ) -> None:
+        event = make_event(tenant, "access.data_viewed", **change)
+        response = post(http, token("ingest", tenant=tenant), event)
+        assert response.status_code == 422, response.text
+        assert field in [e["field"] for e in response.json()["errors"]]
+
+    @pytest.mark.parametrize("body", [b"[" * 100_000, b'{"x": NaN}'])
+    def test_bodies_json_cannot_carry_are_a_400(
+        self, http, token: TokenFactory, tenant: str, body: bytes
+    ) -> None:
+        response = http.post(
+            "/v1/events", content=body, headers=bearer(token("ingest", tenant=tenant), **STRUCTURED)
+        )
+        assert response.status_code == 400
+
+    def test_a_forged_cursor_is_a_422(self, http, token: TokenFactory, tenant: str) -> None:
+        import base64
+
+        forged = base64.urlsafe_b64encode(b'["a", 1e999]').decode().rstrip("=")
+        response = http.get(
+            "/v1/events", params={"cursor": forged}, headers=bearer(token("auditor", tenant=tenant))
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == "cursor"
+
+    def test_an_id_with_a_slash_reads_back(self, http, token: TokenFactory, tenant: str) -> None:
+        event = make_event(tenant, id="tool/run-7/event-1")
+        assert post(http, token("ingest", tenant=tenant), event).status_code == 201
+        read = http.get("/v1/events/tool/run-7/event-1", headers=bearer(token("auditor", tenant=tenant)))
+        assert read.status_code == 200
+        assert read.json()["event"]["id"] == "tool/run-7/event-1"

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.domain.canonical import canonicalize
 from ledger.domain.hashing import GENESIS_HASH, chain_hash, leaf_hash
 from ledger.storage.append import stored_document
-from ledger.storage.verify import verify_rows
+from ledger.storage.verify import StoredRow, verify_rows
 
-Row = tuple[Any, ...]
+Row = StoredRow
 
 
 def build_chain(n: int, log: str = "acme") -> list[Row]:
@@ -23,18 +23,18 @@ def build_chain(n: int, log: str = "acme") -> list[Row]:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     for position in range(n):
         recorded = start + timedelta(seconds=position)
-        event = {"id": f"e{position}", "type": "annotation.created", "tenant": log, "data": {"n": position}}
+        event = {"id": f"e{position}", "type": "annotation.created", "tenant": log, "source": "urn:test",
+                 "actor": "ann-1", "time": "2026-01-01T00:00:00Z", "data": {"n": position}}  # fmt: skip
         canonical = canonicalize(stored_document(event, log, position, recorded))
         digest = chain_hash(prev, leaf_hash(canonical))
-        rows.append(
-            (log, position, f"e{position}", "annotation.created", log, recorded, prev, digest, canonical)
-        )
+        rows.append(StoredRow(log, position, f"e{position}", "annotation.created", log, "urn:test", None, "ann-1",
+                              datetime(2026, 1, 1, tzinfo=UTC), recorded, prev, digest, canonical))  # fmt: skip
         prev = digest
     return rows
 
 
 def head_of(rows: list[Row]) -> tuple[int, bytes]:
-    return len(rows), rows[-1][7] if rows else GENESIS_HASH
+    return len(rows), rows[-1].hash if rows else GENESIS_HASH
 
 
 def test_an_untouched_chain_verifies() -> None:
@@ -56,10 +56,10 @@ def test_any_single_byte_change_in_the_canonical_bytes_breaks_at_that_position(
     rows = build_chain(n)
     head = head_of(rows)
     target = data.draw(st.integers(min_value=0, max_value=n - 1), label="position")
-    canonical = bytearray(rows[target][8])
+    canonical = bytearray(rows[target].canonical)
     offset = data.draw(st.integers(min_value=0, max_value=len(canonical) - 1), label="offset")
     canonical[offset] ^= data.draw(st.integers(min_value=1, max_value=255), label="xor")
-    rows[target] = (*rows[target][:8], bytes(canonical))
+    rows[target] = rows[target]._replace(canonical=bytes(canonical))
 
     result = verify_rows("acme", iter(rows), head)
 
@@ -73,14 +73,12 @@ def test_any_single_byte_change_in_a_stored_hash_breaks_at_that_position(n: int,
     rows = build_chain(n)
     head = head_of(rows)
     target = data.draw(st.integers(min_value=0, max_value=n - 1), label="position")
-    column = data.draw(st.sampled_from([6, 7]), label="prev_hash or hash")
-    value = bytearray(rows[target][column])
+    column = data.draw(st.sampled_from(["prev_hash", "hash"]), label="column")
+    value = bytearray(getattr(rows[target], column))
     value[data.draw(st.integers(min_value=0, max_value=31))] ^= data.draw(
         st.integers(min_value=1, max_value=255)
     )
-    row = list(rows[target])
-    row[column] = bytes(value)
-    rows[target] = tuple(row)
+    rows[target] = rows[target]._replace(**{column: bytes(value)})
 
     result = verify_rows("acme", iter(rows), head)
 
@@ -107,16 +105,19 @@ def test_a_truncated_tail_is_caught_against_the_head() -> None:
     assert "3 row(s) were removed from the tail" in result.first_break.reason
 
 
-def test_a_column_that_disagrees_with_the_hashed_bytes_is_caught() -> None:
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("type", "review.submitted"), ("actor", "ann-99"), ("subject", "other/item"), ("source", "urn:forged"),
+     ("event_time", datetime(2020, 1, 1, tzinfo=UTC)), ("event_id", "e-forged"), ("tenant", "other")],
+)  # fmt: skip
+def test_a_query_column_that_disagrees_with_the_hashed_bytes_is_caught(column: str, value: object) -> None:
     rows = build_chain(5)
     head = head_of(rows)
-    row = list(rows[2])
-    row[3] = "review.submitted"  # the queried type column, not the hashed document
-    rows[2] = tuple(row)
+    rows[2] = rows[2]._replace(**{column: value})  # what GET /v1/events filters on, not the hashed document
     result = verify_rows("acme", iter(rows), head)
     assert result.first_break is not None
     assert result.first_break.position == 2
-    assert "type" in result.first_break.reason
+    assert column in result.first_break.reason
 
 
 @given(
