@@ -42,8 +42,12 @@ class Principal:
     mfa: bool = False
 
     def require(self, allowed: frozenset[str]) -> None:
-        """Refuse unless the principal holds one of ``allowed``."""
-        if not self.roles & allowed:
+        """Refuse unless the principal holds one of ``allowed``; acting as admin needs MFA (DESIGN §7)."""
+        granted = self.roles & allowed
+        if granted == {"admin"} and not self.mfa:
+            msg = "acting as admin needs a token issued after multi-factor sign-in ('amr' containing 'mfa')"
+            raise PermissionDenied(msg)
+        if not granted:
             msg = f"this needs one of the roles {', '.join(sorted(allowed))}; the token has {', '.join(sorted(self.roles)) or 'none'}"
             raise PermissionDenied(msg)
 

@@ -15,11 +15,14 @@ import pwd
 import secrets
 import socket
 import subprocess
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
+
+import psutil
 
 from ledger.domain.errors import StorageUnavailable
 
@@ -64,20 +67,19 @@ class EmbeddedPostgres:
     # ---- public lifecycle ----------------------------------------------------------------------------
 
     def acquire(self) -> str:
-        """Start the server if needed, register this process as a user, return its URL."""
+        """Start the server if needed, register one use by this process, return its URL."""
         with self._locked():
             self._ensure_initialised()
             port = self._running_port() or self._start()
-            users = self._live_users()
-            if os.getpid() not in users:
-                users.append(os.getpid())
-            self._write_users(users)
+            self._write_users([*self._live_users(), _me()])  # one entry per use: a process may open twice
             return self._url(port)
 
     def release(self) -> None:
-        """Unregister this process; stop the server when no user is left and it is not pinned."""
+        """Unregister one use by this process; stop the server when no use is left and it is not pinned."""
         with self._locked():
-            users = [p for p in self._live_users() if p != os.getpid()]
+            users = self._live_users()
+            if _me() in users:
+                users.remove(_me())
             self._write_users(users)
             if not users and not self._pin_file.exists():
                 self._stop()
@@ -94,10 +96,10 @@ class EmbeddedPostgres:
         """``ledger db stop``: stop now unless other commands still use it; return those users' pids."""
         with self._locked():
             self._pin_file.unlink(missing_ok=True)
-            users = [p for p in self._live_users() if p != os.getpid()]
+            users = [u for u in self._live_users() if u != _me()]
             if not users:
                 self._stop()
-            return users
+            return sorted({pid for pid, _ in users})
 
     def status(self) -> ServerStatus:
         """Whether it runs, its URL, who uses it."""
@@ -106,7 +108,7 @@ class EmbeddedPostgres:
             return ServerStatus(
                 running=port is not None,
                 url=self._url(port) if port else None,
-                users=self._live_users(),
+                users=sorted({pid for pid, _ in self._live_users()}),
                 pinned=self._pin_file.exists(),
                 data_dir=self.data_dir,
             )
@@ -123,16 +125,20 @@ class EmbeddedPostgres:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def _live_users(self) -> list[int]:
-        try:
-            pids = [int(p) for p in json.loads(self._users_file.read_text())]
-        except (FileNotFoundError, ValueError):
-            return []
-        return [p for p in pids if _alive(p)]
+    def _live_users(self) -> list[tuple[int, float]]:
+        """(pid, process start time) of every registered use whose process still runs.
 
-    def _write_users(self, users: list[int]) -> None:
+        The start time tells a live user from an unrelated process that was given a dead user's pid.
+        """
+        try:
+            entries = [(int(p), float(t)) for p, t in json.loads(self._users_file.read_text())]
+        except (FileNotFoundError, ValueError, TypeError):
+            return []
+        return [(pid, started) for pid, started in entries if _started_at(pid) == started]
+
+    def _write_users(self, users: list[tuple[int, float]]) -> None:
         tmp = self._users_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(sorted(set(users))))
+        tmp.write_text(json.dumps(sorted(users)))
         tmp.replace(self._users_file)
 
     def _url(self, port: int) -> str:
@@ -145,11 +151,10 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.chmod(0o700)
         password = secrets.token_urlsafe(24)
-        self._password_file.write_text(password + "\n")
-        self._password_file.chmod(0o600)
+        _write_private(self._password_file, password + "\n")
         user = self._system_user()
         pwfile = self.root / "initdb-password"
-        pwfile.write_text(password + "\n")
+        _write_private(pwfile, password + "\n")
         try:
             if user:
                 _chown(pwfile, user)
@@ -190,9 +195,15 @@ class EmbeddedPostgres:
         if len(lines) < 4 or not _alive(int(lines[0])):
             return None
         port = int(lines[3])
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
-            return port
-        return None
+        # The postmaster is alive: give a busy or still-starting server time to accept connections
+        # rather than starting a second one against the same data directory.
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+                return port
+            if time.monotonic() > deadline or not _alive(int(lines[0])):
+                return None
+            time.sleep(0.2)
 
     def _start(self) -> int:
         user = self._system_user()
@@ -213,7 +224,12 @@ class EmbeddedPostgres:
             except subprocess.CalledProcessError:
                 last_error = _tail(log)
                 continue
-            self._ensure_database(port)
+            try:
+                self._ensure_database(port)
+            except Exception as exc:
+                self._stop()  # nobody is registered yet: do not leave an orphaned server behind
+                msg = f"the embedded PostgreSQL started but its database could not be created: {exc}"
+                raise StorageUnavailable(msg) from exc
             return port
         msg = f"the embedded PostgreSQL did not start; its log ({log}) ends with:\n{last_error}"
         raise StorageUnavailable(msg)
@@ -233,6 +249,24 @@ class EmbeddedPostgres:
         user = self._system_user()
         with contextlib.suppress(subprocess.CalledProcessError):
             pg_ctl(["-w", "-t", "60", "-m", "fast", "stop"], pgdata=self.data_dir, user=user)
+
+
+def _me() -> tuple[int, float]:
+    return os.getpid(), _started_at(os.getpid()) or 0.0
+
+
+def _started_at(pid: int) -> float | None:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def _write_private(path: Path, text: str) -> None:
+    # Created 0600 from the start: a password must never exist with wider permissions, even briefly.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
 
 
 def _alive(pid: int) -> bool:

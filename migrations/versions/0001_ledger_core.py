@@ -61,6 +61,26 @@ def upgrade() -> None:
         CREATE TRIGGER ledger_events_no_truncate BEFORE TRUNCATE ON ledger_events
             FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
 
+        -- A head only moves forward: cutting a log's tail and moving its head back would otherwise need
+        -- no rehashing at all. (A superuser can still disable this; verification does not rely on it.)
+        CREATE FUNCTION ledger_head_only_grows() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'DELETE' THEN
+                RAISE EXCEPTION 'a log head is never deleted' USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            IF NEW.log <> OLD.log OR NEW.tenant <> OLD.tenant OR NEW.size < OLD.size
+               OR (NEW.size = OLD.size AND NEW.head_hash <> OLD.head_hash) THEN
+                RAISE EXCEPTION 'log head % may only move forward (size % -> %)', OLD.log, OLD.size, NEW.size
+                    USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            RETURN NEW;
+        END
+        $$;
+        CREATE TRIGGER ledger_log_heads_only_grow BEFORE UPDATE OR DELETE ON ledger_log_heads
+            FOR EACH ROW EXECUTE FUNCTION ledger_head_only_grows();
+        CREATE TRIGGER ledger_log_heads_no_truncate BEFORE TRUNCATE ON ledger_log_heads
+            FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
+
         -- Wrapped per-subject sealing keys. Not append-only: erasure clears `wrapped` (crypto-shredding).
         CREATE TABLE ledger_subject_keys (
             kid         text PRIMARY KEY,
@@ -90,6 +110,8 @@ def upgrade() -> None:
             REVOKE ALL ON ledger_events FROM ledger_app;
             GRANT SELECT, INSERT ON ledger_events TO ledger_app;
             GRANT SELECT, INSERT, UPDATE ON ledger_log_heads, ledger_subject_keys TO ledger_app;
+            -- the service checks the schema revision at start-up
+            GRANT SELECT ON alembic_version TO ledger_app;
         END
         $$;
         """
@@ -103,5 +125,6 @@ def downgrade() -> None:
         DROP TABLE ledger_events;
         DROP TABLE ledger_log_heads;
         DROP FUNCTION ledger_refuse_change();
+        DROP FUNCTION ledger_head_only_grows();
         """
     )

@@ -217,3 +217,18 @@ def test_event_time_is_stored_for_queries(ledger: Ledger) -> None:
         (event_time,) = conn.execute("SELECT event_time FROM ledger_events").fetchone()
     assert event_time == datetime(2026, 3, 2, 9, 15, 27, tzinfo=UTC)
     assert event_time - datetime(2026, 3, 2, 9, 0, tzinfo=UTC) == timedelta(minutes=15, seconds=27)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE ledger_log_heads SET size = size - 1",
+        "UPDATE ledger_log_heads SET head_hash = '\\x00'::bytea",
+        "DELETE FROM ledger_log_heads",
+        "TRUNCATE ledger_log_heads",
+    ],
+)
+def test_a_log_head_only_moves_forward(ledger: Ledger, statement: str) -> None:
+    ledger.appender.append(events("acme", 2))
+    with psycopg.connect(ledger.db.url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(statement)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,9 @@ def test_a_crashed_users_pid_does_not_keep_the_server_running(tmp_path: Path) ->
     server = EmbeddedPostgres(tmp_path)
     url = server.acquire()
     users_file = tmp_path / "postgres" / "users.json"
-    users_file.write_text(json.dumps([*json.loads(users_file.read_text()), dead_pid()]))
+    registered = json.loads(users_file.read_text())
+    assert len(registered) == 1
+    users_file.write_text(json.dumps([*registered, [dead_pid(), 1_700_000_000.0]]))
 
     server.release()
 
@@ -33,6 +36,26 @@ def test_a_crashed_users_pid_does_not_keep_the_server_running(tmp_path: Path) ->
     except psycopg.OperationalError:
         reachable = False
     assert not reachable
+
+
+def test_a_reused_pid_is_not_taken_for_a_live_user(tmp_path: Path) -> None:
+    server = EmbeddedPostgres(tmp_path)
+    server.acquire()
+    users_file = tmp_path / "postgres" / "users.json"
+    # Our own pid, but a start time it never had: a dead user whose pid was handed to another process.
+    users_file.write_text(json.dumps([*json.loads(users_file.read_text()), [os.getpid(), 1.0]]))
+    server.release()
+    assert not server.status().running
+
+
+def test_two_uses_by_one_process_keep_the_server_until_both_end(tmp_path: Path) -> None:
+    server = EmbeddedPostgres(tmp_path)
+    server.acquire()
+    server.acquire()
+    server.release()
+    assert server.status().running
+    server.release()
+    assert not server.status().running
 
 
 def test_a_pinned_server_outlives_its_users_until_unpinned(tmp_path: Path) -> None:
@@ -62,7 +85,9 @@ def test_the_server_listens_on_loopback_with_a_password(tmp_path: Path) -> None:
     server = EmbeddedPostgres(tmp_path)
     url = server.acquire()
     try:
-        assert "@127.0.0.1:" in url
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SHOW listen_addresses").fetchone() == ("127.0.0.1",)
+            assert conn.execute("SHOW password_encryption").fetchone() == ("scram-sha-256",)
         wrong = url.replace(url.split(":")[2].split("@")[0], "wrong-password")
         try:
             psycopg.connect(wrong, connect_timeout=5).close()

@@ -376,3 +376,9 @@ class TestReviewFindings:
         read = http.get("/v1/events/tool/run-7/event-1", headers=bearer(token("auditor", tenant=tenant)))
         assert read.status_code == 200
         assert read.json()["event"]["id"] == "tool/run-7/event-1"
+
+
+def test_acting_as_admin_needs_mfa(http, token: TokenFactory, tenant: str) -> None:
+    assert http.get("/v1/events", headers=bearer(token("admin", tenant=tenant))).status_code == 403
+    assert http.get("/v1/events", headers=bearer(token("admin", tenant=tenant, mfa=True))).status_code == 200
+    assert http.get("/v1/events", headers=bearer(token("admin", "auditor", tenant=tenant))).status_code == 200
