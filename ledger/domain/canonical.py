@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover - the offline verifier runs on the stand
 _MAX_SAFE_INTEGER = 2**53 - 1
 _encode_string = json.JSONEncoder(ensure_ascii=False).encode
 _fast_encoder = msgspec.json.Encoder(order="sorted") if msgspec is not None else None
+_fast_decoder = msgspec.json.Decoder() if msgspec is not None else None
 # msgspec's output is RFC 8785 except in three places, which are checked on the output bytes:
 # - numbers: msgspec writes 100.0 and 1e20 where JCS writes 100 and 100000000000000000000, writes NaN
 #   as null, and keeps integers beyond 2^53. A JSON number follows ':' in an object and '[' or ',' in
@@ -40,8 +41,13 @@ def canonicalize(value: Any) -> bytes:
         return _canonicalize_exactly(value)
     try:
         encoded = _fast_encoder.encode(value)
-    except (TypeError, ValueError, UnicodeEncodeError, OverflowError):
-        return _canonicalize_exactly(value)  # raises the precise error
+        # msgspec also encodes bytes, datetimes, sets, UUIDs…; JSON has none of them. Only output that
+        # decodes back to the very value passed in came from JSON types alone.
+        faithful = _fast_decoder.decode(encoded) == value
+    except (TypeError, ValueError, UnicodeEncodeError, OverflowError, msgspec.DecodeError):
+        faithful = False
+    if not faithful:
+        return _canonicalize_exactly(value)  # exact, or raises the precise error
     if not encoded.isascii() and _OUTSIDE_BMP.search(encoded):
         return _canonicalize_exactly(value)
     numbers = _NUMBER_ANYWHERE if b"[" in encoded else _NUMBER_IN_OBJECT

@@ -62,3 +62,31 @@ def test_every_float_matches_ecmascript_formatting(value: float) -> None:
 def test_values_json_cannot_carry_exactly_are_refused(value: object) -> None:
     with pytest.raises(ValidationFailed):
         canonicalize(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": b"\x01"},
+        {"a": __import__("datetime").datetime(2024, 1, 1, tzinfo=__import__("datetime").UTC)},
+        {"a": __import__("decimal").Decimal("1.10")},
+        {"a": {"x", "y"}},
+        {"a": __import__("uuid").UUID(int=1)},
+    ],
+)
+def test_values_that_are_not_json_types_are_refused_not_encoded(value: object) -> None:
+    with pytest.raises(ValidationFailed):
+        canonicalize(value)
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=5), st.integers(min_value=2**53, max_value=2**64), min_size=1, max_size=3
+    )
+)
+def test_large_integers_inside_containers_are_kept_only_when_a_double_carries_them(value: dict) -> None:
+    try:
+        out = canonicalize(value)
+    except ValidationFailed:
+        return
+    assert json.loads(out) == value
