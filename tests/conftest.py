@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import socket
 import threading
 import time
 import uuid
@@ -25,7 +24,7 @@ from ledger.runtime import Ledger, wire
 from ledger.settings import Settings
 from ledger.storage import migrate
 from ledger.storage.database import Database
-from ledger.storage.embedded import EmbeddedPostgres
+from ledger.storage.embedded import EmbeddedPostgres, free_port
 
 TEMPLATE = "ledger_test_template"
 _counter = itertools.count()
@@ -110,13 +109,6 @@ def shared_ledger(pg_server: str, template_url: str, tmp_path_factory: pytest.Te
     db = Database(url, pool_size=8)
     yield wire(_settings(tmp_path_factory.mktemp("shared-home"), url, signing_key), db)
     db.dispose()
-
-
-def free_port() -> int:
-    """A TCP port on loopback nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

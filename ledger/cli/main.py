@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import signal
@@ -14,8 +15,9 @@ from ledger import __version__
 from ledger.auth.tokens import ROLES, issue_dev_token
 from ledger.cli import kafka_commands, projection_commands
 from ledger.cli.progress import ProgressBar
+from ledger.domain.envelope import ReceivedEvent
 from ledger.domain.errors import LedgerError
-from ledger.runtime import open_ledger
+from ledger.runtime import Ledger, open_ledger
 from ledger.settings import Settings
 from ledger.storage.embedded import EmbeddedPostgres
 
@@ -259,6 +261,13 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK if report.intact else EXIT_BROKEN
 
 
+def _append_counting(ledger: Ledger, batch: list[ReceivedEvent]) -> tuple[int, int]:
+    """Append ``batch``; return how many were new and how many were already recorded."""
+    receipts = ledger.appender.append(batch)
+    repeated = sum(r.duplicate for r in receipts)
+    return len(receipts) - repeated, repeated
+
+
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.domain.envelope import validate_event
     from ledger.synth.project import generate
@@ -270,19 +279,13 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         started = time.monotonic()
         recorded = repeats = 0
         with ProgressBar(args.events, "appending") as bar:
-            batch = []
-            for raw in generate(tenant=args.tenant, events=args.events, seed=args.seed):
-                batch.append(validate_event(raw))
-                if len(batch) >= args.batch:
-                    receipts = ledger.appender.append(batch)
-                    recorded += sum(not r.duplicate for r in receipts)
-                    repeats += sum(r.duplicate for r in receipts)
-                    bar.advance(len(batch))
-                    batch = []
-            if batch:
-                receipts = ledger.appender.append(batch)
-                recorded += sum(not r.duplicate for r in receipts)
-                repeats += sum(r.duplicate for r in receipts)
+            events = (
+                validate_event(raw)
+                for raw in generate(tenant=args.tenant, events=args.events, seed=args.seed)
+            )
+            while batch := list(itertools.islice(events, args.batch)):
+                new, repeated = _append_counting(ledger, batch)
+                recorded, repeats = recorded + new, repeats + repeated
                 bar.advance(len(batch))
         elapsed = time.monotonic() - started
     print(f"recorded {recorded:,} new events for tenant {args.tenant!r} in {elapsed:.1f}s"

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ledger.crypto.keys import KeyProvider
 from ledger.domain.canonical import canonicalize
 from ledger.domain.envelope import ReceivedEvent, get_path, normalized
-from ledger.domain.errors import KeyUnavailable
+from ledger.domain.errors import SealedValueTampered
 from ledger.domain.registry import EVENT_TYPES
 
 ALGORITHM = "A256GCM"
@@ -124,7 +124,7 @@ class Sealer:
             )
         except InvalidTag:
             msg = f"sealed value at data.{'.'.join(path)} of event {event_id} does not open: it was moved or altered"
-            raise KeyUnavailable(msg) from None
+            raise SealedValueTampered(msg) from None
         return json.loads(plaintext)
 
     def _key_by_kid(self, tenant: str, kid: str) -> bytes | None:

@@ -97,6 +97,13 @@ class KeyUnavailable(LedgerError):
     title = "The key needed is not available"
 
 
+class SealedValueTampered(LedgerError):
+    """A sealed value does not open with its key: it was moved to another event or field, or altered."""
+
+    code = "sealed_value_tampered"
+    title = "A sealed value was moved or altered"
+
+
 @dataclass
 class VerificationBreak:
     """The first place a log stops verifying, and why."""

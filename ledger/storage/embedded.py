@@ -213,7 +213,7 @@ class EmbeddedPostgres:
             _chown(log, user)
         last_error = ""
         for _attempt in range(3):  # a free port can be taken between finding it and binding it
-            port = _free_port()
+            port = free_port()
             options = f"-h 127.0.0.1 -p {port} -k '' -c max_connections=200 -c shared_buffers=256MB"
             try:
                 pg_ctl(
@@ -284,7 +284,8 @@ def _chown(path: Path, user: str) -> None:
     os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

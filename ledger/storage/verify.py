@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from ledger.domain.canonical import canonicalize
 from ledger.domain.errors import NotFound, ValidationFailed, VerificationBreak
 from ledger.domain.hashing import GENESIS_HASH, chain_hash, leaf_hash
-from ledger.storage.append import format_time
+from ledger.domain.stored import format_time
 from ledger.storage.database import Database
 
 Progress = Callable[[int], None]

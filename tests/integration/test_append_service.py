@@ -149,7 +149,7 @@ class TestSealing:
         assert ledger.sealer.unseal(stored)["data"]["comment"] == raw["data"]["comment"]
 
     def test_a_sealed_value_moved_to_another_event_does_not_open(self, ledger: Ledger) -> None:
-        from ledger.domain.errors import KeyUnavailable
+        from ledger.domain.errors import SealedValueTampered
 
         first = example_event("review.submitted", tenant="acme")
         second = example_event("review.submitted", tenant="acme")
@@ -158,7 +158,7 @@ class TestSealing:
         b = ledger.queries.get("acme", second["id"]).document["event"]
         b["data"]["comment"] = a["data"]["comment"]
 
-        with pytest.raises(KeyUnavailable):
+        with pytest.raises(SealedValueTampered):
             ledger.sealer.unseal(b)
 
     def test_erasing_a_subject_key_hides_values_and_the_chain_still_verifies(self, ledger: Ledger) -> None:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from ledger.domain.canonical import canonicalize
 from ledger.domain.hashing import GENESIS_HASH, chain_hash, leaf_hash
-from ledger.storage.append import stored_document
+from ledger.domain.stored import stored_document
 from ledger.storage.verify import StoredRow, verify_rows
 
 Row = StoredRow
@@ -128,7 +128,7 @@ def test_a_query_column_that_disagrees_with_the_hashed_bytes_is_caught(column: s
 def test_the_append_paths_byte_assembly_equals_canonicalising_the_whole_document(
     event, log, position
 ) -> None:
-    from ledger.storage.append import format_time, stored_bytes
+    from ledger.domain.stored import format_time, stored_bytes
 
     recorded = datetime(2028, 2, 29, 23, 59, 59, 999999, tzinfo=UTC)
     event = {k: v for k, v in event.items() if not isinstance(v, int) or abs(v) < 2**53}
