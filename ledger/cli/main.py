@@ -290,13 +290,16 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         elapsed = time.monotonic() - started
     print(f"recorded {recorded:,} new events for tenant {args.tenant!r} in {elapsed:.1f}s"
           + (f" ({repeats:,} were already there: same seed, same ids)" if repeats else ""))  # fmt: skip
+    item = "1.2.826.0.1.3680043.10.543.444"  # carries the planted label under a retired guideline
     print(f"""
 Next:
   ledger serve &                                   # API on http://127.0.0.1:8000, OpenAPI at /schema
   TOKEN=$(ledger token --role auditor --tenant {args.tenant})
-  curl -s -H "Authorization: Bearer $TOKEN" 'http://127.0.0.1:8000/v1/events?type=review.submitted&limit=3'
+  curl -s -H "Authorization: Bearer $TOKEN" 'http://127.0.0.1:8000/v1/compliance/flags?limit=5'
+  curl -s -H "Authorization: Bearer $TOKEN" 'http://127.0.0.1:8000/v1/items/chest-ct-2026/{item}/provenance'
   ledger verify                                    # re-hash every event and check the chain
-  psql "$(ledger db url)"                           # look at ledger_events yourself (needs `ledger db start`)""")
+  ledger report retention --output retention.html  # the six-year retention report, printable
+  psql "$(ledger db url)"                           # look at the tables yourself (needs `ledger db start`)""")
     return EXIT_OK
 
 
