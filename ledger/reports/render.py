@@ -6,7 +6,7 @@ import csv
 import html
 import io
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from ledger.reports.retention import RetentionReport
@@ -77,7 +77,9 @@ tfoot td { font-weight: bold; background: #f6f6f6; }
 def _e(value: Any) -> str:
     if value is None:
         return ""
-    return html.escape(_default(value) if isinstance(value, datetime | date) else str(value))
+    if isinstance(value, datetime):  # a person reads this page: seconds in UTC are precise enough
+        return html.escape(value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
+    return html.escape(value.isoformat() if isinstance(value, date) else str(value))
 
 
 def _table(
@@ -103,12 +105,12 @@ def _html(report: RetentionReport) -> str:
     status_class = "ok" if integ["status"] == "intact" else "bad"
     meta = [
         ("Report", "Record retention, six years (HIPAA 45 CFR 164.316(b)(2)(i); 21 CFR 11.10(c))"),
-        ("As of", c["as_of"]), ("Scope", c["scope"]), ("Generated", report.generated_at.isoformat()),
+        ("As of", c["as_of"]), ("Scope", c["scope"]), ("Generated", report.generated_at),
         ("Integrity", f'<span class="{status_class}">{_e(integ["status"])}</span> {_e(integ.get("detail", ""))}'),
         ("Verified at", _e(integ.get("verified_at"))), ("Events re-hashed", _e(integ.get("events_checked"))),
     ]  # fmt: skip
     if integ.get("logs_grown_since"):
-        meta.append(("Logs grown since", _e(", ".join(integ["logs_grown_since"]))))
+        meta.append(("Events recorded since in", _e(", ".join(integ["logs_grown_since"]))))
     meta_rows = "".join(
         f"<tr><td>{_e(k)}</td><td>{v if k == 'Integrity' else _e(v)}</td></tr>" for k, v in meta
     )
