@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from ledger.storage.append import log_for
 from ledger.storage.database import Database
 
 RETENTION_YEARS = 6
@@ -76,7 +77,9 @@ def build(db: Database, as_of: date, *, tenant: str | None = None) -> RetentionR
         for h in holds
         if h["placed_at"] <= end_of_day and (h["released_at"] is None or h["released_at"] > end_of_day)
     ]
-    held_logs = {h["scope"].get("log") or h["tenant"] for h in active_holds if h["scope"].get("log")}
+    # A hold on a dataset or on items keeps the whole log of its tenant: the index counts records per
+    # log, day and type, and keeping too much is safe where keeping too little is not.
+    held_logs = {h["scope"].get("log") or log_for(h["tenant"]) for h in active_holds}
     logs = [_log_section(head, [b for b in buckets if b["log"] == head["log"]], as_of, head["log"] in held_logs)
             for head in heads]  # fmt: skip
     content: Row = {

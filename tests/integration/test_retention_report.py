@@ -106,6 +106,15 @@ def test_a_legal_hold_on_the_log_keeps_everything(history: Ledger) -> None:
     assert may_leave(history, date(2030, 1, 1)) == 5 + 2  # the hold's own two records are due by then too
 
 
+def test_a_hold_on_a_dataset_keeps_its_tenants_log(history: Ledger) -> None:
+    hold = Story("acme")
+    hold.add("retention.hold_placed", at(0), "legal", {"hold_id": "lh-2", "scope": {"dataset": "chest-ct-2026"},
+                                                       "reason": "FDA inquiry", "approver": "gc-1"})  # fmt: skip
+    recorded_on(history, datetime(2021, 1, 1, tzinfo=UTC), hold)
+    [log] = retention.build(history.db, date(2030, 1, 1), tenant="acme").content["logs"]
+    assert (log["on_legal_hold"], log["may_leave_retention"]) == (True, 0)
+
+
 def test_the_report_names_its_integrity_status(history: Ledger) -> None:
     from ledger.storage.verify import record, verify
 
