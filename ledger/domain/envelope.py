@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ledger.domain.errors import FieldError, ForbiddenIdentifier, ValidationFailed
@@ -15,6 +16,7 @@ from ledger.domain.fields import EventData, Timestamp
 from ledger.domain.identifiers import find_direct_identifier
 from ledger.domain.registry import EVENT_TYPES, EventType, event_type_at
 
+_encode_json = msgspec.json.Encoder().encode
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")  # CloudEvents 1.0 §Attribute Naming Convention
 
@@ -92,7 +94,8 @@ def validate_event(raw: Any, *, allow_internal: bool = False) -> ReceivedEvent:
         raise ValidationFailed(
             "an event must be a JSON object", errors=[FieldError("$", "expected a JSON object")]
         )
-    _refuse_nul(raw)
+    text = _json_text(raw)
+    _refuse_nul(raw, text)
     try:
         envelope = Envelope.model_validate(raw)
     except ValidationError as exc:
@@ -119,14 +122,23 @@ def validate_event(raw: Any, *, allow_internal: bool = False) -> ReceivedEvent:
             f"data of {envelope.type!r} is not valid", errors=_field_errors(exc, "data")
         ) from None
 
-    _refuse_direct_identifiers(raw, event_type)
+    _refuse_direct_identifiers(raw, event_type, text)
     return ReceivedEvent(raw=raw, envelope=envelope, data=data, event_type=event_type)
 
 
-def _refuse_direct_identifiers(raw: dict[str, Any], event_type: EventType) -> None:
+def _refuse_direct_identifiers(raw: dict[str, Any], event_type: EventType, raw_text: str | None) -> None:
     """Every string is scanned except sealed values that are not free text (addresses, license numbers):
-    those are erasable and never stored in plaintext. Sealed free text (comments, reasons) is scanned too."""
+    those are erasable and never stored in plaintext. Sealed free text (comments, reasons) is scanned too.
+
+    Fast path: one scan over the event's JSON text. Each string stands in it verbatim between quotes,
+    and a quote acts on the patterns' look-arounds exactly as a string's edge does, so a clean text
+    means clean strings. Escapes (a backslash) could hide a match, so they take the per-field walk,
+    as does any hit, which the walk then attributes to its field.
+    """
     sealed = {("data", *p) for p in event_type.sensitive_paths if p not in event_type.free_text_paths}
+    text = _json_text(_without(raw, sealed)) if sealed else raw_text
+    if text is not None and "\\" not in text and find_direct_identifier(text) is None:
+        return
     errors = [
         FieldError(_dotted(path), f"contains what looks like {kind}; remove it before sending")
         for path, text in _strings(raw, ())
@@ -136,8 +148,11 @@ def _refuse_direct_identifiers(raw: dict[str, Any], event_type: EventType) -> No
         raise ForbiddenIdentifier("a direct identifier must never enter the ledger", errors=errors)
 
 
-def _refuse_nul(raw: dict[str, Any]) -> None:
-    # PostgreSQL text cannot hold U+0000, and no legitimate attribute needs it.
+def _refuse_nul(raw: dict[str, Any], text: str | None) -> None:
+    # PostgreSQL text cannot hold U+0000, and no legitimate attribute needs it. JSON text writes it as
+    # \u0000, so its absence there (keys included) is proof; anything else takes the exact walk.
+    if text is not None and "\\u0000" not in text:
+        return
     errors = [FieldError(_dotted(path) or "$", "must not contain the NUL character (U+0000)")
               for path, text in _strings(raw, (), keys=True) if "\x00" in text]  # fmt: skip
     if errors:
@@ -157,6 +172,33 @@ def _strings(
     elif isinstance(value, list):
         for i, v in enumerate(value):
             yield from _strings(v, (*path, i), keys=keys)
+
+
+def _json_text(value: Any) -> str | None:
+    try:
+        return _encode_json(value).decode()
+    except (TypeError, ValueError, UnicodeEncodeError, OverflowError):
+        return None  # not plain JSON (or a lone surrogate): the exact walk decides
+
+
+def _without(raw: dict[str, Any], paths: set[tuple[str, ...]]) -> dict[str, Any]:
+    """A copy of ``raw`` without the values at ``paths`` (each under ``data``); ``raw`` is not changed."""
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return raw
+    out = {**raw, "data": dict(data)}
+    for path in paths:
+        node: Any = out
+        for step in path[:-1]:
+            child = node.get(step) if isinstance(node, dict) else None
+            if not isinstance(child, dict):
+                break
+            node[step] = dict(child)
+            node = node[step]
+        else:
+            if isinstance(node, dict):
+                node.pop(path[-1], None)
+    return out
 
 
 def _dotted(path: tuple[str | int, ...]) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledger.domain.envelope import validate_event
 from ledger.domain.errors import ForbiddenIdentifier, ValidationFailed
@@ -102,3 +104,11 @@ def test_direct_identifiers_are_recognised(text: str, kind: str) -> None:
 )
 def test_clinical_text_without_identifiers_passes(text: str) -> None:
     assert find_direct_identifier(text) is None
+
+
+@given(st.text(alphabet=st.sampled_from("0123456789 .-()+@aMRNmedicalpatientname:#=xyz"), max_size=40))
+def test_the_cheap_pre_checks_never_hide_a_match(text: str) -> None:
+    from ledger.domain.identifiers import _PATTERNS
+
+    expected = next((kind for kind, _, pattern in _PATTERNS if pattern.search(text)), None)
+    assert find_direct_identifier(text) == expected
