@@ -3,13 +3,54 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from ledger.domain.errors import ConfigurationError
 
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+# ---- Kafka (issue 3) ----------------------------------------------------------------------------------
+
+KafkaClient = Literal["kafka-python", "confluent"]
+_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """TLS and SASL options, passed through to whichever Kafka client is in use."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_password: str | None = field(default=None, repr=False)
+    ssl_check_hostname: bool = True
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """How ``ledger consume`` and the producers reach Kafka; the bootstrap servers are ``Settings.kafka_bootstrap``."""
+
+    topic: str = "ledger.events"
+    dlq_topic: str = "ledger.events.dlq"
+    group: str = "ledger"
+    client: KafkaClient = "kafka-python"
+    batch_size: int = 1000  # messages per poll, hence per append transaction
+    # Short enough that a group (re)join takes seconds, not tens of seconds, also against Tansu.
+    session_timeout_ms: int = 6000
+    heartbeat_interval_ms: int = 1000
+    rejection_tenant: str = "ledger"  # the log of rejections whose message names no usable tenant
+    status_interval: float = 10.0  # seconds between status lines of `ledger consume`
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
 
 @dataclass(frozen=True)
@@ -19,6 +60,7 @@ class Settings:
     home: Path = field(default_factory=lambda: Path(".ledger").resolve())
     database_url: str | None = None
     kafka_bootstrap: str | None = None
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
     host: str = "127.0.0.1"
     port: int = 8000
     jwt_issuer: str = "ledger-dev"
@@ -64,6 +106,7 @@ class Settings:
             home=home,
             database_url=env.get("LEDGER_DATABASE_URL") or None,
             kafka_bootstrap=env.get("LEDGER_KAFKA_BOOTSTRAP") or None,
+            kafka=_kafka(env),
             host=env.get("LEDGER_HOST", "127.0.0.1"),
             port=_int(env, "LEDGER_PORT", 8000),
             jwt_issuer=env.get("LEDGER_JWT_ISSUER", "ledger-dev"),
@@ -74,6 +117,73 @@ class Settings:
             db_pool_size=_int(env, "LEDGER_DB_POOL_SIZE", 8),
             access_log=env.get("LEDGER_ACCESS_LOG", "").lower() in _TRUE,
         )
+
+
+def _kafka(env: Mapping[str, str]) -> KafkaSettings:
+    """The ``LEDGER_KAFKA_*`` variables (except the bootstrap servers)."""
+    from ledger.domain.envelope import TENANT_PATTERN
+
+    default = KafkaSettings()
+    client = env.get("LEDGER_KAFKA_CLIENT") or default.client
+    if client not in ("kafka-python", "confluent"):
+        msg = f"LEDGER_KAFKA_CLIENT must be kafka-python or confluent, got {client!r}"
+        raise ConfigurationError(msg)
+    protocol = (env.get("LEDGER_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT").upper()
+    if protocol not in _SECURITY_PROTOCOLS:
+        msg = f"LEDGER_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(_SECURITY_PROTOCOLS)}, got {protocol!r}"
+        raise ConfigurationError(msg)
+    rejection_tenant = env.get("LEDGER_KAFKA_REJECTION_TENANT") or default.rejection_tenant
+    if not re.match(TENANT_PATTERN, rejection_tenant):
+        msg = f"LEDGER_KAFKA_REJECTION_TENANT must be a tenant name ({TENANT_PATTERN}), got {rejection_tenant!r}"
+        raise ConfigurationError(msg)
+    batch_size = _int(env, "LEDGER_KAFKA_BATCH_SIZE", default.batch_size)
+    if batch_size < 1:
+        msg = f"LEDGER_KAFKA_BATCH_SIZE must be at least 1, got {batch_size}"
+        raise ConfigurationError(msg)
+    security = KafkaSecurity(
+        protocol=protocol,
+        sasl_mechanism=env.get("LEDGER_KAFKA_SASL_MECHANISM") or None,
+        sasl_username=env.get("LEDGER_KAFKA_SASL_USERNAME") or None,
+        sasl_password=env.get("LEDGER_KAFKA_SASL_PASSWORD") or None,
+        ssl_cafile=_path(env, "LEDGER_KAFKA_SSL_CAFILE"),
+        ssl_certfile=_path(env, "LEDGER_KAFKA_SSL_CERTFILE"),
+        ssl_keyfile=_path(env, "LEDGER_KAFKA_SSL_KEYFILE"),
+        ssl_password=env.get("LEDGER_KAFKA_SSL_PASSWORD") or None,
+        ssl_check_hostname=_bool(env, "LEDGER_KAFKA_SSL_CHECK_HOSTNAME", default=True),
+    )
+    return KafkaSettings(
+        topic=env.get("LEDGER_KAFKA_TOPIC") or default.topic,
+        dlq_topic=env.get("LEDGER_KAFKA_DLQ_TOPIC") or default.dlq_topic,
+        group=env.get("LEDGER_KAFKA_GROUP") or default.group,
+        client=client,  # type: ignore[arg-type]  # checked against the Literal's values above
+        batch_size=batch_size,
+        session_timeout_ms=_int(env, "LEDGER_KAFKA_SESSION_TIMEOUT_MS", default.session_timeout_ms),
+        heartbeat_interval_ms=_int(env, "LEDGER_KAFKA_HEARTBEAT_INTERVAL_MS", default.heartbeat_interval_ms),
+        rejection_tenant=rejection_tenant,
+        status_interval=_float(env, "LEDGER_KAFKA_STATUS_INTERVAL", default.status_interval),
+        security=security,
+    )
+
+
+def _bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE or raw in _FALSE:
+        return raw in _TRUE
+    msg = f"{name} must be true or false, got {raw!r}"
+    raise ConfigurationError(msg)
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        msg = f"{name} must be a number, got {raw!r}"
+        raise ConfigurationError(msg) from None
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -22,10 +22,20 @@ from ledger.runtime import Ledger
 # The health check blocks on the database briefly, so it runs in a worker thread.
 @get("/health", summary="Liveness and database reachability", tags=["operations"], sync_to_thread=True)
 def health(ledger: NamedDependency[Ledger]) -> dict[str, Any]:
-    """``{"status": "ok"}`` when the database answers; 503 (problem+json) when it does not."""
+    """``{"status": "ok"}`` when the database answers, with each Kafka consumer group's committed
+    position and lag (read from the offsets table); 503 (problem+json) when the database does not answer."""
+    from ledger.kafka.status import consumer_status, total_lag
+
     with ledger.db.connect() as conn:
         conn.execute("SELECT 1").fetchone()
-    return {"status": "ok", "database": "ok", "version": __version__, "embedded": ledger.settings.embedded}
+    partitions = consumer_status(ledger.db)
+    return {
+        "status": "ok",
+        "database": "ok",
+        "version": __version__,
+        "embedded": ledger.settings.embedded,
+        "kafka": {"lag": total_lag(partitions), "partitions": [p.as_dict() for p in partitions]},
+    }
 
 
 @get(

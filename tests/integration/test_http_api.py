@@ -283,8 +283,16 @@ class TestReading:
 
 
 class TestOperations:
-    def test_health_reports_the_database(self, http) -> None:
-        assert http.get("/health").json()["database"] == "ok"
+    def test_health_reports_the_database_and_kafka_positions(self, http, shared_ledger) -> None:
+        with shared_ledger.db.connect() as conn, conn.transaction():
+            conn.execute(
+                "INSERT INTO ledger_consumer_offsets (consumer_group, topic, partition, next_offset, high_watermark)"
+                " VALUES ('health-test', 'ledger.events', 0, 40, 42) ON CONFLICT DO NOTHING"
+            )
+        body = http.get("/health").json()
+        assert body["database"] == "ok"
+        [mine] = [p for p in body["kafka"]["partitions"] if p["group"] == "health-test"]
+        assert (mine["next_offset"], mine["lag"]) == (40, 2)
 
     def test_the_openapi_document_lists_the_routes(self, http) -> None:
         paths = http.get("/schema/openapi.json").json()["paths"]

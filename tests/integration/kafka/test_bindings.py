@@ -1,0 +1,81 @@
+"""The CloudEvents Kafka binding (structured and binary mode) and what each kind of bad message is called.
+
+Pure functions: no broker, no database."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from ledger.kafka.batch import read_event
+from ledger.kafka.bindings import Rejection, decode, encode
+from ledger.kafka.dlq import raw_sha256, reject, rejection_id
+from ledger.kafka.transport import Headers, Message
+from tests.conftest import make_event
+
+
+def message(value: bytes | None, headers: Headers = (), offset: int = 7) -> Message:
+    return Message("events", 2, offset, b"acme", value, headers, 1_767_225_600_000)
+
+
+@pytest.mark.parametrize("mode", ["structured", "binary"])
+def test_both_modes_carry_the_same_event(mode: str) -> None:
+    event = make_event("acme", "review.submitted")
+    value, headers = encode(event, mode)  # type: ignore[arg-type]
+    decoded = decode(message(value, headers))
+    assert isinstance(decoded, dict)
+    assert decoded == event
+    received = read_event(message(value, headers))
+    assert not isinstance(received, Rejection)
+    assert received.id == event["id"]
+
+
+@pytest.mark.parametrize(
+    ("value", "headers", "code"),
+    [
+        (b"{not json", (), "not_json"),
+        (b'"a string"', (), "not_cloudevent"),
+        (b'{"id": "x"}', (), "not_cloudevent"),
+        (None, (), "not_cloudevent"),
+        (b"[]", (("content-type", b"application/cloudevents-batch+json"),), "not_cloudevent"),
+        (b"{}", (("ce_specversion", b"1.0"), ("content-type", b"text/plain")), "not_cloudevent"),
+        (b"{}", (("ce_specversion", b"1.0"), ("ce_id", b"\xff\xfe")), "not_cloudevent"),
+        (b"{oops", (("ce_specversion", b"1.0"), ("ce_tenant", b"acme")), "not_json"),
+    ],
+)
+def test_undecodable_messages_are_named(value: bytes | None, headers: Headers, code: str) -> None:
+    outcome = decode(message(value, headers))
+    assert isinstance(outcome, Rejection)
+    assert outcome.code == code
+
+
+def test_validation_failures_are_named() -> None:
+    unknown = make_event("acme", "annotation.created", type="annotation.exploded")
+    reserved = make_event("acme", "annotation.created", type="ledger.ingest_rejected")
+    bad = make_event("acme", "annotation.created")
+    bad["data"]["version"] = 0
+    ssn = make_event("acme", "review.submitted", data_comment="SSN 123-45-6789")
+    for event, code in ((unknown, "unknown_type"), (reserved, "reserved_type"), (bad, "schema_violation"),
+                        (ssn, "forbidden_identifier")):  # fmt: skip
+        outcome = read_event(message(encode(event)[0]))
+        assert isinstance(outcome, Rejection), code
+        assert (outcome.code, outcome.tenant) == (code, "acme")
+        assert "123-45-6789" not in outcome.reason
+
+
+def test_a_rejection_is_a_pure_function_of_the_message() -> None:
+    m = message(b"{not json")
+    first_event, first_letter = reject(m, Rejection("not_json", "no"), default_tenant="ledger")
+    again_event, again_letter = reject(m, Rejection("not_json", "no"), default_tenant="ledger")
+    assert first_event.raw == again_event.raw  # a replay is a repeat, not a second rejection
+    assert first_letter == again_letter
+    assert first_event.raw["data"]["raw_sha256"] == hashlib.sha256(b"{not json").hexdigest() == raw_sha256(m)
+    assert first_event.id == rejection_id(m, raw_sha256(m))
+    assert first_event.raw["data"]["origin"] == "events/2/7"
+    assert first_event.raw["time"] == "2026-01-01T00:00:00.000Z"  # the message's timestamp, not "now"
+    assert first_event.tenant == "ledger"
+    elsewhere = reject(message(b"{not json", offset=8), Rejection("not_json", "no"), default_tenant="ledger")[
+        0
+    ]
+    assert elsewhere.id != first_event.id
