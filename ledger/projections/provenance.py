@@ -41,9 +41,11 @@ class ProvenanceProjector:
             for dataset, item in items_of(r.event)
         })  # fmt: skip
         if rows:
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO proj_item_events (tenant, dataset, item, log, position) VALUES (%s, %s, %s, %s, %s)"
-                    " ON CONFLICT DO NOTHING",
-                    rows,
-                )
+            # One statement for the whole batch: a narrow index row per event does not warrant a round trip each.
+            columns = list(zip(*rows, strict=True))
+            conn.execute(
+                "INSERT INTO proj_item_events (tenant, dataset, item, log, position)"
+                " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::int8[])"
+                " ON CONFLICT DO NOTHING",
+                [list(c) for c in columns],
+            )

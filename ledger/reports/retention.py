@@ -80,8 +80,12 @@ def build(db: Database, as_of: date, *, tenant: str | None = None) -> RetentionR
     # A hold on a dataset or on items keeps the whole log of its tenant: the index counts records per
     # log, day and type, and keeping too much is safe where keeping too little is not.
     held_logs = {h["scope"].get("log") or log_for(h["tenant"]) for h in active_holds}
-    logs = [_log_section(head, [b for b in buckets if b["log"] == head["log"]], as_of, head["log"] in held_logs)
-            for head in heads]  # fmt: skip
+    by_log: dict[str, list[Row]] = {}
+    for b in buckets:
+        by_log.setdefault(b["log"], []).append(b)
+    logs = [
+        _log_section(head, by_log.get(head["log"], []), as_of, head["log"] in held_logs) for head in heads
+    ]
     content: Row = {
         "report": "retention",
         "retention_years": RETENTION_YEARS,

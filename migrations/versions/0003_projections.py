@@ -199,6 +199,7 @@ def upgrade() -> None:
             position bigint NOT NULL,
             PRIMARY KEY (log, day, type)
         );
+        CREATE INDEX proj_retention_tenant ON proj_retention (tenant);
 
         CREATE TABLE proj_holds (
             tenant      text NOT NULL,
