@@ -194,6 +194,26 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def token_key(home: Path) -> tuple[Ed25519PrivateKey, Path]:
+    """A fresh signing key for the run's JWTs, and the file its public half is written to (for Settings)."""
+    signing_key = Ed25519PrivateKey.generate()
+    public_key = home / "jwt-public.pem"
+    public_key.write_bytes(
+        signing_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return signing_key, public_key
+
+
+def publish(text: str, result: dict[str, Any], json_path: Path) -> None:
+    """Print the table and keep the machine-readable result."""
+    print(text)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(f"\nresults written to {json_path}")
+
+
 # ---- phase 1: append service vs raw binary COPY -----------------------------------------------------------
 
 
@@ -613,13 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     json_path: Path = args.json or RESULTS_DIR / f"ingest-{started:%Y-%m-%d}.json"
     home = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
-    signing_key = Ed25519PrivateKey.generate()
-    public_key = home / "jwt-public.pem"
-    public_key.write_bytes(
-        signing_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    signing_key, public_key = token_key(home)
     try:
         with bench_database(home) as (url, where):
             db = Database(url, pool_size=8)
@@ -693,10 +707,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
-    print(render(result))
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nresults written to {json_path}")
+    publish(render(result), result, json_path)
     return 0
 
 

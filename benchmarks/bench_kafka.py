@@ -35,7 +35,15 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from bench_ingest import bench_database, checkpoint, machine_info, require_complete, say, server_settings
+from bench_ingest import (
+    bench_database,
+    checkpoint,
+    machine_info,
+    publish,
+    require_complete,
+    say,
+    server_settings,
+)
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
@@ -367,10 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
-    print(render(result))
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nresults written to {json_path}")
+    publish(render(result), result, json_path)
     return 0
 
 

@@ -45,11 +45,11 @@ from bench_ingest import (
     frozen_heap,
     machine_info,
     percentile,
+    publish,
     say,
     server_settings,
+    token_key,
 )
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg import sql
 
 from ledger.auth.tokens import sign_token
@@ -853,13 +853,7 @@ def main(argv: list[str] | None = None) -> int:
     wall_start = time.perf_counter()
     json_path: Path = args.json or RESULTS_DIR / f"projections-{started:%Y-%m-%d}.json"
     home = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
-    signing_key = Ed25519PrivateKey.generate()
-    public_key = home / "jwt-public.pem"
-    public_key.write_bytes(
-        signing_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    signing_key, public_key = token_key(home)
     try:
         with bench_database(home) as (url, where):
             db = Database(url, pool_size=8)
@@ -967,11 +961,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
-    print(render_text(result))
-    print(f"\nwhole run: {result['wall_s'] / 60:.1f} min")
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    print(f"results written to {json_path}")
+    publish(f"{render_text(result)}\n\nwhole run: {result['wall_s'] / 60:.1f} min", result, json_path)
     return 0
 
 
