@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from ledger.domain.errors import FieldError, ValidationFailed
+from ledger.domain.fields import parse_rfc3339
 
 
 def parse_time(name: str, value: str) -> datetime:
     """An RFC 3339 time with an offset; anything else is a 422 naming ``name``."""
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = parse_rfc3339(value)
     except ValueError:
         parsed = None
     if parsed is None or parsed.tzinfo is None:

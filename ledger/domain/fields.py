@@ -18,12 +18,24 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
+def parse_rfc3339(value: str) -> datetime:
+    """An RFC 3339 date-time. The one parser ingest and every reader use, so what validation accepts,
+    projections, provenance and verification can always read back (RFC 3339 allows a lower-case t and z)."""
+    return datetime.fromisoformat(value.upper())
+
+
 def _text(value: object) -> object:
-    # CloudEvents times are RFC 3339 strings; pydantic would otherwise read a number as Unix seconds.
-    if not isinstance(value, str | datetime):
-        msg = "must be an RFC 3339 time string, e.g. 2026-01-31T09:00:00Z"
+    # CloudEvents times are RFC 3339 strings; pydantic would otherwise read a number (or a string of
+    # digits) as Unix seconds, which no reader of the stored event could parse back.
+    if isinstance(value, datetime):
+        return value
+    msg = "must be an RFC 3339 time string, e.g. 2026-01-31T09:00:00Z"
+    if not isinstance(value, str):
         raise ValueError(msg)
-    return value
+    try:
+        return parse_rfc3339(value)
+    except ValueError:
+        raise ValueError(msg) from None
 
 
 Timestamp = Annotated[datetime, BeforeValidator(_text), AfterValidator(_aware)]

@@ -10,6 +10,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ledger.domain.errors import NotFound
+from ledger.domain.fields import parse_rfc3339
 from ledger.domain.registry import EVENT_TYPES
 from ledger.domain.upcasting import upcast
 from ledger.projections.qualification import ROLE_REQUIREMENTS, Period, qualifying
@@ -85,7 +86,7 @@ class ProjectionQueries:
         timeline = []
         for e, doc in zip(events, docs, strict=True):
             data = doc["data"]
-            when = datetime.fromisoformat(doc["time"])
+            when = parse_rfc3339(doc["time"])
             timeline.append({
                 "log": e["log"], "position": e["position"], "hash": bytes(e["hash"]).hex(),
                 "recorded_at": e["recorded_at"], "id": doc["id"], "type": doc["type"], "time": doc["time"],

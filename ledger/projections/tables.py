@@ -8,6 +8,8 @@ from typing import Any
 
 import psycopg
 
+from ledger.domain.fields import parse_rfc3339
+
 Connection = psycopg.Connection[Any]
 Row = dict[str, Any]
 
@@ -46,4 +48,4 @@ def select_by_pairs(conn: Connection, sql: str, pairs: Iterable[tuple[str, str]]
 
 def parse_time(value: str) -> datetime:
     """An RFC 3339 time from a stored event (validated at ingest, so always well-formed)."""
-    return datetime.fromisoformat(value)
+    return parse_rfc3339(value)

@@ -184,7 +184,8 @@ def _check_qualified(st: _State, ev: _Event, role: str, what: str, d: dict[str, 
     periods = _periods(st, ev.tenant, ev.actor)
     if qualifying(periods, role, ev.time):
         return
-    held = [p.event_id for p in periods]
+    # Sorted, so the evidence reads the same however the credentials were batched (inline or rebuild).
+    held = [p.event_id for p in sorted(periods, key=lambda p: (p.credential_id, p.period))]
     detail = f"{what} by {ev.actor} at {ev.time.isoformat()} with no valid {role} credential" + (
         " (credentials on record were not valid then)" if held else " (no credential on record)"
     )
@@ -279,6 +280,15 @@ def _review_submitted(st: _State, ev: _Event) -> None:
               dataset=d["dataset"], item=d["item"])  # fmt: skip
         if row is None:
             return
+    elif row["version"] != d["annotation_version"] or row["status"] == "deleted":
+        # A review of an earlier version, or of a deleted annotation, says nothing about the current one:
+        # it stays on the lineage, and the current state is left as it is.
+        _flag(st, ev, "review_of_other_version", "21 CFR 11.10(f)",
+              f"review of annotation {d['annotation_id']} v{d['annotation_version']}, but it is at "
+              f"v{row['version']} ({row['status']})", [], dataset=d["dataset"], item=d["item"])  # fmt: skip
+        _revision(st, ev, d["annotation_id"], "reviewed", version=d["annotation_version"], review_level=d["level"],
+                  decision=d["decision"])  # fmt: skip
+        return
     status = {"accept": "reviewed", "reject": "rejected", "modify": "modified"}[d["decision"]]
     level = max(row["review_level"] or 0, d["level"]) if status == "reviewed" else row["review_level"]
     reviewers = [*row["reviewers"], ev.actor] if ev.actor not in row["reviewers"] else row["reviewers"]

@@ -58,7 +58,9 @@ def build(db: Database, as_of: date, *, tenant: str | None = None) -> RetentionR
             f"SELECT log, tenant, size, head_hash FROM ledger_log_heads {scope_sql} ORDER BY log",
             params,
         )
-        buckets = _q(conn, f"SELECT * FROM proj_retention {scope_sql} ORDER BY log, day, type", params)
+        # As of a past date, nothing recorded or in effect only later counts.
+        buckets = [b for b in _q(conn, f"SELECT * FROM proj_retention {scope_sql} ORDER BY log, day, type", params)
+                   if b["day"] <= as_of]  # fmt: skip
         guidelines = _q(
             conn,
             f"SELECT * FROM proj_guidelines {scope_sql} ORDER BY tenant, guideline_id, effective_from",
@@ -72,6 +74,8 @@ def build(db: Database, as_of: date, *, tenant: str | None = None) -> RetentionR
         holds = _q(conn, f"SELECT * FROM proj_holds {scope_sql} ORDER BY tenant, placed_at", params)
         erasures = _q(conn, f"SELECT * FROM proj_erasures {scope_sql} ORDER BY tenant, erasure_id", params)
         verification = _q(conn, "SELECT * FROM ledger_verifications ORDER BY finished_at DESC LIMIT 1", ())
+    guidelines = [g for g in guidelines if g["effective_from"] <= end_of_day]
+    credentials = [c for c in credentials if c["valid_from"] <= end_of_day]
     active_holds = [
         h
         for h in holds
@@ -91,7 +95,7 @@ def build(db: Database, as_of: date, *, tenant: str | None = None) -> RetentionR
         "retention_years": RETENTION_YEARS,
         "as_of": as_of.isoformat(),
         "scope": tenant or "all logs",
-        "integrity": _integrity(verification, heads),
+        "integrity": _integrity(verification, heads, scoped=tenant is not None),
         "logs": logs,
         "guidelines": [_entity(g, "guideline", g["effective_until"], as_of) for g in guidelines],
         "credentials": [_entity(c, "credential", _credential_end(c), as_of) for c in credentials],
@@ -156,7 +160,7 @@ def _entity(row: Row, kind: str, last_in_effect: datetime | None, as_of: date) -
     )  # fmt: skip
     return {
         "tenant": row["tenant"], **ident, "last_in_effect": last_in_effect,
-        "status": "in effect" if last_in_effect is None or last_in_effect.date() > as_of else "ended",
+        "status": "in effect" if last_in_effect is None or last_in_effect.astimezone(UTC).date() > as_of else "ended",
         "retain_until": due, "may_leave_retention": due is not None and due <= as_of,
     }  # fmt: skip
 
@@ -165,19 +169,29 @@ def _hold(h: Row) -> Row:
     return {k: h[k] for k in ("tenant", "hold_id", "scope", "reason", "approver", "placed_at")}
 
 
-def _integrity(verification: list[Row], heads: Iterable[Row]) -> Row:
+def _integrity(verification: list[Row], heads: Iterable[Row], *, scoped: bool) -> Row:
+    """The last verification's verdict on the logs this report covers (a tenant's report names no other log)."""
     if not verification:
         return {"status": "never verified", "detail": "run `ledger verify` before handing this report over"}
     v = verification[0]
-    checked = {entry["log"]: entry for entry in v["logs"]}
     current = {h["log"]: int(h["size"]) for h in heads}
-    behind = sorted(log for log, size in current.items() if checked.get(log, {}).get("size") != size)
+    entries = [e for e in v["logs"] if e["log"] in current] if scoped else list(v["logs"])
+    checked = {e["log"]: e for e in entries}
+    missing = sorted(set(current) - set(checked))
+    behind = sorted(
+        log for log, size in current.items() if log in checked and checked[log].get("size") != size
+    )
+    broken = [e for e in entries if e.get("first_break")]
+    status = "BROKEN" if broken else ("not verified" if missing else "intact")
+    detail = "; ".join(
+        f"{e['log']} at position {e['first_break']['position']}: {e['first_break']['reason']}" for e in broken
+    ) or (
+        "every log verified" if not missing else f"not covered by the last verification: {', '.join(missing)}"
+    )
     return {
-        "status": "intact" if v["intact"] else "BROKEN",
+        "status": status,
         "verified_at": v["finished_at"],
-        "events_checked": v["events_checked"],
+        "events_checked": sum(int(e.get("events_checked") or 0) for e in entries),
         "logs_grown_since": behind,
-        "detail": "every log verified" if v["intact"] else "; ".join(
-            f"{e['log']} at position {e['first_break']['position']}: {e['first_break']['reason']}"
-            for e in v["logs"] if e.get("first_break")),
-    }  # fmt: skip
+        "detail": detail,
+    }

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import msgspec
 import psycopg
 
 from ledger.crypto.sealing import Sealer
@@ -38,6 +39,7 @@ _COLUMNS = (
     "prev_hash",
     "hash",
 )
+_decode = msgspec.json.Decoder().decode
 _COPY = f"COPY ledger_events ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 _COPY_TYPES = [
     "text", "int8", "text", "text", "text", "text", "text", "text",
@@ -106,8 +108,7 @@ class _Pending:
     event: ReceivedEvent
     log: str
     digest: bytes
-    stored: dict[str, Any]  # the event as stored (sensitive values sealed)
-    canonical: bytes  # its canonical bytes
+    canonical: bytes  # canonical bytes of the event as stored (sensitive values sealed)
 
 
 class AppendService:
@@ -149,7 +150,7 @@ class AppendService:
             received = canonicalize(event.raw)
             canonical = received if as_stored is event.raw else canonicalize(as_stored)
             digest = self._sealer.content_digest(event, received)
-            pending.append(_Pending(i, event, log_for(event.tenant), digest, as_stored, canonical))
+            pending.append(_Pending(i, event, log_for(event.tenant), digest, canonical))
         return pending
 
     def _append_locked(self, conn: psycopg.Connection[Any], pending: list[_Pending]) -> list[Receipt]:
@@ -158,8 +159,10 @@ class AppendService:
         fresh = _dedupe(conn, pending, receipts)
         if fresh:
             self._insert(conn, heads, fresh, receipts)
+            # Projectors see each event as its canonical bytes say, exactly what a rebuild reads back
+            # (10.0 and 10 are one JSON number; the raw form would keep the difference).
             recorded = [
-                Recorded(p.log, r.position, r.recorded_at, p.stored)
+                Recorded(p.log, r.position, r.recorded_at, _decode(p.canonical))
                 for p in fresh
                 if (r := receipts[p.index])
             ]

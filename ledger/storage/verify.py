@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from ledger.domain.canonical import canonicalize
 from ledger.domain.errors import NotFound, ValidationFailed, VerificationBreak
+from ledger.domain.fields import parse_rfc3339
 from ledger.domain.hashing import GENESIS_HASH, chain_hash, leaf_hash
 from ledger.domain.stored import format_time
 from ledger.storage.database import Database
@@ -203,7 +204,7 @@ def _check_row(row: StoredRow, expected: int, prev: bytes) -> VerificationBreak 
         claimed = {
             "log": doc["log"], "position": doc["position"], "event_id": event["id"], "type": event["type"],
             "tenant": event["tenant"], "source": event["source"], "subject": event.get("subject"),
-            "actor": event["actor"], "event_time": datetime.fromisoformat(event["time"]),
+            "actor": event["actor"], "event_time": parse_rfc3339(event["time"]),
             "recorded_at": doc["recorded_at"],
         }  # fmt: skip
     except (ValueError, KeyError, TypeError, RecursionError, ValidationFailed):

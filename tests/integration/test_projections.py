@@ -345,3 +345,40 @@ def test_times_are_compared_in_valid_time_not_arrival_order(ledger: Ledger, stor
     assert ledger.projections.credentials(TENANT, "ann-1", at(1) - timedelta(hours=1))["qualified_for"] == [
         "annotator"
     ]
+
+
+def test_a_review_of_an_earlier_version_leaves_the_current_one_as_it_is(ledger: Ledger, story: Story) -> None:
+    story.credential("ann-1", "internal_level", at(-10))
+    story.credential("rad-1", "license", at(-10))
+    story.annotate("ann-1", "item-1", "a1", at(1))
+    story.annotate("ann-1", "item-1", "a1", at(2), version=2, update=True)
+    stale = story.review("rad-1", "item-1", "a1", at(3), level=3, version=1)
+    record(ledger, story)
+
+    [annotation] = ledger.projections.labels(TENANT, DATASET, "item-1")["annotations"]
+    assert (annotation["version"], annotation["status"], annotation["review_level"]) == (2, "submitted", None)
+    assert [r["change"] for r in annotation["lineage"]] == ["created", "updated", "reviewed"]
+    [flag] = flags(ledger)
+    assert (flag["kind"], flag["evidence"]) == ("review_of_other_version", [stale])
+
+
+def test_lower_case_rfc_3339_times_project_and_verify(ledger: Ledger, story: Story) -> None:
+    from ledger.storage.verify import verify
+
+    story.credential("ann-1", "internal_level", at(-10))
+    event_id = story.annotate("ann-1", "item-1", "a1", at(1))
+    story.events[-1].raw["time"] = story.events[-1].raw["time"].replace("T", "t").replace("Z", "z")
+    record(ledger, story)
+
+    assert ledger.projections.provenance(TENANT, DATASET, "item-1")["events"][0]["id"] == event_id
+    assert verify(ledger.db).intact
+
+
+def test_numbers_project_the_same_inline_and_after_rebuild(ledger: Ledger, story: Story) -> None:
+    story.credential("ann-1", "internal_level", at(-10))
+    story.annotate("ann-1", "item-1", "a1", at(1))
+    story.events[-1].raw["data"]["geometry"]["x"] = 10.0  # the same JSON number as 10
+    record(ledger, story)
+    inline = snapshot(ledger)
+    rebuild(ledger.db, all_projectors())
+    assert snapshot(ledger) == inline

@@ -153,3 +153,31 @@ def test_the_three_formats_carry_the_same_totals(history: Ledger) -> None:
     assert "<h1>Record retention report</h1>" in page
     assert "2026-03-15" in page
     assert "0–5" in page  # the log positions covered
+
+
+def test_a_report_as_of_a_past_date_ignores_what_came_later(history: Ledger) -> None:
+    later = Story("acme")
+    later.view("ann-1", "item-9", at(0))
+    later.credential("rad-9", "license", datetime(2024, 1, 1, tzinfo=UTC))
+    recorded_on(history, datetime(2024, 1, 1, tzinfo=UTC), later)
+    content = retention.build(history.db, date(2023, 12, 31), tenant="acme").content
+    assert content["totals"]["events"] == 6
+    assert content["credentials"] == []
+
+
+def test_a_tenants_report_names_no_other_tenants_log(history: Ledger) -> None:
+    from ledger.storage.verify import record, verify
+
+    other = Story("beta")
+    other.view("ann-1", "item-1", at(0))
+    recorded_on(history, datetime(2021, 1, 1, tzinfo=UTC), other)
+    report = verify(history.db)
+    report.logs[[r.log for r in report.logs].index("beta")].first_break = __import__(
+        "ledger.domain.errors", fromlist=["VerificationBreak"]
+    ).VerificationBreak("beta", 0, "planted for the test")
+    record(history.db, report, datetime.now(UTC), datetime.now(UTC))
+
+    integrity = retention.build(history.db, date(2026, 1, 1), tenant="acme").content["integrity"]
+    assert integrity["status"] == "intact"
+    assert "beta" not in json.dumps(integrity, default=str)
+    assert retention.build(history.db, date(2026, 1, 1)).content["integrity"]["status"] == "BROKEN"
