@@ -180,8 +180,13 @@ class Worker:
         stored = self._load(owned)
         if stored is None:
             return  # stopping
-        for p, offset in stored.items():
-            self._consumer.seek(p, offset)
+        try:
+            for p, offset in stored.items():
+                self._consumer.seek(p, offset)
+        except BrokerUnavailable as exc:  # stay unsynced: the loop tries again, never polling meanwhile
+            _log.warning("%s; re-positioning again shortly", exc.detail)
+            self.stop.wait(BACKOFF_FIRST)
+            return
         self._positions.update(stored)
         self._needs_resync = False
         _log.info("re-positioned %s at %s", _names(self._kafka.topic, owned), _show(stored))
