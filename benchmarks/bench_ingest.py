@@ -206,6 +206,17 @@ def token_key(home: Path) -> tuple[Ed25519PrivateKey, Path]:
     return signing_key, public_key
 
 
+def run_header(benchmark: str, started: datetime, url: str, where: str) -> dict[str, Any]:
+    """What every result file starts with: which benchmark, when, on what machine and database."""
+    with psycopg.connect(url) as conn:
+        version = conn.execute("SELECT version()").fetchone()
+    return {
+        "benchmark": benchmark,
+        "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine_info(str(version[0]) if version else "unknown"),
+    }
+
+
 def publish(text: str, result: dict[str, Any], json_path: Path) -> None:
     """Print the table and keep the machine-readable result."""
     print(text)
@@ -641,12 +652,8 @@ def main(argv: list[str] | None = None) -> int:
                 migrate.upgrade(db)
                 settings = Settings(home=home, database_url=url, jwt_public_key_file=public_key)
                 ledger = wire(settings, db)
-                with psycopg.connect(url) as conn:
-                    version = conn.execute("SELECT version()").fetchone()
                 result: dict[str, Any] = {
-                    "benchmark": "ingest",
-                    "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "machine": machine_info(str(version[0]) if version else "unknown"),
+                    **run_header("ingest", started, url, where),
                     "database": {"where": where, "settings": server_settings(url)},
                     "parameters": {
                         "events": args.events,

@@ -38,11 +38,10 @@ import psycopg
 from bench_ingest import (
     bench_database,
     checkpoint,
-    machine_info,
     publish,
     require_complete,
+    run_header,
     say,
-    server_settings,
 )
 from psycopg import sql
 from sqlalchemy.engine import make_url
@@ -317,8 +316,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with broker(home) as (bootstrap, broker_what), bench_database(home) as (url, where):
             settings = Settings(home=home, database_url=url)
-            with psycopg.connect(url) as conn:
-                version = conn.execute("SELECT version()").fetchone()
             try:
                 import crc32c  # noqa: F401  # only reported: kafka-python uses it when present
 
@@ -326,11 +323,8 @@ def main(argv: list[str] | None = None) -> int:
             except ImportError:
                 crc = "not installed: kafka-python checks CRC32C in pure Python"
             result: dict[str, Any] = {
-                "benchmark": "kafka",
-                "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "machine": machine_info(str(version[0]) if version else "unknown"),
+                **run_header("kafka", started, url, where),
                 "broker": broker_what,
-                "database": {"where": where, "settings": server_settings(url)},
                 "crc32c": crc,
                 "parameters": {
                     "events": args.events,

@@ -43,11 +43,10 @@ from bench_ingest import (
     chunks,
     client,
     frozen_heap,
-    machine_info,
     percentile,
     publish,
+    run_header,
     say,
-    server_settings,
     token_key,
 )
 from psycopg import sql
@@ -863,13 +862,8 @@ def main(argv: list[str] | None = None) -> int:
                 event_clock = args.clock == "event"
                 projected = appender(settings, db, project=True, event_clock=event_clock)
                 plain = appender(settings, db, project=False, event_clock=event_clock)
-                with psycopg.connect(url) as conn:
-                    version = conn.execute("SELECT version()").fetchone()
                 result: dict[str, Any] = {
-                    "benchmark": "projections",
-                    "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "machine": machine_info(str(version[0]) if version else "unknown"),
-                    "database": {"where": where, "settings": server_settings(url)},
+                    **run_header("projections", started, url, where),
                     "parameters": {
                         "events": args.events,
                         "compare_events": args.compare_events,
