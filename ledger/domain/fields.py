@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 SENSITIVE = "x-ledger-sensitive"
 FREE_TEXT = "x-ledger-free-text"
+
+
+# The one range of times the ledger accepts, in UTC (DESIGN §3 "what is accepted must stay usable").
+# Every reader can hold it: PostgreSQL timestamptz, Python datetime after any offset conversion, and
+# the projections. Readers of rows stored before the rule use ``in_time_range`` to skip what lies outside.
+EARLIEST_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2200, 1, 1, tzinfo=UTC)  # exclusive
+INT4_MAX = 2**31 - 1
+"""The largest value an ``integer`` column (PostgreSQL int4) holds: the bound of every count and version."""
+
+
+def in_time_range(value: datetime) -> bool:
+    """True when an aware ``value`` lies in [EARLIEST_TIME, LATEST_TIME); comparing never overflows."""
+    return value.tzinfo is not None and EARLIEST_TIME <= value < LATEST_TIME
 
 
 def _aware(value: datetime) -> datetime:
