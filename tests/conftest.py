@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -111,11 +112,11 @@ def shared_ledger(pg_server: str, template_url: str, tmp_path_factory: pytest.Te
     db.dispose()
 
 
-@pytest.fixture(scope="session")
-def server_url(shared_ledger: Ledger) -> Iterator[str]:
-    """A real uvicorn server on a loopback port, serving the shared ledger."""
+@contextmanager
+def serving(ledger: Ledger) -> Iterator[str]:
+    """A real uvicorn server on a loopback port serving ``ledger``, stopped on exit; yields its URL."""
     port = free_port()
-    config = uvicorn.Config(create_app(shared_ledger), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(create_app(ledger), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -124,9 +125,18 @@ def server_url(shared_ledger: Ledger) -> Iterator[str]:
         if time.monotonic() > deadline:
             pytest.fail("the test HTTP server did not start")
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server_url(shared_ledger: Ledger) -> Iterator[str]:
+    """A real uvicorn server on a loopback port, serving the shared ledger."""
+    with serving(shared_ledger) as url:
+        yield url
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from typing import Any, NoReturn
 
-from ledger.domain.errors import ValidationFailed
+from ledger.domain.errors import FieldError, ValidationFailed
 
 try:  # optional: a C encoder whose output is JCS for most events, far faster (see canonicalize)
     import msgspec
@@ -81,9 +81,40 @@ def _canonicalize_exactly(value: Any) -> bytes:
     text = "".join(parts)
     try:
         return text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        msg = "a string contains a lone surrogate, which is not valid Unicode"
-        raise ValidationFailed(msg) from exc
+    except UnicodeEncodeError:
+        path = _first_lone_surrogate(value, "$") or "$"
+        _refuse(path, "contains a lone surrogate, which is not valid Unicode")
+
+
+def _refuse(path: str, message: str) -> NoReturn:
+    """Refuse a value that has no canonical form, naming its field as validation errors do."""
+    field = path.removeprefix("$").removeprefix(".") or "$"
+    raise ValidationFailed(f"{field}: {message}", errors=[FieldError(field, message)])
+
+
+def _first_lone_surrogate(value: Any, path: str) -> str | None:
+    """The path of the first string (or key) that UTF-8 cannot encode, as ``_write`` spells paths."""
+    if isinstance(value, str):
+        return None if _encodes(value) else path
+    if isinstance(value, dict):
+        children = [(k, v, f"{path}.{k}") for k, v in value.items()]
+    elif isinstance(value, list | tuple):
+        children = [("", v, f"{path}[{i}]") for i, v in enumerate(value)]
+    else:
+        return None
+    for key, child, child_path in children:
+        found = child_path if not _encodes(str(key)) else _first_lone_surrogate(child, child_path)
+        if found:
+            return found
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _write(value: Any, out: list[str], path: str) -> None:
@@ -103,10 +134,9 @@ def _write(value: Any, out: list[str], path: str) -> None:
             # IEEE 754 doubles); anything else would be silently rounded, so it is refused instead.
             out.append(str(value))
         else:
-            msg = (
-                f"{path}: integer {value} cannot be carried exactly by a JSON number (RFC 8785 uses doubles)"
+            _refuse(
+                path, f"integer {value} cannot be carried exactly by a JSON number (RFC 8785 uses doubles)"
             )
-            raise ValidationFailed(msg)
     elif isinstance(value, float):
         out.append(format_number(value, path))
     elif isinstance(value, dict):
@@ -114,8 +144,7 @@ def _write(value: Any, out: list[str], path: str) -> None:
         keys = sorted(value, key=_utf16_key)
         for i, key in enumerate(keys):
             if not isinstance(key, str):
-                msg = f"{path}: object keys must be strings"
-                raise ValidationFailed(msg)
+                _refuse(path, "object keys must be strings")
             if i:
                 out.append(",")
             out.append(_encode_string(key))
@@ -130,8 +159,7 @@ def _write(value: Any, out: list[str], path: str) -> None:
             _write(item, out, f"{path}[{i}]")
         out.append("]")
     else:
-        msg = f"{path}: {type(value).__name__} is not a JSON value"
-        raise ValidationFailed(msg)
+        _refuse(path, f"{type(value).__name__} is not a JSON value")
 
 
 def _survives_as_double(value: int) -> bool:
@@ -149,8 +177,7 @@ def _utf16_key(key: Any) -> bytes:
 def format_number(value: float, path: str = "$") -> str:
     """Format a float as ECMAScript's Number.prototype.toString does (RFC 8785 §3.2.2.3)."""
     if math.isnan(value) or math.isinf(value):
-        msg = f"{path}: NaN and Infinity are not JSON numbers"
-        raise ValidationFailed(msg)
+        _refuse(path, "NaN and Infinity are not JSON numbers")
     if value == 0:
         return "0"  # also for -0.0
     sign = "-" if value < 0 else ""
