@@ -723,16 +723,14 @@ def run_eventsourcing(url: str, count: int) -> dict[str, Any]:
     cloudevents = list(generate(tenant="bench-eventsourcing", events=count, seed=SEED))
     warmup = list(generate(tenant="bench-eventsourcing-warmup", events=WARMUP_BATCHES * ES_BATCH, seed=SEED))
     say(f"[2d] eventsourcing Application.save of {count:,} events, {ES_BATCH} per aggregate ...")
-    with frozen_heap():
-        save = eventsourcing_reference.bench_application_save(
-            url, cloudevents, warmup, ES_BATCH, lambda: checkpoint(url)
-        )
+    save = eventsourcing_reference.bench_application_save(
+        url, cloudevents, warmup, ES_BATCH, lambda: checkpoint(url), frozen_heap
+    )
     say(f"[2d] {save['events_per_s']:,.0f} events/s")
     say(f"[2e] eventsourcing insert_events of {count:,} events, {ES_BATCH} per call ...")
-    with frozen_heap():
-        insert = eventsourcing_reference.bench_insert_events(
-            url, cloudevents, warmup, ES_BATCH, lambda: checkpoint(url)
-        )
+    insert = eventsourcing_reference.bench_insert_events(
+        url, cloudevents, warmup, ES_BATCH, lambda: checkpoint(url), frozen_heap
+    )
     say(f"[2e] {insert['events_per_s']:,.0f} events/s")
     return {
         "version": importlib.metadata.version("eventsourcing"),
