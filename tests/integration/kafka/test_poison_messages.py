@@ -27,6 +27,7 @@ from tests.integration.kafka.conftest import (
     ids_in_log_order,
     produce_raw,
     read_topic,
+    rejection_events,
 )
 
 WORKER_SECONDS = 90.0
@@ -114,7 +115,7 @@ def test_poison_messages_go_to_the_dlq_and_are_recorded_as_rejections(
     # The valid events are all there, in the order sent, with the rejections of their tenant between them.
     in_log = ids_in_log_order(database_url, tenant)
     assert [i for i in in_log if not i.startswith("rejected-")] == [e["id"] for e in valid]
-    rejections = _rejections(database_url)
+    rejections = rejection_events(database_url)
     assert {r["data"]["origin"]: r["data"]["reason"].split(":", 1)[0] for r in rejections} == {
         f"{topics.events}/0/{offset}": code for offset, code in expected_codes.items()
     }
@@ -206,11 +207,3 @@ def test_a_reused_id_whose_rejection_is_already_on_record_does_not_end_the_worke
         ).fetchone()
     assert row == (1,)  # the partition moved on
     assert verify(ledger.db).intact
-
-
-def _rejections(database_url: str) -> list[dict[str, Any]]:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT canonical FROM ledger_events WHERE type = 'ledger.ingest_rejected' ORDER BY log, position"
-        ).fetchall()
-    return [json.loads(bytes(r[0]))["event"] for r in rows]
