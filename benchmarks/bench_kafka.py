@@ -284,7 +284,13 @@ def interleaved(streams: dict[str, list[dict[str, Any]]]) -> list[tuple[bytes, b
 
 
 _ASSIGNMENT = re.compile(r"ledger\.kafka: (assigned|revoked) (.+?)(?:: starting at .*)?$", re.MULTILINE)
-_STATUS = re.compile(r" (\d+) batches, .* (\d+) offset conflicts$", re.MULTILINE)  # the last status line
+_STATUS = re.compile(r" (\d+) batches, .* (\d+) offset conflicts$", re.MULTILINE)
+
+
+def last_status(output: str) -> tuple[int, int]:
+    """Transactions and offset conflicts, from the last status line of a ``ledger consume`` log."""
+    lines = _STATUS.findall(output)
+    return (int(lines[-1][0]), int(lines[-1][1])) if lines else (0, 0)
 
 
 @dataclasses.dataclass
@@ -419,14 +425,12 @@ def cpu_busy() -> tuple[int, int]:
     return 0, 0
 
 
-def committed(url: str, kafka: KafkaSettings) -> int:
+def committed(conn: psycopg.Connection[Any], kafka: KafkaSettings) -> int:
     """Messages of the topic the group has recorded, by the offsets stored in PostgreSQL."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT coalesce(sum(next_offset), 0) FROM ledger_consumer_offsets"
-            " WHERE consumer_group = %s AND topic = %s",
-            (kafka.group, kafka.topic),
-        ).fetchone()
+    row = conn.execute(
+        "SELECT coalesce(sum(next_offset), 0) FROM ledger_consumer_offsets WHERE consumer_group = %s AND topic = %s",
+        (kafka.group, kafka.topic),
+    ).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -460,26 +464,30 @@ def fill_and_drain(
     """Fill the topic the settled group is waiting on; time from the first message sent to the last offset
     stored in PostgreSQL, with the machine's and each member's CPU time over the same window."""
     producer = open_producer(bootstrap, dataclasses.replace(kafka, client="confluent"))
-    cpu_before = [cpu_seconds(m.proc.pid) or 0.0 for m in members]
-    servers_before = meters.read()
-    busy_before = cpu_busy()
-    wall_start, started = time.time(), time.perf_counter()
-    try:
-        for key, value, headers in records:
-            producer.send(kafka.topic, value, key=key, headers=headers)
-        producer.flush(PHASE_TIMEOUT)
-    finally:
-        producer.close()
-    filled = time.perf_counter() - started
-    at_fill = committed(url, kafka)
-    deadline = time.monotonic() + PHASE_TIMEOUT
-    while committed(url, kafka) < len(records):
-        for m in members:
-            m.alive()
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{len(members)} process(es) did not record {len(records)} messages in time")
-        time.sleep(POLL_DONE_SECONDS)
-    elapsed = time.perf_counter() - started
+    # One connection watches the finish line: a connection per look would cost PostgreSQL a backend each.
+    with psycopg.connect(url, autocommit=True) as watch:
+        cpu_before = [cpu_seconds(m.proc.pid) or 0.0 for m in members]
+        servers_before = meters.read()
+        busy_before = cpu_busy()
+        wall_start, started = time.time(), time.perf_counter()
+        try:
+            for key, value, headers in records:
+                producer.send(kafka.topic, value, key=key, headers=headers)
+            producer.flush(PHASE_TIMEOUT)
+        finally:
+            producer.close()
+        filled = time.perf_counter() - started
+        at_fill = committed(watch, kafka)
+        deadline = time.monotonic() + PHASE_TIMEOUT
+        while committed(watch, kafka) < len(records):
+            for m in members:
+                m.alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{len(members)} process(es) did not record {len(records)} messages in time"
+                )
+            time.sleep(POLL_DONE_SECONDS)
+        elapsed = time.perf_counter() - started
     busy_after = cpu_busy()
     return {
         "events": len(records),
@@ -533,8 +541,8 @@ def group_run(
             "events": sum(counts[tenants[p]] for p in owned),
             "cpu_s": cpu_s,
             "finished_s": max(finished[tenants[p]] for p in owned) - wall_start,
-            "transactions": sum(int(b) for b, _ in _STATUS.findall(output)[-1:]),
-            "offset_conflicts": sum(int(c) for _, c in _STATUS.findall(output)[-1:]),
+            "transactions": last_status(output)[0],
+            "offset_conflicts": last_status(output)[1],
         }
         for owned, cpu_s, output in zip(assignment, cpu, outputs, strict=True)
     ]
