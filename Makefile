@@ -1,5 +1,5 @@
 # The targets are what CI runs (.ci/run); `make check` runs them all in the current environment.
-.PHONY: install lint typecheck test check schemas bench
+.PHONY: install lint typecheck unit test check schemas bench
 
 install:
 	pip install -e '.[test]'
@@ -10,6 +10,9 @@ lint:
 
 typecheck:
 	mypy
+
+unit:
+	pytest tests/unit -q
 
 test:
 	pytest

@@ -232,6 +232,7 @@ def run_header(benchmark: str, started: datetime, url: str, where: str) -> dict[
         "benchmark": benchmark,
         "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": machine_info(str(version[0]) if version else "unknown"),
+        "database": {"where": where, "settings": server_settings(url)},
     }
 
 

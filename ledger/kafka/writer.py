@@ -1,9 +1,10 @@
 """Recording one batch: its dead letters first, then its events and its offsets fence in one transaction.
 
 A lost database (or broker) is retried with backoff, the same batch again, never skipped; an
-``IdempotencyConflict`` turns the events it names into rejections and tries again; an ``OffsetConflict``
-is returned to the worker, which re-reads the stored offsets. A stop request abandons a batch that is
-waiting for a retry (nothing of it was committed, so it is simply consumed again next time).
+``IdempotencyConflict`` turns the events it names into rejections (or drops rejections already on record)
+and tries again, never ending the worker; an ``OffsetConflict`` is returned to the worker, which re-reads
+the stored offsets. A stop request abandons a batch that is waiting for a retry (nothing of it was
+committed, so it is simply consumed again next time).
 
 Batches are recorded on the polling thread, one after another. A writer thread overlapping the next
 poll with this one's transaction was measured slower on two cores: validation and appending both hold
@@ -72,7 +73,6 @@ class BatchWriter:
     def write(self, batch: Batch) -> Outcome:
         """Record ``batch`` exactly once, or say why it was not."""
         delay = BACKOFF_FIRST
-        conflicts_left = len(batch.events)  # each round turns at least one event into a rejection
         while True:
             try:
                 self._send_letters(batch)
@@ -81,21 +81,33 @@ class BatchWriter:
                 # Nothing was committed (or, if only the commit's answer was lost, the fence says so on
                 # the next try): the same batch is tried again, so the consumer never moves past it.
                 _log.warning("%s; retrying the same batch in %.1f s", exc.detail, delay)
-                if self._stop.wait(delay):
-                    _log.warning("stopping: the uncommitted batch will be consumed again")
+                if not self._wait(delay):
                     return Abandoned()
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue
             except IdempotencyConflict as exc:
-                if conflicts_left <= 0 or not batch.reject_conflicts(
-                    exc.errors, default_tenant=self._default_tenant
-                ):
-                    raise
-                conflicts_left -= 1
+                # Each round replaces a producer's event by its rejection or drops a rejection already on
+                # record, so the rounds end: at most two per event (a replaced event's rejection may
+                # itself be on record, from an earlier ledger version's wording).
+                if batch.reject_conflicts(exc.errors, default_tenant=self._default_tenant):
+                    continue
+                # A conflict naming no event cannot be isolated: the batch waits, visibly (status line,
+                # lag), as for a lost database, instead of ending the worker.
+                _log.error("%s; the conflict names no event: retrying in %.1f s", exc.detail, delay)
+                if not self._wait(delay):
+                    return Abandoned()
+                delay = min(delay * 2, BACKOFF_MAX)
                 continue
             except OffsetConflict as exc:
                 return Conflicted(exc)
             return Committed(sum(not r.duplicate for r in receipts))
+
+    def _wait(self, delay: float) -> bool:
+        """Wait ``delay`` seconds before a retry; False if a stop was asked for meanwhile."""
+        if self._stop.wait(delay):
+            _log.warning("stopping: the uncommitted batch will be consumed again")
+            return False
+        return True
 
     def _send_letters(self, batch: Batch) -> None:
         """Dead letters go out, acknowledged, before the commit: after a crash they may repeat, never miss."""

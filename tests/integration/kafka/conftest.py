@@ -9,6 +9,7 @@ each other's messages, and its own PostgreSQL database (``database_url`` from te
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -398,8 +399,42 @@ def encoded_stream(
 
 
 def assert_exactly_once_in_order(database_url: str, streams: dict[str, list[dict[str, Any]]]) -> None:
-    """Every log holds exactly its stream's events, each once, in the order they were produced."""
+    """Every log holds exactly its stream's events, each once, in the order they were produced, gap-free."""
     for tenant, events in streams.items():
         in_log = [i for i in ids_in_log_order(database_url, tenant) if not i.startswith("rejected-")]
         assert len(in_log) == len(set(in_log)), f"{tenant}: an event is recorded twice"
         assert in_log == [e["id"] for e in events], f"{tenant}: events missing or out of order"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        logs = conn.execute(
+            "SELECT log, count(*), min(position), max(position), max(size) FROM ledger_events"
+            " JOIN ledger_log_heads USING (log) GROUP BY log"
+        ).fetchall()
+    for log, count, low, high, size in logs:
+        assert (low, high, size) == (0, count - 1, count), (
+            f"{log}: positions {low}..{high} for {count} events"
+        )
+
+
+def rejection_events(database_url: str) -> list[dict[str, Any]]:
+    """The ``ledger.ingest_rejected`` events as recorded (the event inside each stored document)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT canonical FROM ledger_events WHERE type = 'ledger.ingest_rejected' ORDER BY log, position"
+        ).fetchall()
+    return [json.loads(bytes(r[0]))["event"] for r in rows]
+
+
+def rejection_origins(database_url: str) -> list[str]:
+    """``topic/partition/offset`` of the message each recorded rejection is about."""
+    return [str(r["data"]["origin"]) for r in rejection_events(database_url)]
+
+
+def origins(letters: Iterable[Any]) -> list[str]:
+    """``topic/partition/offset`` of the original message of each dead letter, from its headers."""
+    out = []
+    for letter in letters:
+        h = {k: v.decode() for k, v in letter.headers}
+        out.append(
+            f"{h['ledger.original.topic']}/{h['ledger.original.partition']}/{h['ledger.original.offset']}"
+        )
+    return out

@@ -11,11 +11,12 @@ from typing import Any
 
 import psycopg
 
+from ledger.domain.envelope import validate_event
 from ledger.kafka import dlq
-from ledger.kafka.bindings import encode
+from ledger.kafka.bindings import Rejection, encode
 from ledger.kafka.consumer import Stats, Worker
 from ledger.kafka.status import consumer_status
-from ledger.kafka.transport import Headers, open_consumer, open_producer
+from ledger.kafka.transport import Headers, Message, open_consumer, open_producer
 from ledger.runtime import Ledger
 from ledger.storage.verify import verify
 from tests.conftest import make_event
@@ -26,6 +27,7 @@ from tests.integration.kafka.conftest import (
     ids_in_log_order,
     produce_raw,
     read_topic,
+    rejection_events,
 )
 
 WORKER_SECONDS = 90.0
@@ -113,7 +115,7 @@ def test_poison_messages_go_to_the_dlq_and_are_recorded_as_rejections(
     # The valid events are all there, in the order sent, with the rejections of their tenant between them.
     in_log = ids_in_log_order(database_url, tenant)
     assert [i for i in in_log if not i.startswith("rejected-")] == [e["id"] for e in valid]
-    rejections = _rejections(database_url)
+    rejections = rejection_events(database_url)
     assert {r["data"]["origin"]: r["data"]["reason"].split(":", 1)[0] for r in rejections} == {
         f"{topics.events}/0/{offset}": code for offset, code in expected_codes.items()
     }
@@ -172,9 +174,36 @@ def test_a_batch_of_nothing_but_poison_still_moves_the_partition(
     assert row == (2,)
 
 
-def _rejections(database_url: str) -> list[dict[str, Any]]:
+def test_a_reused_id_whose_rejection_is_already_on_record_does_not_end_the_worker(
+    ledger: Ledger, database_url: str, make_topics: TopicFactory, kafka_client: str, tenant: str
+) -> None:
+    # A batch of one message reusing a recorded id, whose own rejection is also on record already, worded
+    # differently (as after a replay by a later ledger version): two rounds of conflicts for one event.
+    topics = make_topics(1)
+    first = make_event(tenant, "annotation.created")
+    ledger.appender.append([validate_event(first)])
+    produce_raw(topics, [structured(make_event(tenant, "review.submitted", id=first["id"]))], kafka_client)
+    [record] = read_topic(topics.bootstrap, topics.events, expect=1)
+    as_consumed = Message(
+        topics.events, 0, 0, record.key, record.value, tuple(record.headers), record.timestamp
+    )
+    earlier, _ = dlq.reject(
+        as_consumed,
+        Rejection("idempotency_conflict", "worded by an earlier version", tenant),
+        default_tenant="ledger",
+    )
+    ledger.appender.append([earlier])
+    before = count_events(database_url)
+
+    stats = run_worker(ledger, topics, kafka_client, until_committed=1)
+
+    assert (stats.committed, stats.recorded, stats.rejected) == (1, 0, 1)
+    assert count_events(database_url) == before  # the rejection on record stands; nothing is replaced
+    [letter] = read_topic(topics.bootstrap, topics.dlq, expect=1)
+    assert dict(letter.headers)[dlq.H_ID].decode() == earlier.id
     with psycopg.connect(database_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT canonical FROM ledger_events WHERE type = 'ledger.ingest_rejected' ORDER BY log, position"
-        ).fetchall()
-    return [json.loads(bytes(r[0]))["event"] for r in rows]
+        row = conn.execute(
+            "SELECT next_offset FROM ledger_consumer_offsets WHERE topic = %s", (topics.events,)
+        ).fetchone()
+    assert row == (1,)  # the partition moved on
+    assert verify(ledger.db).intact

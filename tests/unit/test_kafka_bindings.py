@@ -1,6 +1,6 @@
 """The CloudEvents Kafka binding (structured and binary mode) and what each kind of bad message is called.
 
-Pure functions: no broker, no database."""
+Pure functions: no broker, no database (a unit test)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ledger.kafka.batch import read_event
 from ledger.kafka.bindings import Rejection, decode, encode
 from ledger.kafka.dlq import raw_sha256, reject, rejection_id
 from ledger.kafka.transport import Headers, Message
-from tests.conftest import make_event
+from tests.factories import example_event
 
 
 def message(value: bytes | None, headers: Headers = (), offset: int = 7) -> Message:
@@ -21,7 +21,7 @@ def message(value: bytes | None, headers: Headers = (), offset: int = 7) -> Mess
 
 @pytest.mark.parametrize("mode", ["structured", "binary"])
 def test_both_modes_carry_the_same_event(mode: str) -> None:
-    event = make_event("acme", "review.submitted")
+    event = example_event("review.submitted", tenant="acme")
     value, headers = encode(event, mode)  # type: ignore[arg-type]
     decoded = decode(message(value, headers))
     assert isinstance(decoded, dict)
@@ -51,11 +51,11 @@ def test_undecodable_messages_are_named(value: bytes | None, headers: Headers, c
 
 
 def test_validation_failures_are_named() -> None:
-    unknown = make_event("acme", "annotation.created", type="annotation.exploded")
-    reserved = make_event("acme", "annotation.created", type="ledger.ingest_rejected")
-    bad = make_event("acme", "annotation.created")
+    unknown = example_event("annotation.created", tenant="acme", type="annotation.exploded")
+    reserved = example_event("annotation.created", tenant="acme", type="ledger.ingest_rejected")
+    bad = example_event("annotation.created", tenant="acme")
     bad["data"]["version"] = 0
-    ssn = make_event("acme", "review.submitted", data_comment="SSN 123-45-6789")
+    ssn = example_event("review.submitted", tenant="acme", data_comment="SSN 123-45-6789")
     for event, code in ((unknown, "unknown_type"), (reserved, "reserved_type"), (bad, "schema_violation"),
                         (ssn, "forbidden_identifier")):  # fmt: skip
         outcome = read_event(message(encode(event)[0]))
