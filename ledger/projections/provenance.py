@@ -35,11 +35,13 @@ class ProvenanceProjector:
 
     def apply(self, conn: Connection, events: Sequence[Recorded]) -> None:
         """Index the items of ``events``."""
-        rows = sorted({
-            (str(r.event["tenant"]), dataset, item, r.log, r.position)
-            for r in events
-            for dataset, item in items_of(r.event)
-        })  # fmt: skip
+        rows = sorted(
+            {
+                (str(r.event["tenant"]), dataset, item, r.log, r.position)
+                for r in events
+                for dataset, item in items_of(r.event)
+            }
+        )
         if rows:
             # One statement for the whole batch: a narrow index row per event does not warrant a round trip each.
             columns = list(zip(*rows, strict=True))

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 import psycopg
-
-from ledger.domain.fields import parse_rfc3339
 
 Connection = psycopg.Connection[Any]
 Row = dict[str, Any]
@@ -44,8 +41,3 @@ def select_by_pairs(conn: Connection, sql: str, pairs: Iterable[tuple[str, str]]
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
         cur.execute(sql, ([a for a, _ in distinct], [b for _, b in distinct]))
         return list(cur.fetchall())
-
-
-def parse_time(value: str) -> datetime:
-    """An RFC 3339 time from a stored event (validated at ingest, so always well-formed)."""
-    return parse_rfc3339(value)
