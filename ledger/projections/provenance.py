@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ledger.projections.bulk import Rows, save_rows
 from ledger.projections.tables import Connection
 from ledger.storage.append import Recorded
 
 TABLES = ("proj_item_events",)
+_COLUMNS = ("tenant", "dataset", "item", "log", "position")
 
 
 def items_of(event: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -42,12 +44,12 @@ class ProvenanceProjector:
                 for dataset, item in items_of(r.event)
             }
         )
-        if rows:
-            # One statement for the whole batch: a narrow index row per event does not warrant a round trip each.
-            columns = list(zip(*rows, strict=True))
-            conn.execute(
-                "INSERT INTO proj_item_events (tenant, dataset, item, log, position)"
-                " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::int8[])"
-                " ON CONFLICT DO NOTHING",
-                [list(c) for c in columns],
-            )
+        save_rows(
+            conn,
+            Rows(
+                "proj_item_events",
+                _COLUMNS,
+                [dict(zip(_COLUMNS, row, strict=True)) for row in rows],
+                update=False,
+            ),
+        )

@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from ledger.domain.fields import parse_rfc3339
 from ledger.projections.admissible import foreign_hold_log, unholdable
-from ledger.projections.tables import Connection, select_by_pairs, upsert
+from ledger.projections.bulk import Rows, save_rows
+from ledger.projections.tables import Connection, select_by_pairs
 from ledger.storage.append import Recorded
 
 TABLES = ("proj_retention", "proj_holds", "proj_erasures")
@@ -34,72 +33,87 @@ class RetentionProjector:
     def apply(self, conn: Connection, events: Sequence[Recorded]) -> None:
         """Add ``events`` to the counts and record holds and erasures."""
         buckets: dict[tuple[str, date, str], dict[str, Any]] = {}
-        hold_events = [r for r in events if r.event["type"] in _HOLDS]
-        holds = _load_holds(conn, hold_events)
+        holds = _load_holds(conn, [r for r in events if r.event["type"] in _HOLDS])
         changed_holds: set[tuple[str, str]] = set()
-        erasures: list[dict[str, Any]] = []
+        erasures: dict[tuple[str, str], dict[str, Any]] = {}
         for r in events:
-            kind, tenant = str(r.event["type"]), str(r.event["tenant"])
-            day = r.recorded_at.astimezone(UTC).date()
-            b = buckets.setdefault(
-                (r.log, day, kind),
-                {
-                    "log": r.log,
-                    "day": day,
-                    "type": kind,
-                    "tenant": tenant,
-                    "events": 0,
-                    "oldest": r.recorded_at,
-                    "newest": r.recorded_at,
-                    "position": r.position,
-                },
-            )
-            b["events"] += 1
-            b["oldest"], b["newest"] = min(b["oldest"], r.recorded_at), max(b["newest"], r.recorded_at)
-            b["position"] = max(b["position"], r.position)
-            data = r.event["data"]
+            kind = str(r.event["type"])
+            _count(buckets, r, kind)
             if kind in _HOLDS and (key := _hold(holds, r)) is not None:
                 changed_holds.add(key)
             elif kind in _ERASURES:
-                when = _time(r)
-                erasures.append(
-                    {
-                        "tenant": tenant,
-                        "erasure_id": data["erasure_id"],
-                        "data_subject": data["data_subject"],
-                        "requested_at": when if kind == "erasure.requested" else None,
-                        "executed_at": when if kind == "erasure.executed" else None,
-                        "log": r.log,
-                        "position": r.position,
-                    }
-                )
-        if buckets:
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO proj_retention (log, day, type, tenant, events, oldest, newest, position)"
-                    " VALUES (%(log)s, %(day)s, %(type)s, %(tenant)s, %(events)s, %(oldest)s, %(newest)s, %(position)s)"
-                    " ON CONFLICT (log, day, type) DO UPDATE SET events = proj_retention.events + EXCLUDED.events,"
-                    " oldest = least(proj_retention.oldest, EXCLUDED.oldest),"
-                    " newest = greatest(proj_retention.newest, EXCLUDED.newest),"
-                    " position = greatest(proj_retention.position, EXCLUDED.position)",
-                    [buckets[k] for k in sorted(buckets)],
-                )
-        upsert(
+                _erasure(erasures, r)
+        save_rows(
             conn,
-            "proj_holds",
-            ("tenant", "hold_id"),
-            [dict(holds[k], scope=Jsonb(holds[k]["scope"])) for k in sorted(changed_holds)],
+            Rows(
+                "proj_retention",
+                ("log", "day", "type"),
+                [buckets[k] for k in sorted(buckets)],
+                update=_ADD_COUNTS,
+            ),
+            Rows("proj_holds", ("tenant", "hold_id"), [holds[k] for k in sorted(changed_holds)]),
+            Rows(
+                "proj_erasures",
+                ("tenant", "erasure_id"),
+                [erasures[k] for k in sorted(erasures)],
+                update=_KEEP_FIRST,
+            ),
         )
-        for e in erasures:  # requested and executed arrive separately: keep what each one sets
-            conn.execute(
-                "INSERT INTO proj_erasures (tenant, erasure_id, data_subject, requested_at, executed_at, log, position)"
-                " VALUES (%(tenant)s, %(erasure_id)s, %(data_subject)s, %(requested_at)s, %(executed_at)s, %(log)s, %(position)s)"
-                " ON CONFLICT (tenant, erasure_id) DO UPDATE SET"
-                " requested_at = coalesce(proj_erasures.requested_at, EXCLUDED.requested_at),"
-                " executed_at = coalesce(proj_erasures.executed_at, EXCLUDED.executed_at),"
-                " log = EXCLUDED.log, position = EXCLUDED.position",
-                e,
-            )
+
+
+# Counts add up across batches; a bucket's oldest and newest widen.
+_ADD_COUNTS = {
+    "events": "proj_retention.events + EXCLUDED.events",
+    "oldest": "least(proj_retention.oldest, EXCLUDED.oldest)",
+    "newest": "greatest(proj_retention.newest, EXCLUDED.newest)",
+    "position": "greatest(proj_retention.position, EXCLUDED.position)",
+}
+# Requested and executed arrive separately: each keeps the first time it was set.
+_KEEP_FIRST = {
+    "requested_at": "coalesce(proj_erasures.requested_at, EXCLUDED.requested_at)",
+    "executed_at": "coalesce(proj_erasures.executed_at, EXCLUDED.executed_at)",
+    "log": "EXCLUDED.log",
+    "position": "EXCLUDED.position",
+}
+
+
+def _count(buckets: dict[tuple[str, date, str], dict[str, Any]], r: Recorded, kind: str) -> None:
+    day = r.recorded_at.astimezone(UTC).date()
+    b = buckets.get((r.log, day, kind))
+    if b is None:
+        buckets[(r.log, day, kind)] = {
+            "log": r.log,
+            "day": day,
+            "type": kind,
+            "tenant": str(r.event["tenant"]),
+            "events": 1,
+            "oldest": r.recorded_at,
+            "newest": r.recorded_at,
+            "position": r.position,
+        }
+        return
+    b["events"] += 1
+    b["oldest"], b["newest"] = min(b["oldest"], r.recorded_at), max(b["newest"], r.recorded_at)
+    b["position"] = max(b["position"], r.position)
+
+
+def _erasure(erasures: dict[tuple[str, str], dict[str, Any]], r: Recorded) -> None:
+    data, tenant = r.event["data"], str(r.event["tenant"])
+    key = (tenant, str(data["erasure_id"]))
+    field = "requested_at" if r.event["type"] == "erasure.requested" else "executed_at"
+    row = erasures.setdefault(
+        key,
+        {
+            "tenant": tenant,
+            "erasure_id": key[1],
+            "data_subject": data["data_subject"],
+            "requested_at": None,
+            "executed_at": None,
+        },
+    )
+    if row[field] is None:
+        row[field] = _time(r)
+    row.update(log=r.log, position=r.position)
 
 
 def _time(r: Recorded) -> datetime:

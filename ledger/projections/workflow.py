@@ -11,11 +11,13 @@ changed rows are written back in bulk, so the same code serves the inline path a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-from psycopg.types.json import Jsonb
+from psycopg.rows import dict_row
 
 from ledger.domain.upcasting import upcast
 from ledger.projections.admissible import ACCEPTED, foreign_hold_log, unholdable
+from ledger.projections.bulk import Rows, save_rows
 from ledger.projections.credentials import credential_ended, credential_issued, training_completed
 from ledger.projections.guidelines import assignment_changed, guideline_published, guideline_retired
 from ledger.projections.labels import (
@@ -25,7 +27,7 @@ from ledger.projections.labels import (
     review_submitted,
 )
 from ledger.projections.state import Event, State, flag
-from ledger.projections.tables import Connection, select_by_pairs, upsert
+from ledger.projections.tables import Connection, Row, select_by_pairs
 from ledger.storage.append import Recorded
 
 TABLES = (
@@ -118,6 +120,7 @@ def _text(value: object) -> str | None:
 
 
 def _load(conn: Connection, batch: list[Event]) -> State:
+    """The rows ``batch`` may read: four queries, none when a batch names nothing of a kind."""
     st = State()
     ann_keys, people, credentials, tenants, assignment_keys = set(), set(), set(), set(), set()
     for ev in batch:
@@ -141,19 +144,9 @@ def _load(conn: Connection, batch: list[Event]) -> State:
         ann_keys,
     ):
         st.annotations[(row["tenant"], row["annotation_id"])] = row
-    # Everyone acting or credentialed in the batch, and whoever holds a credential id it names.
-    holders = select_by_pairs(
-        conn,
-        f"SELECT DISTINCT p.tenant, p.annotator FROM proj_credentials p JOIN {_PAIRS}"
-        " ON p.tenant = u.a AND p.credential_id = u.b",
-        credentials,
-    )
-    for row in select_by_pairs(
-        conn,
-        f"SELECT p.* FROM proj_credentials p JOIN {_PAIRS} ON p.tenant = u.a AND p.annotator = u.b"
-        " ORDER BY p.credential_id, p.period",
-        people | {(h["tenant"], h["annotator"]) for h in holders},
-    ):
+    # Every period of everyone acting or credentialed in the batch, and of whoever holds a credential
+    # id it names (a credential id belongs to one annotator).
+    for row in _select_periods(conn, people, credentials):
         st.periods.setdefault((row["tenant"], row["annotator"]), []).append(row)
         st.holders[(row["tenant"], row["credential_id"])] = row["annotator"]
     for row in select_by_pairs(
@@ -169,32 +162,48 @@ def _load(conn: Connection, batch: list[Event]) -> State:
     return st
 
 
+def _select_periods(
+    conn: Connection, people: set[tuple[str, str]], credentials: set[tuple[str, str]]
+) -> list[Row]:
+    if not people and not credentials:
+        return []
+    person, credential = sorted(people), sorted(credentials)
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "WITH holders AS (SELECT c.tenant, c.annotator FROM proj_credentials c"
+            " JOIN unnest(%s::text[], %s::text[]) AS u(a, b) ON c.tenant = u.a AND c.credential_id = u.b)"
+            " SELECT p.* FROM proj_credentials p WHERE (p.tenant, p.annotator) IN"
+            " (SELECT * FROM unnest(%s::text[], %s::text[]) UNION SELECT * FROM holders)"
+            " ORDER BY p.credential_id, p.period",
+            (
+                [t for t, _ in credential],
+                [c for _, c in credential],
+                [t for t, _ in person],
+                [a for _, a in person],
+            ),
+        )
+        return list(cur.fetchall())
+
+
 def _save(conn: Connection, st: State) -> None:
-    annotations = [
-        dict(st.annotations[k], geometry=Jsonb(st.annotations[k]["geometry"]))
-        for k in sorted(st.dirty.get("proj_annotations", ()))
-    ]
-    upsert(conn, "proj_annotations", ("tenant", "annotation_id"), annotations)
-    upsert(conn, "proj_annotation_revisions", ("tenant", "annotation_id", "log", "position"), st.revisions)
-    upsert(conn, "proj_final_labels", ("tenant", "dataset", "item"), st.finals.values())
-    periods = [
-        p
-        for rows in st.periods.values()
-        for p in rows
-        if (p["tenant"], p["credential_id"], str(p["period"])) in st.dirty.get("proj_credentials", ())
-    ]
-    upsert(conn, "proj_credentials", ("tenant", "credential_id", "period"), periods)
-    upsert(conn, "proj_trainings", ("tenant", "event_id"), st.trainings, update=False)
-    upsert(
+    def changed(table: str, rows: dict[Any, Row]) -> list[Row]:
+        return [rows[k] for k in sorted(st.dirty.get(table, ()))]
+
+    periods = {
+        (p["tenant"], p["credential_id"], str(p["period"])): p for rows in st.periods.values() for p in rows
+    }
+    save_rows(
         conn,
-        "proj_guidelines",
-        ("tenant", "guideline_id", "version"),
-        [st.guidelines[k] for k in sorted(st.dirty.get("proj_guidelines", ()))],
+        Rows("proj_annotations", ("tenant", "annotation_id"), changed("proj_annotations", st.annotations)),
+        Rows("proj_annotation_revisions", ("tenant", "annotation_id", "log", "position"), st.revisions),
+        Rows("proj_final_labels", ("tenant", "dataset", "item"), list(st.finals.values())),
+        Rows("proj_credentials", ("tenant", "credential_id", "period"), changed("proj_credentials", periods)),
+        Rows("proj_trainings", ("tenant", "event_id"), st.trainings, update=False),
+        Rows(
+            "proj_guidelines",
+            ("tenant", "guideline_id", "version"),
+            changed("proj_guidelines", st.guidelines),
+        ),
+        Rows("proj_assignments", ("tenant", "assignment_id"), changed("proj_assignments", st.assignments)),
+        Rows("proj_flags", ("tenant", "flag_id"), st.flags, update=False),
     )
-    upsert(
-        conn,
-        "proj_assignments",
-        ("tenant", "assignment_id"),
-        [st.assignments[k] for k in sorted(st.dirty.get("proj_assignments", ()))],
-    )
-    upsert(conn, "proj_flags", ("tenant", "flag_id"), st.flags, update=False)
