@@ -18,6 +18,7 @@ from ledger.domain.registry import EVENT_TYPES
 from ledger.storage.append import log_for
 
 INT4_MIN = -INT4_MAX - 1
+_SAFE_YEARS = (f"{EARLIEST_TIME.year + 1:04d}", f"{LATEST_TIME.year - 2:04d}")
 ACCEPTED = (
     f"times in [{EARLIEST_TIME:%Y-%m-%d}, {LATEST_TIME:%Y-%m-%d}) UTC, integers in [{INT4_MIN}, {INT4_MAX}]"
 )
@@ -59,6 +60,8 @@ def foreign_hold_log(event: dict[str, Any]) -> str | None:
 def _holdable_time(value: Any) -> bool:
     if not isinstance(value, str):
         return False
+    if _SAFE_YEARS[0] <= value[:4] <= _SAFE_YEARS[1] and value[4:5] == "-":
+        return True  # no offset (at most a day) takes a time of these years out of the range
     try:
         return in_time_range(parse_rfc3339(value))
     except ValueError:

@@ -2,17 +2,20 @@
 
 A projector computes everything a batch changes in Python (load → apply → save) and hands each table's
 changed rows to ``save_rows`` once. Per table that is one binary COPY into a temporary staging table shaped
-like the target, and one ``INSERT … SELECT … ON CONFLICT`` from it, whatever the number of rows: never a
-statement per row. Inline projection (a batch of the append service) and ``ledger projections rebuild``
-(chunks of ten thousand events and more) go through the same code, so they write the same rows.
+like the target, and one ``INSERT … SELECT … ON CONFLICT`` that moves the rows from it, whatever their
+number: never a statement per row. Inline projection (a batch of the append service) and ``ledger
+projections rebuild`` (chunks of ten thousand events and more) go through the same code, so they write the
+same rows; any later projector saves the same way.
 
-Staging tables are temporary (``pg_temp``, private to the connection), created on first use per
-connection and emptied after each merge, so they serve every transaction of a pooled connection; a
-transaction that fails takes its staged rows with it.
+Staging tables are temporary (private to the connection), created on first use and kept by the pooled
+connection. The merge empties its staging table as it reads it (``DELETE … RETURNING``); a ``TRUNCATE``,
+which costs a catalog update and a new file each time, runs only once enough dead rows have passed through.
+A transaction that fails takes its staged rows with it.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -24,8 +27,13 @@ from ledger.projections.tables import Connection
 
 Row = Mapping[str, Any]
 
+TRUNCATE_AFTER = 20_000
+"""Rows a staging table takes (as dead rows, on this connection) before it is truncated."""
+
 # Column names and type oids per (database, table): fixed by the migrations, looked up once per process.
-_columns: dict[tuple[str, str], tuple[tuple[str, ...], tuple[int, ...]]] = {}
+_shapes: dict[tuple[str, str], tuple[tuple[str, ...], tuple[int, ...]]] = {}
+# Rows staged per table since its last TRUNCATE, per connection.
+_staged: weakref.WeakKeyDictionary[Connection, dict[str, int]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -44,12 +52,11 @@ class Rows:
 
 
 def save_rows(conn: Connection, *writes: Rows) -> None:
-    """Write every non-empty ``Rows`` in the caller's transaction: one COPY and one merge per table, and
-    one round trip each to prepare the staging tables and to run every merge."""
+    """Write every non-empty ``Rows`` in the caller's transaction: one COPY per table, and one round trip
+    each to make sure the staging tables exist and to run every merge."""
     pending = [w for w in writes if w.rows]
     if not pending:
         return
-    shapes = [_shape(conn, w.table) for w in pending]
     conn.execute(
         sql.SQL(" ").join(
             sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {});").format(
@@ -58,8 +65,10 @@ def save_rows(conn: Connection, *writes: Rows) -> None:
             for w in pending
         )
     )
-    merges = []
-    for w, (columns, oids) in zip(pending, shapes, strict=True):
+    staged = _staged.setdefault(conn, {})
+    statements: list[sql.Composable] = []
+    for w in pending:
+        columns, oids = _shape(conn, w.table)
         row_values = itemgetter(*columns)
         with conn.cursor().copy(
             sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(_stage(w.table))
@@ -67,9 +76,12 @@ def save_rows(conn: Connection, *writes: Rows) -> None:
             copy.set_types(list(oids))
             for row in w.rows:
                 copy.write_row(row_values(row))
-        merges.append(_merge(w, columns))
-    # Emptied now rather than at commit: a rebuild merges many chunks in one transaction.
-    conn.execute(sql.SQL(" ").join(merges))
+        statements.append(_merge(w, columns))
+        staged[w.table] = staged.get(w.table, 0) + len(w.rows)
+        if staged[w.table] >= TRUNCATE_AFTER:
+            statements.append(sql.SQL("TRUNCATE {};").format(_stage(w.table)))
+            staged[w.table] = 0
+    conn.execute(sql.SQL(" ").join(statements))
 
 
 def _merge(w: Rows, columns: tuple[str, ...]) -> sql.Composed:
@@ -87,9 +99,9 @@ def _merge(w: Rows, columns: tuple[str, ...]) -> sql.Composed:
             for c, expression in sets.items()
         )
     return sql.SQL(
-        "INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ON CONFLICT ({keys}) {action};"
-        " TRUNCATE {stage};"
-    ).format(table=sql.Identifier(w.table), names=names, stage=_stage(w.table), keys=keys, action=action)
+        "WITH staged AS (DELETE FROM {stage} RETURNING {names})"
+        " INSERT INTO {table} ({names}) SELECT {names} FROM staged ON CONFLICT ({keys}) {action};"
+    ).format(stage=_stage(w.table), names=names, table=sql.Identifier(w.table), keys=keys, action=action)
 
 
 def _stage(table: str) -> sql.Identifier:
@@ -98,11 +110,11 @@ def _stage(table: str) -> sql.Identifier:
 
 def _shape(conn: Connection, table: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
     key = (conn.info.dbname, table)
-    if key not in _columns:
+    if key not in _shapes:
         rows = conn.execute(
             "SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
             " AND NOT attisdropped ORDER BY attnum",
             (table,),
         ).fetchall()
-        _columns[key] = (tuple(str(r[0]) for r in rows), tuple(int(r[1]) for r in rows))
-    return _columns[key]
+        _shapes[key] = (tuple(str(r[0]) for r in rows), tuple(int(r[1]) for r in rows))
+    return _shapes[key]

@@ -175,6 +175,18 @@ class TestWhatCannotBeHeld:
     def test_which_values_cannot_be_held(self, body: dict[str, Any], found: list[tuple[str, Any]]) -> None:
         assert unholdable(body) == found
 
+    @pytest.mark.parametrize(("time", "holdable"), [
+        ("1900-01-01T05:00:00+06:00", False),  # 1899 in UTC
+        ("1900-01-01T00:00:00-01:00", True),
+        ("1901-01-01T00:00:00+23:59", True),
+        ("2199-12-31T09:59:59-14:00", True),
+        ("2199-12-31T23:59:59-14:00", False),  # 2200 in UTC
+        ("2200-01-01T00:00:00+01:00", True),
+        ("2026-03-02t09:15:27z", True),
+    ])  # fmt: skip
+    def test_the_range_is_judged_in_utc(self, time: str, holdable: bool) -> None:
+        assert (unholdable({"type": "access.data_viewed", "time": time, "data": {}}) == []) is holdable
+
     def test_a_hold_names_only_its_own_tenants_log(self) -> None:
         def hold(scope: dict[str, Any]) -> dict[str, Any]:
             return {"type": "retention.hold_placed", "tenant": "other", "data": {"scope": scope}}
