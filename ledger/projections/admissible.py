@@ -41,7 +41,7 @@ def unholdable(event: dict[str, Any]) -> list[tuple[str, Any]]:
         if value is not None and not _holdable_time(value):
             found.append((f"data.{name}", value))
     for name, value in data.items():
-        if isinstance(value, int) and not isinstance(value, bool) and not INT4_MIN <= value <= INT4_MAX:
+        if type(value) is int and not INT4_MIN <= value <= INT4_MAX:  # a bool is not an int here
             found.append((f"data.{name}", value))
     return found
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 from typing import Any
 
 from ledger.domain.fields import in_time_range, parse_rfc3339
@@ -19,37 +18,27 @@ from ledger.storage.append import Recorded
 Row = dict[str, Any]
 
 
-@dataclass
 class Event:
-    """One recorded event, upcast, with the fields every rule needs."""
+    """One recorded event, upcast, with the envelope fields every rule needs read once."""
 
-    rec: Recorded
-    body: dict[str, Any]
+    __slots__ = ("_time", "actor", "body", "data", "id", "rec", "tenant", "type")
 
-    @property
-    def type(self) -> str:
-        return str(self.body["type"])
-
-    @property
-    def data(self) -> dict[str, Any]:
-        return dict(self.body["data"])
-
-    @property
-    def tenant(self) -> str:
-        return str(self.body["tenant"])
+    def __init__(self, rec: Recorded, body: dict[str, Any]) -> None:
+        self.rec = rec
+        self.body = body
+        self.type = str(body["type"])
+        self.tenant = str(body["tenant"])
+        self.id = str(body["id"])
+        self.actor = str(body["actor"])
+        self.data: dict[str, Any] = body["data"]
+        self._time: datetime | None = None
 
     @property
-    def id(self) -> str:
-        return str(self.body["id"])
-
-    @property
-    def actor(self) -> str:
-        return str(self.body["actor"])
-
-    @cached_property
     def time(self) -> datetime:
         """The producer's time (only rules for admissible events read it: see ``admissible``)."""
-        return parse_rfc3339(self.body["time"])
+        if self._time is None:
+            self._time = parse_rfc3339(self.body["time"])
+        return self._time
 
     @property
     def occurred_at(self) -> datetime:

@@ -122,22 +122,27 @@ def _text(value: object) -> str | None:
 def _load(conn: Connection, batch: list[Event]) -> State:
     """The rows ``batch`` may read: four queries, none when a batch names nothing of a kind."""
     st = State()
-    ann_keys, people, credentials, tenants, assignment_keys = set(), set(), set(), set(), set()
+    ann_keys: set[tuple[str, str]] = set()
+    people: set[tuple[str, str]] = set()
+    credentials: set[tuple[str, str]] = set()
+    assignment_keys: set[tuple[str, str]] = set()
+    tenants: set[str] = set()
     for ev in batch:
-        tenants.add(ev.tenant)
-        people.add((ev.tenant, ev.actor))
-        d = ev.body["data"]
+        tenant, d = ev.tenant, ev.data
+        tenants.add(tenant)
+        people.add((tenant, ev.actor))
         for key in ("annotation_id", "resulting_annotation_id", "final_annotation_id"):
-            if isinstance(d.get(key), str):
-                ann_keys.add((ev.tenant, d[key]))
-        for ann in d.get("annotation_ids") or []:
-            ann_keys.add((ev.tenant, ann))
-        if isinstance(d.get("annotator"), str):
-            people.add((ev.tenant, d["annotator"]))
-        if isinstance(d.get("credential_id"), str):
-            credentials.add((ev.tenant, d["credential_id"]))
-        if isinstance(d.get("assignment_id"), str):
-            assignment_keys.add((ev.tenant, d["assignment_id"]))
+            if isinstance(value := d.get(key), str):
+                ann_keys.add((tenant, value))
+        for ann in d.get("annotation_ids") or ():
+            ann_keys.add((tenant, ann))
+        for key, keys in (
+            ("annotator", people),
+            ("credential_id", credentials),
+            ("assignment_id", assignment_keys),
+        ):
+            if isinstance(value := d.get(key), str):
+                keys.add((tenant, value))
     for row in select_by_pairs(
         conn,
         f"SELECT p.* FROM proj_annotations p JOIN {_PAIRS} ON p.tenant = u.a AND p.annotation_id = u.b",
