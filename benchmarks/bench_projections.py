@@ -47,6 +47,7 @@ from bench_ingest import (
     publish,
     run_header,
     say,
+    server_settings,
     token_key,
 )
 from psycopg import sql
@@ -54,7 +55,7 @@ from psycopg import sql
 from ledger.auth.tokens import sign_token
 from ledger.domain.envelope import ReceivedEvent, validate_event
 from ledger.projections.rebuild import rebuild
-from ledger.projections.registry import all_projectors
+from ledger.projections.registry import NamedProjector, all_projectors
 from ledger.reports import render, retention
 from ledger.runtime import Ledger, wire
 from ledger.settings import Settings
@@ -179,26 +180,50 @@ class EventClock:
 
 
 @dataclasses.dataclass
+class TimedProjector:
+    """A projector whose ``apply`` time is summed, so a figure can say where the inline projection time goes."""
+
+    inner: NamedProjector
+    seconds: float = 0.0
+    events: int = 0
+
+    def apply(self, conn: psycopg.Connection[Any], events: Sequence[Any]) -> None:
+        t0 = time.perf_counter()
+        self.inner.apply(conn, events)
+        self.seconds += time.perf_counter() - t0
+        self.events += len(events)
+
+    def reset(self) -> None:
+        self.seconds, self.events = 0.0, 0
+
+
+@dataclasses.dataclass
 class Appender:
-    """A wired ledger's append path, with the clock it records by (None: the wall clock)."""
+    """A wired ledger's append path, with the clock it records by (None: the wall clock) and its timed
+    projectors (none when it appends without projections)."""
 
     ledger: Ledger
     clock: EventClock | None
+    projectors: list[TimedProjector]
 
     def append(self, batch: Sequence[ReceivedEvent]) -> None:
         if self.clock is not None:
             self.clock.now = batch[-1].time
         self.ledger.appender.append(batch)
 
+    def projector_us_per_event(self) -> dict[str, float]:
+        """Microseconds per event spent in each projector's ``apply`` since the last reset."""
+        return {p.inner.name: p.seconds / p.events * 1e6 for p in self.projectors if p.events}
+
 
 def appender(settings: Settings, db: Database, *, project: bool, event_clock: bool) -> Appender:
-    """``wire(settings, db, project=...)``; with ``event_clock`` its append service records by event time."""
+    """``wire(settings, db, project=...)`` with timed projectors; with ``event_clock`` its append service
+    records by event time."""
     ledger = wire(settings, db, project=project)
-    if not event_clock:
-        return Appender(ledger, None)
-    clock = EventClock()
-    service = AppendService(db, ledger.sealer, clock=clock, projectors=all_projectors() if project else ())
-    return Appender(dataclasses.replace(ledger, appender=service), clock)
+    clock = EventClock() if event_clock else None
+    timed = [TimedProjector(p) for p in all_projectors()] if project else []
+    service = AppendService(db, ledger.sealer, clock=clock, projectors=timed)
+    return Appender(dataclasses.replace(ledger, appender=service), clock, timed)
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------
@@ -343,6 +368,8 @@ def bench_compare(
         f"[1] appending {count:,} events with projections and {count:,} without, alternating batches of {BATCH} ..."
     )
     ms: dict[str, list[float]] = {"with": [], "without": []}
+    for p in projected.projectors:
+        p.reset()
     with frozen_heap():
         for batch_a, batch_b in zip(chunks(events_a, BATCH), chunks(events_b, BATCH), strict=True):
             for key, target, batch in (("with", projected, batch_a), ("without", plain, batch_b)):
@@ -365,8 +392,10 @@ def bench_compare(
             "validation_s_untimed": validation_s,
         }
 
+    with_projections = figures("with", PROJECTED, validation_a)
+    with_projections["projector_us_per_event"] = projected.projector_us_per_event()
     result = {
-        "with_projections": figures("with", PROJECTED, validation_a),
+        "with_projections": with_projections,
         "without_projections": figures("without", PLAIN, validation_b),
         "batch_size": BATCH,
         "alternating": True,
@@ -665,6 +694,10 @@ def render_text(result: dict[str, Any]) -> str:
         _row("1a append WITH inline projections, batch 1000 (events)", w["events"], w["elapsed_s"], w["events_per_s"]),
         _row("1b append WITHOUT projections, batch 1000 (events)", wo["events"], wo["elapsed_s"], wo["events_per_s"]),
         f"{'   ratio with / without':<58} {'':>10} {'':>10} {cmp_['ratio_with_over_without']:>12.3f}",
+        f"   per event: with {1e6 / w['events_per_s']:.1f} us, without {1e6 / wo['events_per_s']:.1f} us;"
+        " inside the projectors: " + ", ".join(
+            f"{name} {us:.1f} us" for name, us in w.get("projector_us_per_event", {}).items()
+        ),
     ]  # fmt: skip
     if fill["events"]:
         lines += [
@@ -675,6 +708,7 @@ def render_text(result: dict[str, Any]) -> str:
         ]  # fmt: skip
     lines += [
         _row("5  rebuild, all projectors, whole ledger (events)", rb["events"], rb["elapsed_s"], rb["events_per_s"]),
+        f"   per event: {1e6 / rb['events_per_s']:.1f} us",
         "",
         f"1a per append(1000) call, ms: p50 {w['batch_ms']['p50']:.1f}  p99 {w['batch_ms']['p99']:.1f}"
         f"  max {w['batch_ms']['max']:.1f}   1b: p50 {wo['batch_ms']['p50']:.1f}  p99 {wo['batch_ms']['p99']:.1f}"
@@ -864,6 +898,7 @@ def main(argv: list[str] | None = None) -> int:
                 plain = appender(settings, db, project=False, event_clock=event_clock)
                 result: dict[str, Any] = {
                     **run_header("projections", started, url, where),
+                    "database": {"where": where, "settings": server_settings(url)},
                     "parameters": {
                         "events": args.events,
                         "compare_events": args.compare_events,

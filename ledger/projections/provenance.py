@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ledger.projections.bulk import Rows, save_rows
 from ledger.projections.tables import Connection
 from ledger.storage.append import Recorded
 
 TABLES = ("proj_item_events",)
+_COLUMNS = ("tenant", "dataset", "item", "log", "position")
 
 
 def items_of(event: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -35,17 +37,19 @@ class ProvenanceProjector:
 
     def apply(self, conn: Connection, events: Sequence[Recorded]) -> None:
         """Index the items of ``events``."""
-        rows = sorted({
-            (str(r.event["tenant"]), dataset, item, r.log, r.position)
-            for r in events
-            for dataset, item in items_of(r.event)
-        })  # fmt: skip
-        if rows:
-            # One statement for the whole batch: a narrow index row per event does not warrant a round trip each.
-            columns = list(zip(*rows, strict=True))
-            conn.execute(
-                "INSERT INTO proj_item_events (tenant, dataset, item, log, position)"
-                " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::int8[])"
-                " ON CONFLICT DO NOTHING",
-                [list(c) for c in columns],
-            )
+        rows = sorted(
+            {
+                (str(r.event["tenant"]), dataset, item, r.log, r.position)
+                for r in events
+                for dataset, item in items_of(r.event)
+            }
+        )
+        save_rows(
+            conn,
+            Rows(
+                "proj_item_events",
+                _COLUMNS,
+                [dict(zip(_COLUMNS, row, strict=True)) for row in rows],
+                update=False,
+            ),
+        )

@@ -9,10 +9,11 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from ledger.domain.errors import NotFound
+from ledger.domain.errors import FieldError, NotFound, ValidationFailed
 from ledger.domain.fields import parse_rfc3339
 from ledger.domain.registry import EVENT_TYPES
 from ledger.domain.upcasting import upcast
+from ledger.projections.flags import FLAG_KINDS
 from ledger.projections.qualification import ROLE_REQUIREMENTS, Period, qualifying
 from ledger.storage.database import Database
 from ledger.storage.queries import decode_cursor, encode_cursor
@@ -27,13 +28,36 @@ def _rows(conn: psycopg.Connection[Any], sql: str, params: tuple[Any, ...]) -> l
 
 
 def _period(row: Row) -> Period:
-    return Period(row["credential_id"], row["period"], row["annotator"], row["kind"], row["level"],
-                  row["valid_from"], row["valid_until"], row["ended_at"], row["event_id"])  # fmt: skip
+    return Period(
+        row["credential_id"],
+        row["period"],
+        row["annotator"],
+        row["kind"],
+        row["level"],
+        row["valid_from"],
+        row["valid_until"],
+        row["ended_at"],
+        row["event_id"],
+    )
 
 
 def _period_json(row: Row) -> Row:
-    return {k: row[k] for k in ("credential_id", "period", "kind", "level", "specialty", "issuer", "valid_from",
-                                "valid_until", "ended_at", "ended_by", "event_id")}  # fmt: skip
+    return {
+        k: row[k]
+        for k in (
+            "credential_id",
+            "period",
+            "kind",
+            "level",
+            "specialty",
+            "issuer",
+            "valid_from",
+            "valid_until",
+            "ended_at",
+            "ended_by",
+            "event_id",
+        )
+    }
 
 
 def standing(periods: list[Row], when: datetime) -> Row:
@@ -87,26 +111,47 @@ class ProjectionQueries:
         for e, doc in zip(events, docs, strict=True):
             data = doc["data"]
             when = parse_rfc3339(doc["time"])
-            timeline.append({
-                "log": e["log"], "position": e["position"], "hash": bytes(e["hash"]).hex(),
-                "recorded_at": e["recorded_at"], "id": doc["id"], "type": doc["type"], "time": doc["time"],
-                "actor": doc["actor"], "actorrole": doc["actorrole"],
-                "family": EVENT_TYPES[doc["type"]].description if doc["type"] in EVENT_TYPES else None,
-                "guideline_version": data.get("guideline_version"), "review_level": data.get("level"),
-                "actor_standing": standing(by_actor.get(doc["actor"], []), when), "data": _shown(doc),
-            })  # fmt: skip
+            timeline.append(
+                {
+                    "log": e["log"],
+                    "position": e["position"],
+                    "hash": bytes(e["hash"]).hex(),
+                    "recorded_at": e["recorded_at"],
+                    "id": doc["id"],
+                    "type": doc["type"],
+                    "time": doc["time"],
+                    "actor": doc["actor"],
+                    "actorrole": doc["actorrole"],
+                    "family": EVENT_TYPES[doc["type"]].description if doc["type"] in EVENT_TYPES else None,
+                    "guideline_version": data.get("guideline_version"),
+                    "review_level": data.get("level"),
+                    "actor_standing": standing(by_actor.get(doc["actor"], []), when),
+                    "data": _shown(doc),
+                }
+            )
         return {"tenant": tenant, "dataset": dataset, "item": item, "events": timeline}
 
     def labels(self, tenant: str, dataset: str, item: str) -> Row:
         """Current annotations of the item with their lineage, and its final label after adjudication."""
         with self._db.connect() as conn, conn.transaction():
-            annotations = _rows(conn, "SELECT * FROM proj_annotations WHERE tenant = %s AND dataset = %s AND item = %s"
-                                " ORDER BY annotation_id", (tenant, dataset, item))  # fmt: skip
+            annotations = _rows(
+                conn,
+                "SELECT * FROM proj_annotations WHERE tenant = %s AND dataset = %s AND item = %s"
+                " ORDER BY annotation_id",
+                (tenant, dataset, item),
+            )
             ids = [a["annotation_id"] for a in annotations]
-            revisions = _rows(conn, "SELECT * FROM proj_annotation_revisions WHERE tenant = %s AND annotation_id = ANY(%s)"
-                              " ORDER BY log, position", (tenant, ids))  # fmt: skip
-            final = _rows(conn, "SELECT * FROM proj_final_labels WHERE tenant = %s AND dataset = %s AND item = %s",
-                          (tenant, dataset, item))  # fmt: skip
+            revisions = _rows(
+                conn,
+                "SELECT * FROM proj_annotation_revisions WHERE tenant = %s AND annotation_id = ANY(%s)"
+                " ORDER BY log, position",
+                (tenant, ids),
+            )
+            final = _rows(
+                conn,
+                "SELECT * FROM proj_final_labels WHERE tenant = %s AND dataset = %s AND item = %s",
+                (tenant, dataset, item),
+            )
         if not annotations and not final:
             msg = f"no labels for item {item!r} of dataset {dataset!r} in tenant {tenant!r}"
             raise NotFound(msg)
@@ -131,40 +176,83 @@ class ProjectionQueries:
                 }
             )
         return {
-            "tenant": tenant, "dataset": dataset, "item": item,
-            "annotations": [{**{k: v for k, v in a.items() if k != "tenant"}, "lineage": lineage.get(a["annotation_id"], [])}
-                            for a in annotations],
+            "tenant": tenant,
+            "dataset": dataset,
+            "item": item,
+            "annotations": [
+                {
+                    **{k: v for k, v in a.items() if k != "tenant"},
+                    "lineage": lineage.get(a["annotation_id"], []),
+                }
+                for a in annotations
+            ],
             "final_label": {k: v for k, v in final[0].items() if k != "tenant"} if final else None,
-        }  # fmt: skip
+        }
 
     def credentials(self, tenant: str, actor: str, as_of: datetime) -> Row:
         """Every credential period of ``actor`` and their standing at ``as_of``."""
         with self._db.connect() as conn, conn.transaction():
-            periods = _rows(conn, "SELECT * FROM proj_credentials WHERE tenant = %s AND annotator = %s"
-                            " ORDER BY valid_from, credential_id, period", (tenant, actor))  # fmt: skip
-            trainings = _rows(conn, "SELECT course, completed_at, valid_until, guideline_id, guideline_version, event_id"
-                              " FROM proj_trainings WHERE tenant = %s AND annotator = %s ORDER BY completed_at",
-                              (tenant, actor))  # fmt: skip
+            periods = _rows(
+                conn,
+                "SELECT * FROM proj_credentials WHERE tenant = %s AND annotator = %s"
+                " ORDER BY valid_from, credential_id, period",
+                (tenant, actor),
+            )
+            trainings = _rows(
+                conn,
+                "SELECT course, completed_at, valid_until, guideline_id, guideline_version, event_id"
+                " FROM proj_trainings WHERE tenant = %s AND annotator = %s ORDER BY completed_at",
+                (tenant, actor),
+            )
         if not periods and not trainings:
             msg = f"no credentials or trainings on record for {actor!r} in tenant {tenant!r}"
             raise NotFound(msg)
-        return {"tenant": tenant, "actor": actor, "as_of": as_of, **standing(periods, as_of),
-                "credentials": [_period_json(p) for p in periods], "trainings": trainings}  # fmt: skip
+        return {
+            "tenant": tenant,
+            "actor": actor,
+            "as_of": as_of,
+            **standing(periods, as_of),
+            "credentials": [_period_json(p) for p in periods],
+            "trainings": trainings,
+        }
 
     def guidelines(self, tenant: str) -> list[Row]:
         """Every guideline version with its effective range and supersession."""
         with self._db.connect() as conn, conn.transaction():
-            rows = _rows(conn, "SELECT * FROM proj_guidelines WHERE tenant = %s ORDER BY guideline_id, effective_from",
-                         (tenant,))  # fmt: skip
-            usage = _rows(conn, "SELECT guideline_id, guideline_version, count(*) AS annotations FROM proj_annotations"
-                          " WHERE tenant = %s GROUP BY 1, 2", (tenant,))  # fmt: skip
+            rows = _rows(
+                conn,
+                "SELECT * FROM proj_guidelines WHERE tenant = %s ORDER BY guideline_id, effective_from",
+                (tenant,),
+            )
+            usage = _rows(
+                conn,
+                "SELECT guideline_id, guideline_version, count(*) AS annotations FROM proj_annotations"
+                " WHERE tenant = %s GROUP BY 1, 2",
+                (tenant,),
+            )
         used = {(u["guideline_id"], u["guideline_version"]): u["annotations"] for u in usage}
-        return [{**{k: v for k, v in r.items() if k != "tenant"}, "annotations": used.get((r["guideline_id"], r["version"]), 0)}
-                for r in rows]  # fmt: skip
+        return [
+            {
+                **{k: v for k, v in r.items() if k != "tenant"},
+                "annotations": used.get((r["guideline_id"], r["version"]), 0),
+            }
+            for r in rows
+        ]
 
-    def flags(self, tenant: str, *, kind: str | None = None, actor: str | None = None, dataset: str | None = None,
-              cursor: str | None = None, limit: int = 100) -> Row:  # fmt: skip
-        """Compliance flags in log order, filtered, ``limit`` at a time."""
+    def flags(
+        self,
+        tenant: str,
+        *,
+        kind: str | None = None,
+        actor: str | None = None,
+        dataset: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Row:
+        """Compliance flags in log order, filtered, ``limit`` at a time; ``kind`` must be one of ``FLAG_KINDS``."""
+        if kind is not None and kind not in FLAG_KINDS:
+            msg = f"kind must be one of {', '.join(sorted(FLAG_KINDS))}"
+            raise ValidationFailed(msg, errors=[FieldError("kind", msg)])
         clauses, params = ["tenant = %s"], [tenant]
         for column, value in (("kind", kind), ("actor", actor), ("dataset", dataset)):
             if value is not None:

@@ -128,3 +128,16 @@ def test_reads_need_a_reader_role_and_stay_in_the_tenant(
     other = bearer(token("auditor", tenant=f"{tenant}-x"))
     assert http.get(f"/v1/items/{DATASET}/1.2.3.4/provenance", headers=other).status_code == 404
     assert http.get("/v1/compliance/flags", headers=other).json()["flags"] == []
+
+
+def test_an_unknown_flag_kind_is_refused_naming_the_parameter(
+    http: httpx.Client, token: TokenFactory, tenant: str, recorded: Story
+) -> None:
+    auditor = bearer(token("auditor", tenant=tenant))
+    response = http.get("/v1/compliance/flags", params={"kind": "bogus"}, headers=auditor)
+    assert 400 <= response.status_code < 500, response.text
+    [error] = response.json()["errors"]
+    assert error["field"] == "kind"
+    assert "unqualified_annotator" in error["message"]  # the message lists the kinds there are
+    every = http.get("/v1/compliance/flags", params={"kind": "unprojectable_event"}, headers=auditor)
+    assert every.status_code == 200

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from ledger.projections.rebuild import rebuild
 from ledger.projections.registry import all_projectors
 from ledger.runtime import Ledger
+from tests.integration.test_projection_robustness import accepted_by_old_code
 from tests.integration.test_projections import snapshot
-from tests.stories import Story, at
+from tests.stories import DATASET, Story, at
 
 PEOPLE = ["ann-1", "ann-2", "rad-1", "exp-1"]
 ITEMS = ["i1", "i2", "i3"]
@@ -52,6 +53,12 @@ actions = st.one_of(
               hours, st.integers(min_value=2, max_value=4)),
     st.builds(lambda who, item, when: ("view", {"who": who, "item": item, "when": at(when)}),
               st.sampled_from(PEOPLE), st.sampled_from(ITEMS), hours),
+    st.builds(lambda n, who, items, when, revoke: ("assign", {"n": n, "who": who, "items": items, "when": at(when),
+              "revoke": revoke}), st.integers(min_value=1, max_value=2), st.sampled_from(PEOPLE),
+              st.lists(st.sampled_from(ITEMS), min_size=1, max_size=2), hours, st.booleans()),
+    # What older code accepted and validation now refuses: it must replay exactly as it was projected.
+    st.builds(lambda who, when, bad: ("legacy_credential", {"who": who, "when": at(when), "bad": bad}),
+              st.sampled_from(PEOPLE), hours, st.sampled_from(["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])),
 )  # fmt: skip
 
 _tenants = itertools.count()
@@ -60,7 +67,16 @@ _tenants = itertools.count()
 def play(tenant: str, script: list[Action]) -> Story:
     story = Story(tenant)
     for name, kwargs in script:
-        getattr(story, name)(**kwargs)
+        if name == "assign":
+            data = {"assignment_id": f"asg-{kwargs['n']}", "dataset": DATASET, "items": kwargs["items"],
+                    "assignee": kwargs["who"], "role": "annotator"}  # fmt: skip
+            kind = "revoked" if kwargs["revoke"] else "created"
+            story.add(f"assignment.{kind}", kwargs["when"], "lead", data, role="admin")
+        elif name == "legacy_credential":
+            story.credential(kwargs["who"], "license", kwargs["when"])
+            story.events[-1] = accepted_by_old_code(story.events[-1], valid_from=kwargs["bad"])
+        else:
+            getattr(story, name)(**kwargs)
     return story
 
 

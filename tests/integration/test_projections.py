@@ -382,3 +382,165 @@ def test_numbers_project_the_same_inline_and_after_rebuild(ledger: Ledger, story
     inline = snapshot(ledger)
     rebuild(ledger.db, all_projectors())
     assert snapshot(ledger) == inline
+
+
+class TestWhatAnEventCannotMeanIsFlaggedNotApplied:
+    """Issue 7 item 11: re-creating what exists or re-stating it with other content never rewinds state."""
+
+    def test_re_creating_an_adjudicated_annotation_leaves_it_as_it_is(
+        self, ledger: Ledger, story: Story
+    ) -> None:
+        story.credential("ann-1", "internal_level", at(-10))
+        story.credential("exp-1", "board_certification", at(-10))
+        created = story.annotate("ann-1", "item-1", "a1", at(1), label="nodule")
+        story.annotate("ann-1", "item-1", "a1", at(2), version=2, label="mass", update=True)
+        story.adjudicate("exp-1", "item-1", ["a1"], "a1", at(3), label="mass")
+        again = story.annotate("ann-1", "item-1", "a1", at(4), label="nodule")
+        record(ledger, story)
+
+        labels = ledger.projections.labels(TENANT, DATASET, "item-1")
+        [annotation] = labels["annotations"]
+        assert (annotation["version"], annotation["status"], annotation["label_class"]) == (
+            2,
+            "adjudicated",
+            "mass",
+        )
+        assert labels["final_label"]["label_class"] == "mass"
+        assert [r["change"] for r in annotation["lineage"]] == ["created", "updated", "adjudicated"]
+        [flag] = flags(ledger, "annotation_recreated")
+        assert flag["evidence"] == [again, created]
+
+    def test_an_update_that_does_not_move_forward_is_not_applied(self, ledger: Ledger, story: Story) -> None:
+        story.credential("ann-1", "internal_level", at(-10))
+        story.annotate("ann-1", "item-1", "a1", at(1))
+        story.annotate("ann-1", "item-1", "a1", at(2), version=3, label="mass", update=True)
+        stale = story.annotate("ann-1", "item-1", "a1", at(3), version=2, label="effusion", update=True)
+        record(ledger, story)
+
+        [annotation] = ledger.projections.labels(TENANT, DATASET, "item-1")["annotations"]
+        assert (annotation["version"], annotation["label_class"]) == (3, "mass")
+        assert [f["evidence"][0] for f in flags(ledger, "annotation_out_of_sequence")] == [stale]
+
+    def test_an_update_past_a_missing_version_is_applied_and_flagged(
+        self, ledger: Ledger, story: Story
+    ) -> None:
+        story.credential("ann-1", "internal_level", at(-10))
+        story.annotate("ann-1", "item-1", "a1", at(1))
+        jump = story.annotate(
+            "ann-1", "item-1", "a1", at(2), version=3, label="mass", update=True
+        )  # previous 2
+        orphan = story.annotate("ann-1", "item-2", "a2", at(2), version=2, update=True)  # never created
+        record(ledger, story)
+
+        labels = {
+            i: ledger.projections.labels(TENANT, DATASET, i)["annotations"][0] for i in ("item-1", "item-2")
+        }
+        assert (labels["item-1"]["version"], labels["item-1"]["label_class"]) == (3, "mass")
+        assert labels["item-2"]["version"] == 2
+        assert sorted(f["evidence"][0] for f in flags(ledger, "annotation_version_gap")) == sorted(
+            [jump, orphan]
+        )
+
+    def test_a_deleted_annotation_is_neither_updated_nor_deleted_again(
+        self, ledger: Ledger, story: Story
+    ) -> None:
+        story.credential("ann-1", "internal_level", at(-10))
+        story.annotate("ann-1", "item-1", "a1", at(1))
+        story.delete("ann-1", "item-1", "a1", at(2), version=2)
+        update = story.annotate("ann-1", "item-1", "a1", at(3), version=3, update=True)
+        delete = story.delete("ann-1", "item-1", "a1", at(4), version=4)
+        record(ledger, story)
+
+        [annotation] = ledger.projections.labels(TENANT, DATASET, "item-1")["annotations"]
+        assert (annotation["status"], annotation["version"]) == ("deleted", 2)
+        assert [f["evidence"][0] for f in flags(ledger, "annotation_out_of_sequence")] == [update, delete]
+
+    def test_a_review_of_a_version_not_yet_written_does_not_change_the_current_one(
+        self, ledger: Ledger, story: Story
+    ) -> None:
+        story.credential("ann-1", "internal_level", at(-10), level="senior")
+        story.annotate("ann-1", "item-1", "a1", at(1))
+        story.review("ann-1", "item-1", "a1", at(2), level=2, decision="reject", version=2)
+        record(ledger, story)
+
+        [annotation] = ledger.projections.labels(TENANT, DATASET, "item-1")["annotations"]
+        assert (annotation["status"], annotation["reviewers"]) == ("submitted", [])
+        assert [r["change"] for r in annotation["lineage"]] == ["created", "reviewed"]
+        assert [f["kind"] for f in flags(ledger)] == ["review_before_annotation"]
+
+    def test_a_review_after_adjudication_does_not_undo_it(self, ledger: Ledger, story: Story) -> None:
+        story.credential("ann-1", "internal_level", at(-10))
+        story.credential("exp-1", "board_certification", at(-10))
+        story.credential("rad-1", "license", at(-10))
+        story.annotate("ann-1", "item-1", "a1", at(1))
+        story.adjudicate("exp-1", "item-1", ["a1"], "a1", at(2))
+        story.review("rad-1", "item-1", "a1", at(3), level=3, decision="reject")
+        record(ledger, story)
+
+        [annotation] = ledger.projections.labels(TENANT, DATASET, "item-1")["annotations"]
+        assert (annotation["status"], annotation["reviewers"]) == ("adjudicated", ["rad-1"])
+
+    def test_the_same_guideline_publication_twice_changes_nothing(self, ledger: Ledger, story: Story) -> None:
+        story.guideline("1.1", at(3), supersedes="1.0")
+        story.guideline("1.1", at(3), supersedes="1.0")  # the same content under a new event id
+        record(ledger, story)
+        assert flags(ledger) == []
+        assert {g["version"]: g["effective_from"] for g in ledger.projections.guidelines(TENANT)} == {
+            "1.0": at(-100),
+            "1.1": at(3),
+        }
+
+    def test_a_guideline_version_published_again_with_other_content_keeps_the_first(
+        self, ledger: Ledger, story: Story
+    ) -> None:
+        story.credential("ann-1", "internal_level", at(-10))
+        first = story.guideline("1.1", at(3), supersedes="1.0")
+        story.annotate("ann-1", "item-1", "a1", at(4), guideline="1.1")
+        again = story.guideline("1.1", at(10), supersedes="1.0")  # moved later: item-1 would look early
+        story.annotate("ann-1", "item-2", "a2", at(5), guideline="1.1")
+        record(ledger, story)
+
+        versions = {g["version"]: g for g in ledger.projections.guidelines(TENANT)}
+        assert (versions["1.1"]["effective_from"], versions["1.0"]["effective_until"]) == (at(3), at(3))
+        [flag] = flags(ledger)
+        assert (flag["kind"], flag["evidence"]) == ("guideline_republished", [again, first])
+        assert "effective_from" in flag["detail"]
+
+    def test_a_credential_granted_twice(self, ledger: Ledger, story: Story) -> None:
+        first = story.credential("ann-1", "license", at(-10), until=at(5))
+        story.credential("ann-1", "license", at(-10), until=at(5))  # a repeat: nothing new
+        other = story.credential("ann-1", "license", at(-10), until=at(50))  # other content: a renewal's job
+        story.credential("ann-2", "license", at(-10), cred="cred-ann-1-license")  # someone else's id
+        record(ledger, story)
+
+        [period] = ledger.projections.credentials(TENANT, "ann-1", at(0))["credentials"]
+        assert (period["period"], period["valid_until"], period["event_id"]) == (1, at(5), first)
+        with pytest.raises(NotFound):
+            ledger.projections.credentials(TENANT, "ann-2", at(0))
+        reissued = flags(ledger, "credential_reissued")
+        assert [f["evidence"] for f in reissued] == [[other, first], [reissued[1]["evidence"][0], first]]
+        assert [f["actor"] for f in reissued] == ["office", "office"]
+
+    def test_an_assignment_created_again(self, ledger: Ledger, story: Story) -> None:
+        def assign(kind: str, items: list[str], when: float) -> str:
+            data = {"assignment_id": "asg-1", "dataset": DATASET, "items": items, "assignee": "ann-1",
+                    "role": "annotator"}  # fmt: skip
+            return story.add(f"assignment.{kind}", at(when), "lead", data, role="admin")
+
+        first = assign("created", ["i1", "i2"], 1)
+        assign("created", ["i1", "i2"], 2)  # a repeat
+        changed = assign("created", ["i3"], 3)
+        assign("revoked", ["i1", "i2"], 4)
+        assign("revoked", ["i1", "i2"], 5)  # revoked once: the first stands
+        revived = assign("created", ["i1", "i2"], 6)
+        record(ledger, story)
+
+        with ledger.db.connect() as conn:
+            row = conn.execute(
+                "SELECT items, active, created_at, revoked_at FROM proj_assignments"
+            ).fetchone()
+        assert row == (["i1", "i2"], False, at(1), at(4))
+        assert [f["evidence"] for f in flags(ledger, "assignment_recreated")] == [
+            [changed, first],
+            [revived, first],
+        ]
