@@ -100,10 +100,12 @@ class EventController(Controller):
         ] = None,
         actor: Annotated[str | None, p.query("only this actor", max_length=p.ID_MAX)] = None,
         since: Annotated[
-            str | None, p.query("event time from (RFC 3339, inclusive)", max_length=p.TIME_MAX)
+            str | None,
+            p.query("event time from (RFC 3339, inclusive)", max_length=p.TIME_MAX, format="date-time"),
         ] = None,
         until: Annotated[
-            str | None, p.query("event time until (RFC 3339, exclusive)", max_length=p.TIME_MAX)
+            str | None,
+            p.query("event time until (RFC 3339, exclusive)", max_length=p.TIME_MAX, format="date-time"),
         ] = None,
         cursor: Annotated[
             str | None, p.query("next_cursor of the previous page", max_length=p.CURSOR_MAX)

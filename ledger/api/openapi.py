@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
-from typing import Any, NotRequired, TypedDict, cast
+from typing import Any, TypedDict, cast
 
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
@@ -49,25 +49,32 @@ COMPONENTS = Components(
 )
 
 
-class ProblemFieldError(TypedDict):
-    """One field (or parameter) that is wrong, and how."""
-
+# Optional keys by ``total=False`` subclasses: NotRequired is not seen in postponed annotations (PEP 563).
+class _FieldErrorRequired(TypedDict):
     field: str
     message: str
-    index: NotRequired[int]
 
 
-class Problem(TypedDict):
-    """An RFC 9457 problem: every error the ledger answers has this shape."""
+class ProblemFieldError(_FieldErrorRequired, total=False):
+    """One field (or parameter) that is wrong, and how; ``index`` names the event of a batch."""
 
+    index: int
+
+
+class _ProblemRequired(TypedDict):
     type: str
     title: str
     status: int
     detail: str
     instance: str
     code: str
-    errors: NotRequired[list[ProblemFieldError]]
-    error_count: NotRequired[int]
+
+
+class Problem(_ProblemRequired, total=False):
+    """An RFC 9457 problem: every error the ledger answers has this shape."""
+
+    errors: list[ProblemFieldError]
+    error_count: int
 
 
 class Receipt(TypedDict):
@@ -163,7 +170,9 @@ class PostEventsOperation(Operation):
                 param_in="header",
                 required=False,
                 description=f"Binary mode: {why}" + (" (required in binary mode)" if needed else ""),
-                schema=Schema(type=cast(Any, "string"), max_length=500),
+                # No bound here: outside binary mode the headers are ignored, and in binary mode the
+                # attribute they become is checked like any event's (422 naming it).
+                schema=Schema(type=cast(Any, "string")),
             )
             for attr, needed, why in _CE_HEADERS
         ]

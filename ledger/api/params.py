@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from functools import cache
 from typing import Any, NoReturn
 
+from litestar import Request
+from litestar.handlers import BaseRouteHandler
 from litestar.params import PathParameter, QueryParameter
 
 from ledger.domain.errors import FieldError, ParameterInvalid
@@ -33,16 +36,22 @@ _PRINTABLE = re.compile(PRINTABLE)
 
 
 def query(
-    description: str, *, max_length: int, name: str | None = None, enum: list[str] | None = None
+    description: str,
+    *,
+    max_length: int,
+    name: str | None = None,
+    enum: list[str] | None = None,
+    format: str | None = None,
 ) -> Any:
-    """A text query parameter with the read path's bounds; ``enum`` lists the values for the document
-    (the handler checks them, so the error can name the registered values)."""
+    """A text query parameter with the read path's bounds. ``enum`` and ``format`` (``date-time``,
+    ``date``) are for the document; the handler checks them, so the error can say what is accepted."""
+    extra = {k: v for k, v in (("enum", enum), ("format", format)) if v}
     return QueryParameter(
         name=name,
         description=description,
         max_length=max_length,
         pattern=PRINTABLE,
-        schema_extra={"enum": enum} if enum else None,
+        schema_extra=extra or None,
     )
 
 
@@ -77,6 +86,29 @@ def check_choice(name: str, value: str | None, allowed: Any) -> str | None:
     if value is not None and value not in allowed:
         _refuse(name, f"{value!r} is not one of {', '.join(sorted(allowed))}")
     return value
+
+
+async def refuse_unknown_parameters(request: Request[Any, Any, Any]) -> None:
+    """``before_request`` hook: a query parameter the operation does not declare is refused, naming it.
+    A misspelt filter (``?tyep=...``) must not silently widen an audit query to everything."""
+    unknown = sorted(set(request.query_params) - _declared_query(request.route_handler))
+    if unknown:
+        names = ", ".join(repr(n) for n in unknown[:10])
+        msg = f"unknown query parameter {names}; see the operation in /schema for the ones it takes"
+        raise ParameterInvalid(
+            msg, errors=[FieldError(n, "is not a parameter of this operation") for n in unknown]
+        )
+
+
+@cache
+def _declared_query(handler: BaseRouteHandler) -> frozenset[str]:
+    # Every ledger query parameter is declared with QueryParameter (see query() above).
+    names = set()
+    for name, parameter in handler.parsed_fn_signature.parameters.items():
+        kwarg = parameter.kwarg_definition
+        if isinstance(kwarg, QueryParameter):
+            names.add(kwarg.name or name)
+    return frozenset(names)
 
 
 def parse_time(name: str, value: str) -> datetime:

@@ -71,7 +71,9 @@ class ComplianceController(Controller):
         ledger: NamedDependency[Ledger],
         principal: NamedDependency[Principal],
         actor: Annotated[str, p.path("the annotator's pseudonymous id", max_length=p.ID_MAX)],
-        as_of: Annotated[str | None, p.query("RFC 3339 time; default now", max_length=p.TIME_MAX)] = None,
+        as_of: Annotated[
+            str | None, p.query("RFC 3339 time; default now", max_length=p.TIME_MAX, format="date-time")
+        ] = None,
     ) -> dict[str, Any]:
         """Every credential period; which are valid at ``as_of`` and which roles they qualify for."""
         principal.require(READERS)
@@ -124,7 +126,9 @@ class ComplianceController(Controller):
         self,
         ledger: NamedDependency[Ledger],
         principal: NamedDependency[Principal],
-        as_of: Annotated[str | None, p.query("YYYY-MM-DD; default today", max_length=p.TIME_MAX)] = None,
+        as_of: Annotated[
+            str | None, p.query("YYYY-MM-DD; default today", max_length=p.TIME_MAX, format="date")
+        ] = None,
         format_: Annotated[
             str, p.query("json, csv or html", max_length=p.NAME_MAX, name="format", enum=list(FORMATS))
         ] = "json",
