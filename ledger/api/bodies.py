@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
@@ -120,6 +121,9 @@ def _load_malloc_trim() -> Callable[[], None] | None:
     trim.restype = ctypes.c_int
 
     def release() -> None:
+        # A refused batch leaves cycles behind (exception, traceback, the frames holding the parsed
+        # events), and an idle server allocates nothing that would start the collector: collect first.
+        gc.collect()
         trim(0)
 
     return release

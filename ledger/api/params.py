@@ -100,6 +100,13 @@ async def refuse_unknown_parameters(request: Request[Any, Any, Any]) -> None:
         )
 
 
+def public_name(handler: BaseRouteHandler, name: str) -> str:
+    """The name a caller uses for the handler's parameter ``name`` (``type`` for ``type_``)."""
+    parameter = handler.parsed_fn_signature.parameters.get(name)
+    kwarg = parameter.kwarg_definition if parameter is not None else None
+    return (kwarg.name if isinstance(kwarg, QueryParameter | PathParameter) else None) or name
+
+
 @cache
 def _declared_query(handler: BaseRouteHandler) -> frozenset[str]:
     # Every ledger query parameter is declared with QueryParameter (see query() above).

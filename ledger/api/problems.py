@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from ledger.api.params import PRINTABLE
+from ledger.api.params import PRINTABLE, public_name
 from ledger.domain import errors as e
 
 _log = logging.getLogger("ledger.api")
@@ -132,7 +132,10 @@ def _parameter_problem(
     # problem as ParameterInvalid raised by the ledger's own checks, so clients see one shape.
     raw = [x for x in exc.extra if isinstance(x, dict)] if isinstance(exc.extra, list) else []
     errors = [
-        {"field": str(x.get("key", "")), "message": _parameter_message(str(x.get("message", "")))}
+        {
+            "field": public_name(request.route_handler, str(x.get("key", ""))),
+            "message": _parameter_message(str(x.get("message", ""))),
+        }
         for x in raw
     ]
     detail = "; ".join(f"{fe['field']}: {fe['message']}" for fe in errors) or "a parameter is not valid"
