@@ -151,18 +151,20 @@ def one_round(url: str, token: str, bodies: list[bytes]) -> dict[int, int]:
     return {s: statuses.count(s) for s in sorted(set(statuses))}
 
 
-def settle(pid: int, timeout: float = 120.0) -> float:
-    """RSS once it has stopped moving (two readings 2 s apart within 1 MiB): the server collects and
-    trims after a large request, which takes a few seconds after the last response."""
+def settle(pid: int, url: str, timeout: float = 300.0) -> float:
+    """RSS once it has stopped moving: unchanged (within 1 MiB) over five readings 2 s apart, each after
+    /health answered. After a large request the server collects garbage and trims its heap; the
+    collection holds the interpreter, so /health answering means it is done."""
     deadline = time.monotonic() + timeout
-    last = rss_mib(pid)
+    readings: list[float] = []
     while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"{url}/health", timeout=120)
+        readings = [*readings[-4:], rss_mib(pid)]
+        if len(readings) == 5 and max(readings) - min(readings) < 1.0:
+            break
         time.sleep(2.0)
-        now = rss_mib(pid)
-        if abs(now - last) < 1.0:
-            return round(now, 1)
-        last = now
-    return round(last, 1)
+    return round(readings[-1], 1)
 
 
 def run(rounds: int, concurrency: int, kinds: list[str], limit: int) -> dict[str, Any]:
@@ -179,7 +181,7 @@ def run(rounds: int, concurrency: int, kinds: list[str], limit: int) -> dict[str
         ).stdout.strip()
         with ledger_serve(home, env) as (proc, url):
             sampler = Sampler(proc.pid)
-            before = settle(proc.pid)
+            before = settle(proc.pid, url)
             print(f"ledger serve pid {proc.pid} on {url}: {before} MiB before the first round")
             results = []
             for kind in kinds:
@@ -190,7 +192,7 @@ def run(rounds: int, concurrency: int, kinds: list[str], limit: int) -> dict[str
                     statuses = one_round(url, token, bodies)
                     elapsed = time.monotonic() - started
                     del bodies
-                    after = settle(proc.pid)
+                    after = settle(proc.pid, url)
                     row = {
                         "kind": kind,
                         "round": r + 1,
@@ -206,7 +208,7 @@ def run(rounds: int, concurrency: int, kinds: list[str], limit: int) -> dict[str
                         f"peak {row['peak_rss_mib']:7.1f} MiB, after {after:7.1f} MiB"
                     )
             sampler.stop()
-            final = settle(proc.pid)
+            final = settle(proc.pid, url)
         return {
             "benchmark": "memory",
             "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -243,3 +243,37 @@ def test_no_library_message_reaches_the_caller(embedded: Settings, mangle) -> No
     detail = refused.value.detail
     assert detail.startswith("the token")
     assert not any(words.lower() in detail.lower() for words in _LIBRARY_WORDS), detail
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--tenant", "acme\n"],
+        ["--tenant", "acme", "--ttl", "-100000"],
+        ["--tenant", "acme", "--ttl", "0"],
+        ["--tenant", "acme", "--ttl", str(100 * 365 * 24 * 3600)],
+    ],
+)
+def test_ledger_token_refuses_what_would_make_a_useless_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    from ledger.cli.main import EXIT_ERROR, main
+
+    monkeypatch.setenv("LEDGER_HOME", str(tmp_path))
+    monkeypatch.delenv("LEDGER_DATABASE_URL", raising=False)
+    assert main(["token", "--role", "auditor", *argv]) == EXIT_ERROR
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("ledger: ")
+
+
+def test_ledger_token_prints_a_token_the_verifier_accepts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ledger.cli.main import EXIT_OK, main
+
+    monkeypatch.setenv("LEDGER_HOME", str(tmp_path))
+    monkeypatch.delenv("LEDGER_DATABASE_URL", raising=False)
+    assert main(["token", "--role", "auditor", "--tenant", "acme", "--ttl", "60"]) == EXIT_OK
+    token = capsys.readouterr().out.strip()
+    assert TokenVerifier(Settings(home=tmp_path)).verify(f"Bearer {token}").tenant == "acme"
