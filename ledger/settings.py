@@ -53,6 +53,27 @@ class KafkaSettings:
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
 
+# ---- Bounds on what one request may cost (issue 7) -------------------------------------------------
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much one HTTP request may make the server hold; docs/security.md says why each is there."""
+
+    # Parsing JSON into Python objects costs ~10x the body in memory: 16 MiB is over 10,000 typical
+    # events per batch, and keeps one request's peak to a few hundred MB.
+    max_body_bytes: int = 16 * MiB
+    # Bodies over this size are "large": at most ``max_large_bodies`` are read and parsed at once,
+    # the others wait up to ``large_body_wait_seconds`` and are then refused with 503 and Retry-After.
+    large_body_bytes: int = 1 * MiB
+    max_large_bodies: int = 2
+    large_body_wait_seconds: float = 10.0
+    # A page of GET /v1/events stops before its events' JSON passes this size (next_cursor continues).
+    page_max_bytes: int = 4 * MiB
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob the ledger has. Nothing deeper in the code reads the environment."""
@@ -70,6 +91,9 @@ class Settings:
     master_key_file: Path | None = None
     db_pool_size: int = 8
     access_log: bool = False
+    # Tokens whose exp - iat is longer are refused: a stolen long-lived token is a standing key.
+    jwt_max_lifetime_seconds: int = 24 * 3600
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def embedded(self) -> bool:
@@ -116,7 +140,43 @@ class Settings:
             master_key_file=_path(env, "LEDGER_MASTER_KEY_FILE"),
             db_pool_size=_int(env, "LEDGER_DB_POOL_SIZE", 8),
             access_log=env.get("LEDGER_ACCESS_LOG", "").lower() in _TRUE,
+            jwt_max_lifetime_seconds=_positive(
+                env, "LEDGER_JWT_MAX_LIFETIME_SECONDS", Settings.jwt_max_lifetime_seconds
+            ),
+            limits=_limits(env),
         )
+
+
+def _limits(env: Mapping[str, str]) -> Limits:
+    """The ``LEDGER_*`` bounds on one request; each must be positive, and a large body fit the limit."""
+    default = Limits()
+    limits = Limits(
+        max_body_bytes=_positive(env, "LEDGER_MAX_BODY_BYTES", default.max_body_bytes),
+        large_body_bytes=_positive(env, "LEDGER_LARGE_BODY_BYTES", default.large_body_bytes),
+        max_large_bodies=_positive(env, "LEDGER_MAX_LARGE_BODIES", default.max_large_bodies),
+        large_body_wait_seconds=_float(
+            env, "LEDGER_LARGE_BODY_WAIT_SECONDS", default.large_body_wait_seconds
+        ),
+        page_max_bytes=_positive(env, "LEDGER_PAGE_MAX_BYTES", default.page_max_bytes),
+    )
+    if limits.large_body_bytes > limits.max_body_bytes:
+        msg = (
+            f"LEDGER_LARGE_BODY_BYTES ({limits.large_body_bytes}) must not exceed "
+            f"LEDGER_MAX_BODY_BYTES ({limits.max_body_bytes})"
+        )
+        raise ConfigurationError(msg)
+    if limits.large_body_wait_seconds < 0:
+        msg = f"LEDGER_LARGE_BODY_WAIT_SECONDS must not be negative, got {limits.large_body_wait_seconds}"
+        raise ConfigurationError(msg)
+    return limits
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        msg = f"{name} must be at least 1, got {value}"
+        raise ConfigurationError(msg)
+    return value
 
 
 def _kafka(env: Mapping[str, str]) -> KafkaSettings:
@@ -133,7 +193,7 @@ def _kafka(env: Mapping[str, str]) -> KafkaSettings:
         msg = f"LEDGER_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(_SECURITY_PROTOCOLS)}, got {protocol!r}"
         raise ConfigurationError(msg)
     rejection_tenant = env.get("LEDGER_KAFKA_REJECTION_TENANT") or default.rejection_tenant
-    if not re.match(TENANT_PATTERN, rejection_tenant):
+    if not re.fullmatch(TENANT_PATTERN, rejection_tenant):
         msg = f"LEDGER_KAFKA_REJECTION_TENANT must be a tenant name ({TENANT_PATTERN}), got {rejection_tenant!r}"
         raise ConfigurationError(msg)
     batch_size = _int(env, "LEDGER_KAFKA_BATCH_SIZE", default.batch_size)

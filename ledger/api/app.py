@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Request, get
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
 
 from ledger import __version__
+from ledger.api.bodies import BodyGate, ReturnMemory
 from ledger.api.events import EventController
+from ledger.api.openapi import COMPONENTS, SECURITY, complete, responses
+from ledger.api.params import refuse_unknown_parameters
 from ledger.api.problems import http_error_handler, ledger_error_handler, unexpected_error_handler
 from ledger.api.projections import ComplianceController, ItemController
-from ledger.auth.tokens import Principal, TokenVerifier
+from ledger.auth.tokens import ANY_ROLE, Principal, TokenVerifier
 from ledger.domain.errors import LedgerError
 from ledger.domain.registry import EVENT_TYPES
 from ledger.runtime import Ledger
 
+STATIC = Path(__file__).parent / "static"
+_UI = "/schema/static/swagger-ui"
+
 
 # The health check blocks on the database briefly, so it runs in a worker thread.
-@get("/health", summary="Liveness and database reachability", tags=["operations"], sync_to_thread=True)
+@get(
+    "/health",
+    summary="Liveness and database reachability",
+    tags=["operations"],
+    sync_to_thread=True,
+    responses=responses(503),
+)
 def health(ledger: NamedDependency[Ledger]) -> dict[str, Any]:
     """``{"status": "ok"}`` when the database answers, with each Kafka consumer group's committed
     position and lag (read from the offsets table); 503 (problem+json) when the database does not answer."""
@@ -43,9 +59,12 @@ def health(ledger: NamedDependency[Ledger]) -> dict[str, Any]:
     summary="Registered event types and the JSON Schema of their data",
     tags=["events"],
     sync_to_thread=False,
+    security=SECURITY,
+    responses=responses(401, 403),
 )
-def event_types() -> dict[str, Any]:
-    """Every type the ledger accepts, with its schema version and sealed fields."""
+def event_types(principal: NamedDependency[Principal]) -> dict[str, Any]:
+    """Every type the ledger accepts, with its schema version and sealed fields (any role may ask)."""
+    principal.require(ANY_ROLE)
     return {
         "event_types": [
             {
@@ -61,9 +80,29 @@ def event_types() -> dict[str, Any]:
     }
 
 
+def _openapi_config() -> OpenAPIConfig:
+    # Swagger UI's files ship in the package (ledger/api/static): /schema works offline and air-gapped.
+    ui = SwaggerRenderPlugin(
+        js_url=f"{_UI}/swagger-ui-bundle.js",
+        css_url=f"{_UI}/swagger-ui.css",
+        standalone_preset_js_url=f"{_UI}/swagger-ui-standalone-preset.js",
+        path=["/", "/swagger"],
+        favicon=f"<link rel='icon' type='image/png' href='{_UI}/favicon-32x32.png'>",
+    )
+    return OpenAPIConfig(
+        title="Annotation compliance ledger",
+        version=__version__,
+        description="Hash-chained, tamper-evident record of medical-imaging annotation, review and access events.",
+        path="/schema",
+        render_plugins=[ui],
+        components=COMPONENTS,
+    )
+
+
 def create_app(ledger: Ledger) -> Litestar:
     """The ledger's HTTP application over an opened ``Ledger``."""
     verifier = TokenVerifier(ledger.settings)
+    gate = BodyGate(ledger.settings.limits)
 
     async def authenticate(request: Request[Any, Any, Any]) -> Principal:
         return verifier.verify(request.headers.get("authorization"))
@@ -71,22 +110,36 @@ def create_app(ledger: Ledger) -> Litestar:
     async def provide_ledger() -> Ledger:
         return ledger
 
-    return Litestar(
-        route_handlers=[health, event_types, EventController, ItemController, ComplianceController],
-        dependencies={"ledger": Provide(provide_ledger), "principal": Provide(authenticate)},
+    async def provide_gate() -> BodyGate:
+        return gate
+
+    app = Litestar(
+        route_handlers=[
+            health,
+            event_types,
+            EventController,
+            ItemController,
+            ComplianceController,
+            create_static_files_router(_UI, directories=[STATIC / "swagger-ui"], include_in_schema=False),
+        ],
+        dependencies={
+            "ledger": Provide(provide_ledger),
+            "principal": Provide(authenticate),
+            "bodies": Provide(provide_gate),
+        },
         exception_handlers={
             LedgerError: ledger_error_handler,
             HTTPException: http_error_handler,
             Exception: unexpected_error_handler,
         },
-        openapi_config=OpenAPIConfig(
-            title="Annotation compliance ledger",
-            version=__version__,
-            description="Hash-chained, tamper-evident record of medical-imaging annotation, review and access events.",
-            path="/schema",
-        ),
-        request_max_body_size=64 * 1024 * 1024,
+        middleware=[DefineMiddleware(ReturnMemory, gate=gate)],
+        before_request=refuse_unknown_parameters,
+        openapi_config=_openapi_config(),
+        # BodyGate refuses larger bodies with the ledger's own message; this is the backstop for any route.
+        request_max_body_size=ledger.settings.limits.max_body_bytes,
         # The process's logging belongs to the entry point (ledger serve / uvicorn), not to the app.
         logging_config=None,
         debug=False,
     )
+    complete(app.openapi_schema)
+    return app

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias, cast
 
 from anyio import to_thread
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, HttpMethod, Request, Response, get, post, route
 from litestar.di import NamedDependency
-from litestar.params import PathParameter, QueryParameter
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import QueryParameter
 
+from ledger.api import params as p
+from ledger.api.bodies import BodyGate
 from ledger.api.ingest import parse_request
-from ledger.api.params import parse_time
+from ledger.api.openapi import READ_ERRORS, SECURITY, BatchReceipts, PostEventsOperation, Receipt, responses
 from ledger.auth.tokens import READERS, WRITERS, Principal
+from ledger.domain.registry import EVENT_TYPES
 from ledger.runtime import Ledger
-from ledger.storage.append import Receipt
+from ledger.storage.append import Receipt as StoredReceipt
 from ledger.storage.queries import EventFilter
+
+Receipts: TypeAlias = Receipt | BatchReceipts
 
 
 class EventController(Controller):
@@ -24,6 +29,16 @@ class EventController(Controller):
 
     path = "/v1/events"
     tags = ["events"]  # noqa: RUF012 - Litestar reads this class attribute
+    security = SECURITY
+
+    # Litestar 2's own OPTIONS handler names only the first method registered on a path
+    # (litestar-org/litestar#4169, fixed in v3), so this path states its methods itself. A controller
+    # registers its handlers in the order of their names: this one's sorts first, so Litestar adds no
+    # OPTIONS handler of its own (tests/integration/test_http_hardening.py checks the Allow header).
+    @route("/", http_method=[HttpMethod.OPTIONS], include_in_schema=False, status_code=204)
+    async def allowed_methods(self) -> Response[None]:
+        """The methods of ``/v1/events``."""
+        return Response(None, status_code=204, headers={"Allow": "GET, OPTIONS, POST"})
 
     @post(
         "/",
@@ -34,45 +49,67 @@ class EventController(Controller):
             "with different content, 409. Requires role ingest."
         ),
         status_code=201,
+        operation_class=PostEventsOperation,
+        response_description="Recorded: one receipt (structured or binary mode) or the batch's receipts",
+        responses={
+            200: ResponseSpec(
+                cast(Any, Receipts), description="Every event was recorded before: the original receipts"
+            ),
+            **responses(400, 401, 403, 409, 413, 415, 422, 503),
+        },
     )
     async def post_events(
         self,
         request: Request[Any, Any, Any],
         ledger: NamedDependency[Ledger],
         principal: NamedDependency[Principal],
-    ) -> Response[Any]:
+        bodies: NamedDependency[BodyGate],
+    ) -> Response[Receipts]:
         """Validate, check tenant, append; 201 when anything new was recorded, 200 when all were repeats."""
         principal.require(WRITERS)
-        body = await request.body()
         content_type = request.headers.get("content-type", "")
-        # Parsing and validating up to a batch of events is CPU work: keep it off the event loop too.
-        receipts, batch = await to_thread.run_sync(
-            partial(_ingest, ledger, principal, content_type, dict(request.headers), body)
-        )
+        async with bodies.body(request) as body:
+            # Parsing and validating up to a batch of events is CPU work: keep it off the event loop too.
+            receipts, batch = await to_thread.run_sync(
+                partial(_ingest, ledger, principal, content_type, dict(request.headers), body)
+            )
         status = 200 if all(r.duplicate for r in receipts) else 201
         content = {"receipts": [r.as_dict() for r in receipts]} if batch else receipts[0].as_dict()
-        return Response(content, status_code=status)
+        return Response(cast(Receipts, content), status_code=status)
 
     @get(
         "/",
         summary="List events",
-        description="Filters combine with AND; `since`/`until` bound the event time.",
+        description=(
+            "Filters combine with AND; `since`/`until` bound the event time. A page holds at most `limit` "
+            "events and stops before its events pass the server's page size in bytes; follow `next_cursor`."
+        ),
+        responses=responses(*READ_ERRORS),
     )
     async def list_events(
         self,
         ledger: NamedDependency[Ledger],
         principal: NamedDependency[Principal],
-        log: Annotated[str | None, QueryParameter(description="only this log")] = None,
-        type_: Annotated[str | None, QueryParameter(name="type", description="only this event type")] = None,
-        subject: Annotated[str | None, QueryParameter(description="only this CloudEvents subject")] = None,
-        actor: Annotated[str | None, QueryParameter(description="only this actor")] = None,
+        log: Annotated[str | None, p.query("only this log", max_length=p.NAME_MAX)] = None,
+        type_: Annotated[
+            str | None,
+            p.query("only this event type", max_length=p.NAME_MAX, name="type", enum=sorted(EVENT_TYPES)),
+        ] = None,
+        subject: Annotated[
+            str | None, p.query("only this CloudEvents subject", max_length=p.SUBJECT_MAX)
+        ] = None,
+        actor: Annotated[str | None, p.query("only this actor", max_length=p.ID_MAX)] = None,
         since: Annotated[
-            str | None, QueryParameter(description="event time from (RFC 3339, inclusive)")
+            str | None,
+            p.query("event time from (RFC 3339, inclusive)", max_length=p.TIME_MAX, format="date-time"),
         ] = None,
         until: Annotated[
-            str | None, QueryParameter(description="event time until (RFC 3339, exclusive)")
+            str | None,
+            p.query("event time until (RFC 3339, exclusive)", max_length=p.TIME_MAX, format="date-time"),
         ] = None,
-        cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
+        cursor: Annotated[
+            str | None, p.query("next_cursor of the previous page", max_length=p.CURSOR_MAX)
+        ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000, description="page size")] = 100,
     ) -> dict[str, Any]:
         """A page of events of the caller's tenant, oldest first within each log."""
@@ -80,33 +117,44 @@ class EventController(Controller):
         flt = EventFilter(
             tenant=principal.tenant,
             log=log,
-            type=type_,
+            type=p.check_choice("type", type_, EVENT_TYPES),
             subject=subject,
             actor=actor,
-            since=parse_time("since", since) if since else None,
-            until=parse_time("until", until) if until else None,
+            since=p.parse_time("since", since) if since else None,
+            until=p.parse_time("until", until) if until else None,
         )
-        page = await to_thread.run_sync(partial(ledger.queries.list, flt, cursor=cursor, limit=limit))
+        query = partial(
+            ledger.queries.list,
+            flt,
+            cursor=cursor,
+            limit=limit,
+            max_bytes=ledger.settings.limits.page_max_bytes,
+        )
+        page = await to_thread.run_sync(query)
         return {"events": [e.as_dict() for e in page.events], "next_cursor": page.next_cursor}
 
     # A path parameter, because CloudEvents ids may contain '/' (percent-encode it or not).
-    @get("/{event_id:path}", summary="One event with its receipt")
+    @get(
+        "/{event_id:path}",
+        summary="One event with its receipt",
+        responses=responses(*READ_ERRORS, 404),
+    )
     async def get_event(
         self,
         ledger: NamedDependency[Ledger],
         principal: NamedDependency[Principal],
-        event_id: Annotated[Path, PathParameter(description="the producer's event id")],
+        event_id: Annotated[str, p.path_remainder("the producer's event id", max_length=p.ID_MAX)],
     ) -> dict[str, Any]:
         """The event as stored (sensitive values sealed) and where it sits in its log."""
         principal.require(READERS)
-        ident = str(event_id).lstrip("/")
+        ident = p.check_path_remainder("event_id", event_id, max_length=p.ID_MAX)
         stored = await to_thread.run_sync(partial(ledger.queries.get, principal.tenant, ident))
         return stored.as_dict()
 
 
 def _ingest(
     ledger: Ledger, principal: Principal, content_type: str, headers: dict[str, str], body: bytes
-) -> tuple[list[Receipt], bool]:
+) -> tuple[list[StoredReceipt], bool]:
     events, batch = parse_request(content_type, headers, body)
     for i, event in enumerate(events):
         principal.require_tenant(event.tenant, index=i if batch else None)

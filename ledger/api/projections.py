@@ -9,17 +9,17 @@ from typing import Annotated, Any
 from anyio import to_thread
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import QueryParameter
 
-from ledger.api.params import parse_date, parse_time
+from ledger.api import params as p
+from ledger.api.openapi import READ_ERRORS, SECURITY, RetentionReportOperation, responses
 from ledger.auth.tokens import READERS, Principal
-from ledger.domain.errors import FieldError, ValidationFailed
 from ledger.reports.render import FORMATS
 from ledger.reports.service import retention_report
 from ledger.runtime import Ledger
 
-Dataset = Annotated[str, PathParameter(description="dataset id")]
-Item = Annotated[str, PathParameter(description="pseudonymous item id, e.g. a DICOM SOP Instance UID")]
+Dataset = Annotated[str, p.path("dataset id", max_length=p.ID_MAX)]
+Item = Annotated[str, p.path("pseudonymous item id, e.g. a DICOM SOP Instance UID", max_length=p.ID_MAX)]
 
 
 class ItemController(Controller):
@@ -27,8 +27,13 @@ class ItemController(Controller):
 
     path = "/v1/items/{dataset:str}/{item:str}"
     tags = ["provenance"]  # noqa: RUF012 - Litestar reads this class attribute
+    security = SECURITY
 
-    @get("/provenance", summary="Every event touching the item, in order, with each actor's standing then")
+    @get(
+        "/provenance",
+        summary="Every event touching the item, in order, with each actor's standing then",
+        responses=responses(*READ_ERRORS, 404),
+    )
     async def provenance(self, ledger: NamedDependency[Ledger], principal: NamedDependency[Principal],
                          dataset: Dataset, item: Item) -> dict[str, Any]:  # fmt: skip
         """Annotations, reviews, adjudications and accesses, with credential status at each moment."""
@@ -37,7 +42,11 @@ class ItemController(Controller):
             partial(ledger.projections.provenance, principal.tenant, dataset, item)
         )
 
-    @get("/labels", summary="Current annotations with their lineage, and the final label")
+    @get(
+        "/labels",
+        summary="Current annotations with their lineage, and the final label",
+        responses=responses(*READ_ERRORS, 404),
+    )
     async def labels(self, ledger: NamedDependency[Ledger], principal: NamedDependency[Principal],
                      dataset: Dataset, item: Item) -> dict[str, Any]:  # fmt: skip
         """Label state: status, review level, reviewers, guideline version, origin; final label after adjudication."""
@@ -50,25 +59,34 @@ class ComplianceController(Controller):
 
     path = "/v1"
     tags = ["compliance"]  # noqa: RUF012 - Litestar reads this class attribute
+    security = SECURITY
 
     @get(
-        "/annotators/{actor:str}/credentials", summary="An annotator's credentials and standing as of a time"
+        "/annotators/{actor:str}/credentials",
+        summary="An annotator's credentials and standing as of a time",
+        responses=responses(*READ_ERRORS, 404),
     )
     async def credentials(
         self,
         ledger: NamedDependency[Ledger],
         principal: NamedDependency[Principal],
-        actor: Annotated[str, PathParameter(description="the annotator's pseudonymous id")],
-        as_of: Annotated[str | None, QueryParameter(description="RFC 3339 time; default now")] = None,
+        actor: Annotated[str, p.path("the annotator's pseudonymous id", max_length=p.ID_MAX)],
+        as_of: Annotated[
+            str | None, p.query("RFC 3339 time; default now", max_length=p.TIME_MAX, format="date-time")
+        ] = None,
     ) -> dict[str, Any]:
         """Every credential period; which are valid at ``as_of`` and which roles they qualify for."""
         principal.require(READERS)
-        when = parse_time("as_of", as_of) if as_of else datetime.now(UTC)
+        when = p.parse_time("as_of", as_of) if as_of else datetime.now(UTC)
         return await to_thread.run_sync(
             partial(ledger.projections.credentials, principal.tenant, actor, when)
         )
 
-    @get("/guidelines", summary="Guideline versions with effective ranges and supersession")
+    @get(
+        "/guidelines",
+        summary="Guideline versions with effective ranges and supersession",
+        responses=responses(401, 403, 503),
+    )
     async def guidelines(
         self, ledger: NamedDependency[Ledger], principal: NamedDependency[Principal]
     ) -> dict[str, Any]:
@@ -77,15 +95,19 @@ class ComplianceController(Controller):
         rows = await to_thread.run_sync(partial(ledger.projections.guidelines, principal.tenant))
         return {"guidelines": rows}
 
-    @get("/compliance/flags", summary="Compliance flags with their evidence")
+    @get(
+        "/compliance/flags", summary="Compliance flags with their evidence", responses=responses(*READ_ERRORS)
+    )
     async def flags(
         self,
         ledger: NamedDependency[Ledger],
         principal: NamedDependency[Principal],
-        kind: Annotated[str | None, QueryParameter(description="e.g. unqualified_annotator")] = None,
-        actor: Annotated[str | None, QueryParameter(description="only this actor")] = None,
-        dataset: Annotated[str | None, QueryParameter(description="only this dataset")] = None,
-        cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
+        kind: Annotated[str | None, p.query("e.g. unqualified_annotator", max_length=p.NAME_MAX)] = None,
+        actor: Annotated[str | None, p.query("only this actor", max_length=p.ID_MAX)] = None,
+        dataset: Annotated[str | None, p.query("only this dataset", max_length=p.ID_MAX)] = None,
+        cursor: Annotated[
+            str | None, p.query("next_cursor of the previous page", max_length=p.CURSOR_MAX)
+        ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000, description="page size")] = 100,
     ) -> dict[str, Any]:
         """Flags in log order; each names its rule and the event ids that are its evidence."""
@@ -94,20 +116,27 @@ class ComplianceController(Controller):
                         cursor=cursor, limit=limit)  # fmt: skip
         return await to_thread.run_sync(query)
 
-    @get("/reports/retention", summary="The six-year retention report (JSON, CSV or printable HTML)")
+    @get(
+        "/reports/retention",
+        summary="The six-year retention report (JSON, CSV or printable HTML)",
+        operation_class=RetentionReportOperation,
+        responses=responses(*READ_ERRORS),
+    )
     async def retention(
         self,
         ledger: NamedDependency[Ledger],
         principal: NamedDependency[Principal],
-        as_of: Annotated[str | None, QueryParameter(description="YYYY-MM-DD; default today")] = None,
-        format_: Annotated[str, QueryParameter(name="format", description="json, csv or html")] = "json",
+        as_of: Annotated[
+            str | None, p.query("YYYY-MM-DD; default today", max_length=p.TIME_MAX, format="date")
+        ] = None,
+        format_: Annotated[
+            str, p.query("json, csv or html", max_length=p.NAME_MAX, name="format", enum=list(FORMATS))
+        ] = "json",
     ) -> Response[bytes]:
         """Counts, oldest records, due dates, holds, erasures and integrity status; the report's SHA-256 is recorded."""
         principal.require(READERS)
-        day = parse_date("as_of", as_of) if as_of else datetime.now(UTC).date()
-        if format_ not in FORMATS:
-            msg = f"format must be one of {', '.join(FORMATS)}"
-            raise ValidationFailed(msg, errors=[FieldError("format", msg)])
+        day = p.parse_date("as_of", as_of) if as_of else datetime.now(UTC).date()
+        p.check_choice("format", format_, FORMATS)
         generated = await to_thread.run_sync(
             partial(
                 retention_report,
@@ -119,4 +148,6 @@ class ComplianceController(Controller):
             )
         )
         headers = {"X-Report-SHA256": generated.sha256, "X-Ledger-Position": str(generated.receipt.position)}
-        return Response(generated.body, media_type=generated.media_type, headers=headers)
+        # Litestar adds "; charset=utf-8" to text/* itself: hand it the bare media type.
+        media_type = generated.media_type.split(";", 1)[0].strip()
+        return Response(generated.body, media_type=media_type, headers=headers)

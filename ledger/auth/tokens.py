@@ -6,6 +6,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,11 @@ from ledger.settings import Settings
 
 ROLES = ("ingest", "auditor", "security", "regulatory", "admin")
 READERS = frozenset({"auditor", "security", "regulatory", "admin"})
-WRITERS = frozenset({"ingest", "admin"})
+# Writing is a service's job: only ingest tokens post events, admin included (README "Roles").
+WRITERS = frozenset({"ingest"})
+ANY_ROLE = frozenset(ROLES)
+LEEWAY_SECONDS = 30
+"""Clock skew tolerated on exp, nbf and iat."""
 
 
 _ALGORITHMS_FOR_KEY: tuple[tuple[type, tuple[str, ...]], ...] = (
@@ -89,13 +94,59 @@ class TokenVerifier:
                 algorithms=self._algorithms,
                 audience=self._settings.jwt_audience,
                 issuer=self._settings.jwt_issuer,
-                options={"require": ["exp", "iss", "aud", "sub"]},
-                leeway=30,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+                leeway=LEEWAY_SECONDS,
             )
-        except (jwt.PyJWTError, TypeError, ValueError) as exc:
-            msg = f"the token does not verify: {exc}"
-            raise AuthenticationFailed(msg) from None
+        except (jwt.PyJWTError, TypeError, ValueError, OverflowError) as exc:
+            # The library's wording is not ours to pass on (and may change with its version).
+            raise AuthenticationFailed(self._refusal(exc, token)) from None
+        self._check_lifetime(claims)
         return _principal(claims)
+
+    def _refusal(self, exc: Exception, token: str) -> str:
+        settings = self._settings
+        if isinstance(exc, jwt.ExpiredSignatureError):
+            # PyJWT checks the signature before exp, so the claim read here is the signed one.
+            expired = _claim_time(token, "exp")
+            when = f" at {expired}" if expired else ""
+            return f"the token expired{when}; get a new one"
+        if isinstance(exc, jwt.ImmatureSignatureError):
+            return "the token is not valid yet (its nbf or iat lies in the future); check the clocks"
+        if isinstance(exc, jwt.MissingRequiredClaimError):
+            return f"the token has no {exc.claim!r} claim"
+        if isinstance(exc, jwt.InvalidAudienceError):
+            return f"the token is for another audience; this ledger accepts aud {settings.jwt_audience!r}"
+        if isinstance(exc, jwt.InvalidIssuerError):
+            return f"the token comes from another issuer; this ledger accepts iss {settings.jwt_issuer!r}"
+        if isinstance(exc, jwt.InvalidAlgorithmError):
+            return f"the token is signed with an algorithm this ledger does not accept ({', '.join(self._algorithms)})"
+        if isinstance(exc, jwt.InvalidSignatureError):
+            return "the token's signature does not verify with this ledger's key"
+        if isinstance(exc, jwt.DecodeError):
+            return "the token is not a well-formed signed JWT"
+        return "the token does not verify"
+
+    def _check_lifetime(self, claims: dict[str, Any]) -> None:
+        longest = self._settings.jwt_max_lifetime_seconds
+        try:
+            lifetime = float(claims["exp"]) - float(claims["iat"])
+        except (TypeError, ValueError):
+            msg = "the token's 'exp' and 'iat' claims must be NumericDate numbers (RFC 7519 §2)"
+            raise AuthenticationFailed(msg) from None
+        if not lifetime <= longest:  # also refuses NaN
+            msg = (
+                f"the token is valid for {int(lifetime)} s, longer than the {longest} s this ledger accepts "
+                "(LEDGER_JWT_MAX_LIFETIME_SECONDS); get a shorter-lived one"
+            )
+            raise AuthenticationFailed(msg)
+
+
+def _claim_time(token: str, claim: str) -> str | None:
+    try:
+        value = jwt.decode(token, options={"verify_signature": False})[claim]
+        return datetime.fromtimestamp(int(value), UTC).isoformat().replace("+00:00", "Z")
+    except (jwt.PyJWTError, KeyError, TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 def _principal(claims: dict[str, Any]) -> Principal:
@@ -106,6 +157,11 @@ def _principal(claims: dict[str, Any]) -> Principal:
         raise AuthenticationFailed(msg)
     if not isinstance(tenant, str) or not tenant:
         msg = "the token has no 'tenant' claim"
+        raise AuthenticationFailed(msg)
+    if not re.fullmatch(TENANT_PATTERN, tenant):
+        msg = (
+            "the token's 'tenant' claim is not a tenant name (lowercase letters, digits and '-', at most 63)"
+        )
         raise AuthenticationFailed(msg)
     amr = claims.get("amr")
     return Principal(
@@ -158,6 +214,12 @@ def issue_dev_token(
     if not settings.embedded:
         msg = "`ledger token` issues development tokens in embedded mode only; use your identity provider in production"
         raise ConfigurationError(msg)
+    if not 1 <= ttl_seconds <= settings.jwt_max_lifetime_seconds:
+        msg = (
+            f"the lifetime must be 1 to {settings.jwt_max_lifetime_seconds} seconds "
+            f"(LEDGER_JWT_MAX_LIFETIME_SECONDS), got {ttl_seconds}"
+        )
+        raise ConfigurationError(msg)
     key = dev_signing_key(settings.signing_key_file)
     return sign_token(
         key, settings, roles=roles, tenant=tenant, subject=subject, ttl_seconds=ttl_seconds, mfa=mfa
@@ -179,7 +241,8 @@ def sign_token(
     if unknown:
         msg = f"unknown role {', '.join(unknown)}; roles are {', '.join(ROLES)}"
         raise ConfigurationError(msg)
-    if not re.match(TENANT_PATTERN, tenant):
+    # fullmatch: TENANT_PATTERN ends in '$', which re.match lets through before a final newline.
+    if not re.fullmatch(TENANT_PATTERN, tenant):
         msg = f"tenant {tenant!r} must be lowercase letters, digits and '-' (at most 63)"
         raise ConfigurationError(msg)
     now = int(time.time())

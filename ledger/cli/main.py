@@ -147,6 +147,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from ledger.api.app import create_app
+    from ledger.api.logs import serve_log_config
     from ledger.domain.errors import ConfigurationError
 
     host = args.host or settings.host
@@ -161,7 +162,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     with open_ledger(settings) as ledger:
         print(f"ledger serving on http://{host}:{port} (OpenAPI at /schema)", file=sys.stderr)
         uvicorn.run(
-            create_app(ledger), host=host, port=port, log_level="info", access_log=settings.access_log
+            create_app(ledger),
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=settings.access_log,
+            log_config=serve_log_config(),  # one line per record, whatever a request carries
         )
     return EXIT_OK
 

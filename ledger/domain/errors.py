@@ -28,10 +28,15 @@ class LedgerError(Exception):
     code: ClassVar[str] = "ledger_error"
     title: ClassVar[str] = "Ledger error"
 
-    def __init__(self, detail: str, *, errors: list[FieldError] | None = None) -> None:
+    def __init__(
+        self, detail: str, *, errors: list[FieldError] | None = None, error_count: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors: list[FieldError] = errors or []
+        # How many problems there were in all: a producer may keep only the first few in ``errors``
+        # (an error list must never outgrow the request), and the count still says how many were found.
+        self.error_count: int = len(self.errors) if error_count is None else error_count
 
 
 class ValidationFailed(LedgerError):
@@ -130,6 +135,31 @@ class MalformedRequest(ValidationFailed):
 
     code = "malformed_request"
     title = "The request body cannot be read"
+
+
+class ParameterInvalid(LedgerError):
+    """A query or path parameter the ledger cannot use; ``errors`` names the parameter."""
+
+    code = "parameter_invalid"
+    title = "A request parameter is not valid"
+
+
+class BodyTooLarge(LedgerError):
+    """The request body is over the configured limit."""
+
+    code = "body_too_large"
+    title = "The request body is too large"
+
+
+class Overloaded(LedgerError):
+    """Too many large requests are being handled at once; try again after ``retry_after`` seconds."""
+
+    code = "overloaded"
+    title = "The ledger is busy with other large requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class UnsupportedMediaType(LedgerError):

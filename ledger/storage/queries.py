@@ -8,10 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ledger.domain.errors import FieldError, NotFound, ValidationFailed
+from ledger.domain.errors import FieldError, NotFound, ParameterInvalid
 from ledger.storage.database import Database
 
-_SELECT = "SELECT log, position, event_id, type, recorded_at, prev_hash, hash, canonical FROM ledger_events"
+_COLUMNS = "log, position, event_id, type, recorded_at, prev_hash, hash, canonical"
+_SELECT = f"SELECT {_COLUMNS} FROM ledger_events"
+PAGE_MAX_BYTES = 4 * 1024 * 1024
+"""Default bound of a page's events' stored JSON (``Limits.page_max_bytes`` configures the API's)."""
+_POSITION_END = 2**63  # positions are bigint
+_CURSOR_LOG_MAX = 1024
 
 
 @dataclass(frozen=True)
@@ -92,8 +97,16 @@ class EventQueries:
             raise NotFound(msg)
         return _row(row)
 
-    def list(self, flt: EventFilter, *, cursor: str | None = None, limit: int = 100) -> Page:
-        """Events matching ``flt`` in (log, position) order, ``limit`` at a time."""
+    def list(
+        self,
+        flt: EventFilter,
+        *,
+        cursor: str | None = None,
+        limit: int = 100,
+        max_bytes: int = PAGE_MAX_BYTES,
+    ) -> Page:
+        """Events matching ``flt`` in (log, position) order: at most ``limit``, and no more than fit in
+        ``max_bytes`` of stored JSON (always at least one, so a page is never empty while events remain)."""
         clauses, params = ["tenant = %s"], [flt.tenant]
         for column, value in (
             ("log", flt.log),
@@ -114,11 +127,21 @@ class EventQueries:
             after_log, after_position = decode_cursor(cursor)
             clauses.append("(log, position) > (%s, %s)")
             params.extend([after_log, after_position])  # type: ignore[list-item]
-        sql = f"{_SELECT} WHERE {' AND '.join(clauses)} ORDER BY log, position LIMIT %s"
+        # The byte bound is applied in the database, so rows past it are never sent: octet_length of a
+        # TOASTed value reads its stored size, not the value. ``candidates`` says whether more rows follow.
+        sql = f"""
+            SELECT {_COLUMNS}, candidates FROM (
+                SELECT {_COLUMNS},
+                       sum(octet_length(canonical)) OVER (ORDER BY log, position) AS running,
+                       count(*) OVER () AS candidates
+                FROM ({_SELECT} WHERE {" AND ".join(clauses)} ORDER BY log, position LIMIT %s) AS page
+            ) AS sized
+            WHERE running <= %s OR running = octet_length(canonical)
+            ORDER BY log, position"""
         with self._db.connect() as conn, conn.transaction():
-            rows = conn.execute(sql, (*params, limit + 1)).fetchall()
+            rows = conn.execute(sql, (*params, limit + 1, max_bytes)).fetchall()
         events = [_row(r) for r in rows[:limit]]
-        more = len(rows) > limit
+        more = bool(rows) and int(rows[0][-1]) > len(events)
         return Page(events, encode_cursor(events[-1].log, events[-1].position) if more and events else None)
 
 
@@ -128,10 +151,20 @@ def encode_cursor(log: str, position: int) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[str, int]:
-    """Reverse of ``encode_cursor``; a damaged cursor is a validation error naming ``cursor``."""
+    """Reverse of ``encode_cursor``; a damaged or forged cursor is ``ParameterInvalid`` naming ``cursor``."""
     try:
         log, position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return str(log), int(position)
-    except (ValueError, TypeError, OverflowError) as exc:
+    except (ValueError, TypeError, RecursionError):
+        log = position = None
+    # What the database is handed must be what this server issues: text without NUL, a bigint position.
+    if not (
+        isinstance(log, str)
+        and len(log) <= _CURSOR_LOG_MAX
+        and "\x00" not in log
+        and isinstance(position, int)
+        and not isinstance(position, bool)
+        and 0 <= position < _POSITION_END
+    ):
         msg = "cursor is not one this server issued; start again without it"
-        raise ValidationFailed(msg, errors=[FieldError("cursor", msg)]) from exc
+        raise ParameterInvalid(msg, errors=[FieldError("cursor", msg)])
+    return log, position
