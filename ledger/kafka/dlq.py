@@ -62,7 +62,7 @@ def reject(
     """The ``ledger.ingest_rejected`` event recording ``message``'s rejection, and its dead letter."""
     digest = raw_sha256(message)
     event_id = rejection_id(message, digest)
-    tenant = rejection.tenant if rejection.tenant and _TENANT.match(rejection.tenant) else default_tenant
+    tenant = rejection.tenant if rejection.tenant and _TENANT.fullmatch(rejection.tenant) else default_tenant
     reason = f"{rejection.code}: {rejection.reason}"
     if len(reason) > _REASON_MAX:
         reason = reason[: _REASON_MAX - 1] + "…"

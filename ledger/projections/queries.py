@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from ledger.domain.errors import FieldError, NotFound, ValidationFailed
+from ledger.domain.errors import FieldError, NotFound, ParameterInvalid
 from ledger.domain.fields import parse_rfc3339
 from ledger.domain.registry import EVENT_TYPES
 from ledger.domain.upcasting import upcast
@@ -252,7 +252,7 @@ class ProjectionQueries:
         """Compliance flags in log order, filtered, ``limit`` at a time; ``kind`` must be one of ``FLAG_KINDS``."""
         if kind is not None and kind not in FLAG_KINDS:
             msg = f"kind must be one of {', '.join(sorted(FLAG_KINDS))}"
-            raise ValidationFailed(msg, errors=[FieldError("kind", msg)])
+            raise ParameterInvalid(msg, errors=[FieldError("kind", msg)])
         clauses, params = ["tenant = %s"], [tenant]
         for column, value in (("kind", kind), ("actor", actor), ("dataset", dataset)):
             if value is not None:
