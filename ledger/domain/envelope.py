@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import accumulate
 from typing import Any, Literal
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ledger.domain.errors import FieldError, ForbiddenIdentifier, ValidationFailed
-from ledger.domain.fields import EventData, Timestamp
+from ledger.domain.fields import (
+    INT32_MAX,
+    MAX_EVENT_BYTES,
+    MAX_EXTENSIONS,
+    MAX_FUTURE_SKEW,
+    MAX_FUTURE_SKEW_MARKER,
+    MAX_JSON_DEPTH,
+    MAX_REPORTED_ERRORS,
+    TENANT_CONTEXT,
+    EventData,
+    ExtensionValue,
+    Identifier,
+    Timestamp,
+)
 from ledger.domain.identifiers import find_direct_identifier
 from ledger.domain.registry import EVENT_TYPES, EventType, event_type_at
 
@@ -25,18 +40,27 @@ class Envelope(BaseModel):
     """CloudEvents 1.0 structured-mode attributes plus ``tenant``, ``actor``, ``actorrole`` and tracing ids."""
 
     model_config = ConfigDict(frozen=True, extra="allow")
+    __pydantic_extra__: dict[str, ExtensionValue] = Field(init=False)
 
     specversion: Literal["1.0"]
     id: str = Field(min_length=1, max_length=200, description="Producer's idempotency key.")
     source: str = Field(min_length=1, max_length=500)
     type: str = Field(min_length=1, max_length=100)
-    time: Timestamp
+    time: Timestamp = Field(
+        description=(
+            f"When it happened. At most {MAX_FUTURE_SKEW.total_seconds():.0f} seconds after the ledger's "
+            "clock when received (clock skew, not scheduling)."
+        ),
+        json_schema_extra={MAX_FUTURE_SKEW_MARKER: int(MAX_FUTURE_SKEW.total_seconds())},
+    )
     subject: str | None = Field(default=None, max_length=500)
-    datacontenttype: str = Field(default="application/json", pattern=r"^application/json\s*(;.*)?$")
+    datacontenttype: str = Field(
+        default="application/json", max_length=200, pattern=r"^application/json\s*(;.*)?$"
+    )
     dataschema: str | None = Field(default=None, max_length=500)
-    schemaversion: int = Field(default=1, ge=1)
+    schemaversion: int = Field(default=1, strict=True, ge=1, le=INT32_MAX)
     tenant: str = Field(pattern=TENANT_PATTERN)
-    actor: str = Field(min_length=1, max_length=200, pattern=r"^[^\s]+$")
+    actor: Identifier
     actorrole: str = Field(min_length=1, max_length=100)
     correlationid: str | None = Field(default=None, max_length=200)
     causationid: str | None = Field(default=None, max_length=200)
@@ -44,14 +68,15 @@ class Envelope(BaseModel):
 
     @model_validator(mode="after")
     def _extensions_are_well_formed(self) -> Envelope:
-        for name, value in (self.model_extra or {}).items():
+        extensions = self.model_extra or {}
+        if len(extensions) > MAX_EXTENSIONS:
+            msg = f"an event carries at most {MAX_EXTENSIONS} extension attributes, not {len(extensions)}"
+            raise ValueError(msg)
+        for name in extensions:
             if not EXTENSION_NAME.match(name):
                 msg = (
                     f"extension attribute {name!r} must be 1-20 lowercase letters or digits (CloudEvents 1.0)"
                 )
-                raise ValueError(msg)
-            if not isinstance(value, str | int | bool) or value is None:
-                msg = f"extension attribute {name!r} must be a string, integer or boolean"
                 raise ValueError(msg)
         return self
 
@@ -88,20 +113,36 @@ class ReceivedEvent:
         return value if isinstance(value, str) else self.envelope.actor
 
 
-def validate_event(raw: Any, *, allow_internal: bool = False) -> ReceivedEvent:
-    """Validate one received CloudEvent; raise ``ValidationFailed`` whose errors name each bad field."""
+def validate_event(
+    raw: Any, *, allow_internal: bool = False, received_at: datetime | None = None
+) -> ReceivedEvent:
+    """Validate one received CloudEvent; raise ``ValidationFailed`` whose errors name each bad field.
+
+    ``received_at`` (aware) is when the event reached the ledger: its ``time`` may lie at most
+    ``MAX_FUTURE_SKEW`` later. Every transport passes it; ``None`` (the ledger's own events, generated
+    demo data) sets no bound on the future, only the one range of times every field keeps to.
+    """
     if not isinstance(raw, dict):
         raise ValidationFailed(
             "an event must be a JSON object", errors=[FieldError("$", "expected a JSON object")]
         )
-    text = _json_text(raw)
+    encoded = _json_bytes(raw)
+    if encoded is not None:
+        _refuse_oversized(encoded)
+    text = encoded.decode() if encoded is not None else None
     _refuse_nul(raw, text)
     try:
         envelope = Envelope.model_validate(raw)
     except ValidationError as exc:
-        raise ValidationFailed(
-            "the CloudEvent envelope is not valid", errors=_field_errors(exc, "")
+        raise _refusal(
+            ValidationFailed, "the CloudEvent envelope is not valid", _field_errors(exc, "")
         ) from None
+    if received_at is not None and envelope.time > received_at + MAX_FUTURE_SKEW:
+        msg = (
+            f"lies more than {MAX_FUTURE_SKEW.total_seconds() / 60:.0f} minutes after the event was received "
+            f"({received_at.isoformat()}); check the producer's clock"
+        )
+        raise ValidationFailed("the event's time lies in the future", errors=[FieldError("time", msg)])
 
     event_type = EVENT_TYPES.get(envelope.type)
     if event_type is None:
@@ -116,14 +157,51 @@ def validate_event(raw: Any, *, allow_internal: bool = False) -> ReceivedEvent:
         raise ValidationFailed(msg, errors=[FieldError("schemaversion", msg)])
     event_type = versioned
     try:
-        data = event_type.model.model_validate(envelope.data)
+        data = event_type.model.model_validate(envelope.data, context={TENANT_CONTEXT: envelope.tenant})
     except ValidationError as exc:
+        detail = f"data of {envelope.type!r} is not valid"
+        raise _refusal(ValidationFailed, detail, _field_errors(exc, "data")) from None
+    if encoded is None:  # valid in every field, yet not JSON (only a caller in Python can build one)
         raise ValidationFailed(
-            f"data of {envelope.type!r} is not valid", errors=_field_errors(exc, "data")
-        ) from None
+            "the event is not JSON", errors=[FieldError("$", "holds a value JSON cannot carry")]
+        )
 
     _refuse_direct_identifiers(raw, event_type, text)
     return ReceivedEvent(raw=raw, envelope=envelope, data=data, event_type=event_type)
+
+
+def _refusal(kind: type[ValidationFailed], detail: str, errors: list[FieldError]) -> ValidationFailed:
+    """``kind`` listing at most ``MAX_REPORTED_ERRORS`` of ``errors``, and counting them all."""
+    return kind(detail, errors=errors[:MAX_REPORTED_ERRORS], error_count=len(errors))
+
+
+# A JSON text's nesting, read without parsing it: drop escaped characters, keep what lies outside strings
+# (between every other quote), keep only brackets, and sum +1 / -1 along them.
+_ESCAPED = re.compile(rb"\\.")
+_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+
+
+def _nesting_beyond(encoded: bytes, limit: int) -> int | None:
+    """How deeply arrays and objects nest in the JSON text ``encoded``, when deeper than ``limit``."""
+    if encoded.count(b"[") + encoded.count(b"{") <= limit:
+        return None  # too few brackets to nest deeper, whatever the strings hold: nothing to scan
+    if b"\\" in encoded:
+        encoded = _ESCAPED.sub(b"", encoded)
+    outside = b"".join(encoded.split(b'"')[::2])
+    steps = array("b", outside.translate(_BRACKET_STEPS, _NOT_BRACKETS))
+    depth = max(accumulate(steps), default=0)
+    return depth if depth > limit else None
+
+
+def _refuse_oversized(encoded: bytes) -> None:
+    if len(encoded) > MAX_EVENT_BYTES:
+        msg = f"the event's JSON is {len(encoded):,} bytes; at most {MAX_EVENT_BYTES:,} are accepted"
+        raise ValidationFailed("the event is too large", errors=[FieldError("$", msg)])
+    depth = _nesting_beyond(encoded, MAX_JSON_DEPTH)
+    if depth is not None:
+        msg = f"arrays and objects nest {depth} levels deep; at most {MAX_JSON_DEPTH} are accepted"
+        raise ValidationFailed("the event is nested too deeply", errors=[FieldError("$", msg)])
 
 
 def _refuse_direct_identifiers(raw: dict[str, Any], event_type: EventType, raw_text: str | None) -> None:
@@ -145,7 +223,7 @@ def _refuse_direct_identifiers(raw: dict[str, Any], event_type: EventType, raw_t
         if path not in sealed and (kind := find_direct_identifier(text))
     ]
     if errors:
-        raise ForbiddenIdentifier("a direct identifier must never enter the ledger", errors=errors)
+        raise _refusal(ForbiddenIdentifier, "a direct identifier must never enter the ledger", errors)
 
 
 def _refuse_nul(raw: dict[str, Any], text: str | None) -> None:
@@ -174,11 +252,16 @@ def _strings(
             yield from _strings(v, (*path, i), keys=keys)
 
 
-def _json_text(value: Any) -> str | None:
+def _json_bytes(value: Any) -> bytes | None:
     try:
-        return _encode_json(value).decode()
+        return _encode_json(value)
     except (TypeError, ValueError, UnicodeEncodeError, OverflowError):
         return None  # not plain JSON (or a lone surrogate): the exact walk decides
+
+
+def _json_text(value: Any) -> str | None:
+    encoded = _json_bytes(value)
+    return encoded.decode() if encoded is not None else None
 
 
 def _without(raw: dict[str, Any], paths: set[tuple[str, ...]]) -> dict[str, Any]:

@@ -28,10 +28,14 @@ class LedgerError(Exception):
     code: ClassVar[str] = "ledger_error"
     title: ClassVar[str] = "Ledger error"
 
-    def __init__(self, detail: str, *, errors: list[FieldError] | None = None) -> None:
+    def __init__(
+        self, detail: str, *, errors: list[FieldError] | None = None, error_count: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors: list[FieldError] = errors or []
+        # How many errors there were: more than ``errors`` lists when a long list was cut short.
+        self.error_count: int = len(self.errors) if error_count is None else error_count
 
 
 class ValidationFailed(LedgerError):
