@@ -59,7 +59,7 @@ class Envelope(BaseModel):
     )
     dataschema: str | None = Field(default=None, max_length=500)
     schemaversion: int = Field(default=1, strict=True, ge=1, le=INT32_MAX)
-    tenant: str = Field(pattern=TENANT_PATTERN)
+    tenant: str = Field(min_length=1, max_length=63, pattern=TENANT_PATTERN)
     actor: Identifier
     actorrole: str = Field(min_length=1, max_length=100)
     correlationid: str | None = Field(default=None, max_length=200)
