@@ -13,7 +13,7 @@ from typing import Any, Literal
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ledger.domain.errors import FieldError, ForbiddenIdentifier, ValidationFailed
+from ledger.domain.errors import FieldError, ForbiddenIdentifier, MalformedRequest, ValidationFailed
 from ledger.domain.fields import (
     INT32_MAX,
     MAX_EVENT_BYTES,
@@ -32,6 +32,7 @@ from ledger.domain.identifiers import find_direct_identifier
 from ledger.domain.registry import EVENT_TYPES, EventType, event_type_at
 
 _encode_json = msgspec.json.Encoder().encode
+_decode_json = msgspec.json.Decoder().decode
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")  # CloudEvents 1.0 §Attribute Naming Convention
 
@@ -126,11 +127,45 @@ def validate_event(
         raise ValidationFailed(
             "an event must be a JSON object", errors=[FieldError("$", "expected a JSON object")]
         )
-    encoded = _json_bytes(raw)
+    return _validate(raw, _json_bytes(raw), allow_internal=allow_internal, received_at=received_at)
+
+
+def validate_json_event(
+    body: bytes, *, allow_internal: bool = False, received_at: datetime | None = None
+) -> ReceivedEvent:
+    """``validate_event`` straight from the JSON bytes of one event, parsed once.
+
+    The bytes as received are the text the size, nesting, NUL and identifier checks read; only a body
+    holding escapes (or too long to be sure of its compact size) is encoded afresh for them.
+    """
+    raw = parse_json(body)
+    if not isinstance(raw, dict):
+        raise ValidationFailed(
+            "an event must be a JSON object", errors=[FieldError("$", "expected a JSON object")]
+        )
+    readable = len(body) <= MAX_EVENT_BYTES and b"\\" not in body
+    return _validate(
+        raw, body if readable else _json_bytes(raw), allow_internal=allow_internal, received_at=received_at
+    )
+
+
+def parse_json(body: bytes) -> Any:
+    """The value of a JSON text (RFC 8259: no NaN or Infinity, UTF-8); ``MalformedRequest`` otherwise."""
+    try:
+        return _decode_json(body)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        reason = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        msg = f"the body is not valid JSON: {reason}"
+        raise MalformedRequest(msg, errors=[FieldError("$", msg)]) from None
+
+
+def _validate(
+    raw: dict[str, Any], encoded: bytes | None, *, allow_internal: bool, received_at: datetime | None
+) -> ReceivedEvent:
+    """The checks of ``validate_event``; ``encoded`` is a JSON text of ``raw`` (``None``: not JSON)."""
     if encoded is not None:
         _refuse_oversized(encoded)
-    text = encoded.decode() if encoded is not None else None
-    _refuse_nul(raw, text)
+    _refuse_nul(raw, encoded)
     try:
         envelope = Envelope.model_validate(raw)
     except ValidationError as exc:
@@ -166,7 +201,7 @@ def validate_event(
             "the event is not JSON", errors=[FieldError("$", "holds a value JSON cannot carry")]
         )
 
-    _refuse_direct_identifiers(raw, event_type, text)
+    _refuse_direct_identifiers(raw, event_type, encoded)
     return ReceivedEvent(raw=raw, envelope=envelope, data=data, event_type=event_type)
 
 
@@ -204,19 +239,18 @@ def _refuse_oversized(encoded: bytes) -> None:
         raise ValidationFailed("the event is nested too deeply", errors=[FieldError("$", msg)])
 
 
-def _refuse_direct_identifiers(raw: dict[str, Any], event_type: EventType, raw_text: str | None) -> None:
+def _refuse_direct_identifiers(raw: dict[str, Any], event_type: EventType, encoded: bytes | None) -> None:
     """Every string is scanned except sealed values that are not free text (addresses, license numbers):
     those are erasable and never stored in plaintext. Sealed free text (comments, reasons) is scanned too.
 
     Fast path: one scan over the event's JSON text. Each string stands in it verbatim between quotes,
     and a quote acts on the patterns' look-arounds exactly as a string's edge does, so a clean text
     means clean strings. Escapes (a backslash) could hide a match, so they take the per-field walk,
-    as does any hit, which the walk then attributes to its field.
+    as does any hit (perhaps in a sealed value), which the walk then attributes to its field.
     """
-    sealed = {("data", *p) for p in event_type.sensitive_paths if p not in event_type.free_text_paths}
-    text = _json_text(_without(raw, sealed)) if sealed else raw_text
-    if text is not None and "\\" not in text and find_direct_identifier(text) is None:
+    if encoded is not None and b"\\" not in encoded and find_direct_identifier(encoded) is None:
         return
+    sealed = {("data", *p) for p in event_type.sensitive_paths if p not in event_type.free_text_paths}
     errors = [
         FieldError(_dotted(path), f"contains what looks like {kind}; remove it before sending")
         for path, text in _strings(raw, ())
@@ -226,10 +260,10 @@ def _refuse_direct_identifiers(raw: dict[str, Any], event_type: EventType, raw_t
         raise _refusal(ForbiddenIdentifier, "a direct identifier must never enter the ledger", errors)
 
 
-def _refuse_nul(raw: dict[str, Any], text: str | None) -> None:
+def _refuse_nul(raw: dict[str, Any], encoded: bytes | None) -> None:
     # PostgreSQL text cannot hold U+0000, and no legitimate attribute needs it. JSON text writes it as
     # \u0000, so its absence there (keys included) is proof; anything else takes the exact walk.
-    if text is not None and "\\u0000" not in text:
+    if encoded is not None and b"\\u0000" not in encoded:
         return
     errors = [FieldError(_dotted(path) or "$", "must not contain the NUL character (U+0000)")
               for path, text in _strings(raw, (), keys=True) if "\x00" in text]  # fmt: skip
@@ -257,31 +291,6 @@ def _json_bytes(value: Any) -> bytes | None:
         return _encode_json(value)
     except (TypeError, ValueError, UnicodeEncodeError, OverflowError):
         return None  # not plain JSON (or a lone surrogate): the exact walk decides
-
-
-def _json_text(value: Any) -> str | None:
-    encoded = _json_bytes(value)
-    return encoded.decode() if encoded is not None else None
-
-
-def _without(raw: dict[str, Any], paths: set[tuple[str, ...]]) -> dict[str, Any]:
-    """A copy of ``raw`` without the values at ``paths`` (each under ``data``); ``raw`` is not changed."""
-    data = raw.get("data")
-    if not isinstance(data, dict):
-        return raw
-    out = {**raw, "data": dict(data)}
-    for path in paths:
-        node: Any = out
-        for step in path[:-1]:
-            child = node.get(step) if isinstance(node, dict) else None
-            if not isinstance(child, dict):
-                break
-            node[step] = dict(child)
-            node = node[step]
-        else:
-            if isinstance(node, dict):
-                node.pop(path[-1], None)
-    return out
 
 
 def _dotted(path: tuple[str | int, ...]) -> str:

@@ -3,6 +3,10 @@
 One compiled pattern, one pass over the text: every kind is a named alternative, and the name of the
 alternative that matched says which kind was found. A text that fails every cheap necessary condition
 (an '@', a keyword, the digit shape of a number) is clean without running the pattern at all.
+
+The pattern reads UTF-8 bytes, so an event's JSON text is scanned as it arrived, without decoding it. It
+is ASCII throughout: every byte of a non-ASCII character is "not a letter, digit or space" to it, as the
+character itself would be to the same pattern in ASCII mode.
 ``tests/assets/identifier-corpus.json`` holds the positive and negative examples it is held to.
 """
 
@@ -80,35 +84,35 @@ _PATTERN = re.compile(
             rf"(?P<name>(?:{_PATIENT_LABEL}|{_NAME_FIELD})\s*{_PERSON})",
             rf"(?P<birth_date>(?:{_BIRTH_LABEL})\s*[:#=-]?\s*(?i:(?:is\s+|on\s+)?{_DATE}))",
         ]
-    ),
-    re.ASCII,  # digits are ASCII digits: the cheap pre-checks below mirror the patterns exactly only that way
+    ).encode()
 )
 
 # The cheap necessary conditions. With every digit written 0, what an SSN or a phone number must contain;
 # otherwise a keyword (in the lower-case text) that a labelled kind starts with. "name" followed by a quote
 # is never part of a match (a JSON key such as "model_name"), so only other occurrences count.
-_ZERO_DIGITS = str.maketrans("0123456789", "0000000000")
+_ZERO_DIGITS = bytes.maketrans(b"0123456789", b"0000000000")
 _NUMBER_SHAPES = (
-    "000-00-0000",
-    *(f"000{a}000{b}0000" for a in " .-" for b in " .-"),
-    *(f"000){a}000" for a in " .-"),
+    b"000-00-0000",
+    *(b"000%c000%c0000" % (a, b) for a in b" .-" for b in b" .-"),
+    *(b"000)%c000" % a for a in b" .-"),
 )
-_KEYWORDS = ("ssn", "ss#", "soc", "mrn", "medical", "patient", "dob", "d.o.b", "birth", "born")
+_KEYWORDS = (b"ssn", b"ss#", b"soc", b"mrn", b"medical", b"patient", b"dob", b"d.o.b", b"birth", b"born")
 
 
-def _may_match(text: str) -> bool:
-    if "@" in text:
+def _may_match(data: bytes) -> bool:
+    if b"@" in data:
         return True
-    lower = text.lower()
-    if any(keyword in lower for keyword in _KEYWORDS) or lower.count("name") > lower.count('name"'):
+    lower = data.lower()
+    if any(keyword in lower for keyword in _KEYWORDS) or lower.count(b"name") > lower.count(b'name"'):
         return True
-    zeroed = text.translate(_ZERO_DIGITS)
+    zeroed = data.translate(_ZERO_DIGITS)
     return any(shape in zeroed for shape in _NUMBER_SHAPES)
 
 
-def find_direct_identifier(text: str) -> str | None:
+def find_direct_identifier(text: str | bytes) -> str | None:
     """Name the kind of direct identifier found in ``text``, or ``None`` when there is none."""
-    if not _may_match(text):
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if not _may_match(data):
         return None
-    match = _PATTERN.search(text)
+    match = _PATTERN.search(data)
     return _KINDS[match.lastgroup] if match is not None and match.lastgroup else None

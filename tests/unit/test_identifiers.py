@@ -4,6 +4,7 @@ never hide what the full pattern finds (issue 7 item 13)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ texts = st.lists(_pieces, max_size=6).map("".join)
 
 
 def _kind_by_pattern(text: str) -> str | None:
-    match = _PATTERN.search(text)
+    match = _PATTERN.search(text.encode())
     return _KINDS[match.lastgroup] if match is not None and match.lastgroup else None
 
 
@@ -133,3 +134,14 @@ def _strings(value: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ..
     if isinstance(value, list):
         return [s for v in value for s in _strings(v, (*path, "[]"))]
     return []
+
+
+_AS_TEXT = re.compile(_PATTERN.pattern.decode(), re.ASCII)
+_non_ascii = st.sampled_from(["é", "ü", "—", "中", "\u00a0", "\u2028", "🙂", "İ", "K"])  # K: the Kelvin sign
+
+
+@given(st.lists(st.one_of(_pieces, _non_ascii), max_size=8).map("".join))
+def test_scanning_utf_8_bytes_finds_what_scanning_the_text_finds(text: str) -> None:
+    as_text = _AS_TEXT.search(text)
+    expected = _KINDS[as_text.lastgroup] if as_text is not None and as_text.lastgroup else None
+    assert _kind_by_pattern(text) == expected
