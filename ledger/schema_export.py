@@ -15,12 +15,15 @@ from typing import Any
 
 # The extension-name rule is private to the envelope, but a copy of the pattern here could drift from it.
 from ledger.domain.envelope import EXTENSION_NAME, Envelope
+from ledger.domain.fields import MAX_EVENT_BYTES, MAX_EXTENSIONS, MAX_JSON_DEPTH
 from ledger.domain.registry import EVENT_TYPES, OLDER_VERSIONS, EventType
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_SUFFIX = ".schema.json"
 INDEX_FILE = "index.json"
 REGENERATE_COMMAND = "python -m ledger.schema_export"
+LIMITS = "x-ledger-limits"
+"""Limits JSON Schema cannot state: the event's compact JSON size in bytes and its nesting depth."""
 _GENERATED_NOTE = f"Generated from the pydantic models by `{REGENERATE_COMMAND}`; do not edit by hand."
 
 
@@ -60,9 +63,11 @@ def event_schema(event_type: EventType) -> dict[str, Any]:
     if defs:
         schema["$defs"] = defs
 
-    # Envelope allows extension attributes; state the rules its validator enforces on them.
+    # Envelope allows extension attributes (their values are in "additionalProperties" already); state the
+    # rules its validator enforces on their names and number, and the limits on the whole event.
     schema["propertyNames"] = {"pattern": EXTENSION_NAME.pattern}
-    schema["additionalProperties"] = {"type": ["string", "integer", "boolean"]}
+    schema["maxProperties"] = len(Envelope.model_fields) + MAX_EXTENSIONS
+    schema[LIMITS] = {"max_event_bytes": MAX_EVENT_BYTES, "max_json_depth": MAX_JSON_DEPTH}
 
     written_by = " Written only by the ledger itself; refused from producers." if event_type.internal else ""
     schema.update(

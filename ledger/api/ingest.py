@@ -2,55 +2,81 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
-from ledger.domain.envelope import ReceivedEvent, validate_event
+import msgspec
+
+from ledger.domain.envelope import ReceivedEvent, parse_json, validate_event, validate_json_event
 from ledger.domain.errors import FieldError, MalformedRequest, UnsupportedMediaType, ValidationFailed
+from ledger.domain.fields import MAX_BATCH_EVENTS, MAX_REPORTED_ERRORS
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 _INTEGER_ATTRIBUTES = {"schemaversion"}
+_decode_batch = msgspec.json.Decoder(list[msgspec.Raw]).decode
 
 
 def parse_request(
-    content_type: str, headers: Mapping[str, str], body: bytes
+    content_type: str, headers: Mapping[str, str], body: bytes, *, received_at: datetime | None = None
 ) -> tuple[list[ReceivedEvent], bool]:
-    """The validated events of a request, and whether it was a batch. A batch is all-or-nothing."""
+    """The validated events of a request, and whether it was a batch. A batch is all-or-nothing.
+
+    ``received_at`` is the ledger's clock when the request arrived (now, by default): no event's time
+    may lie more than ``MAX_FUTURE_SKEW`` after it.
+    """
+    received_at = received_at or datetime.now(UTC)
     media = content_type.split(";", 1)[0].strip().lower()
     # The media type decides the mode first (CloudEvents HTTP binding §3): a structured or batch request
     # may carry ce-* headers too, and they are then ignored.
     if media not in (STRUCTURED, BATCH) and "ce-specversion" in headers:
-        return [validate_event(_binary_event(media, headers, body))], False
+        return [validate_event(_binary_event(media, headers, body), received_at=received_at)], False
     if media == BATCH:
-        items = _json(body)
-        if not isinstance(items, list):
-            raise MalformedRequest(
-                f"{BATCH} must be a JSON array of events", errors=[FieldError("$", "expected an array")]
-            )
-        return _validate_batch(items), True
+        return _validate_batch(_batch_items(body), received_at), True
     if media in (STRUCTURED, "application/json"):
-        return [validate_event(_json(body))], False
+        return [validate_json_event(body, received_at=received_at)], False
     msg = f"content type {media or '(none)'} is not accepted; send {STRUCTURED}, {BATCH}, or binary mode with ce-* headers"
     raise UnsupportedMediaType(msg)
 
 
-def _validate_batch(items: list[Any]) -> list[ReceivedEvent]:
+def _batch_items(body: bytes) -> list[bytes]:
+    # Only the array is parsed here: each event's own bytes are validated (and parsed) on their own.
+    try:
+        return [bytes(item) for item in _decode_batch(body)]
+    except msgspec.ValidationError:
+        msg = f"{BATCH} must be a JSON array of events"
+        raise MalformedRequest(msg, errors=[FieldError("$", "expected an array")]) from None
+    except (msgspec.DecodeError, RecursionError):
+        parse_json(body)  # raises, naming what is wrong as for a single event
+        msg = "the body is not valid JSON"
+        raise MalformedRequest(msg, errors=[FieldError("$", msg)]) from None
+
+
+def _validate_batch(items: list[bytes], received_at: datetime) -> list[ReceivedEvent]:
+    if len(items) > MAX_BATCH_EVENTS:
+        msg = f"a batch holds at most {MAX_BATCH_EVENTS:,} events, not {len(items):,}; send several batches"
+        raise ValidationFailed(msg, errors=[FieldError("$", msg)])
     events: list[ReceivedEvent] = []
-    errors: list[FieldError] = []
+    errors: list[FieldError] = []  # the first MAX_REPORTED_ERRORS only: the body must not outgrow the request
+    error_count = 0
+    bad: list[int] = []
     for index, item in enumerate(items):
         try:
-            events.append(validate_event(item))
+            events.append(validate_json_event(item, received_at=received_at))
         except ValidationFailed as exc:
-            errors.extend(
-                FieldError(fe.field, fe.message, index) for fe in exc.errors or [FieldError("$", exc.detail)]
-            )
-    if errors:
-        bad = sorted({fe.index for fe in errors if fe.index is not None})
-        msg = f"{len(bad)} of {len(items)} events are not valid (indexes {', '.join(map(str, bad[:20]))}); nothing was recorded"
-        raise ValidationFailed(msg, errors=errors)
+            bad.append(index)
+            listed = exc.errors or [FieldError("$", exc.detail)]
+            error_count += max(exc.error_count, len(listed))
+            room = MAX_REPORTED_ERRORS - len(errors)
+            errors.extend(FieldError(fe.field, fe.message, index) for fe in listed[:room])
+    if bad:
+        msg = f"{len(bad)} of {len(items)} events are not valid (indexes {', '.join(map(str, bad[:20]))}"
+        msg += ", …); " if len(bad) > 20 else "); "
+        if error_count > len(errors):
+            msg += f"the first {len(errors)} of {error_count} errors are listed; "
+        raise ValidationFailed(msg + "nothing was recorded", errors=errors, error_count=error_count)
     if not events:
         raise ValidationFailed("the batch is empty", errors=[FieldError("$", "send at least one event")])
     return events
@@ -73,20 +99,5 @@ def _binary_event(media: str, headers: Mapping[str, str], body: bytes) -> dict[s
         msg = f"binary-mode data must be application/json, not {media}"
         raise UnsupportedMediaType(msg)
     event["datacontenttype"] = "application/json"
-    event["data"] = _json(body)
+    event["data"] = parse_json(body)
     return event
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body, parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        reason = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        msg = f"the body is not valid JSON: {reason}"
-        raise MalformedRequest(msg, errors=[FieldError("$", msg)]) from None
-
-
-def _refuse_constant(name: str) -> Any:
-    # Python's json accepts NaN and Infinity; JSON (RFC 8259) does not.
-    msg = f"{name} is not a JSON number"
-    raise ValueError(msg)

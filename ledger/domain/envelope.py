@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import accumulate
 from typing import Any, Literal
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ledger.domain.errors import FieldError, ForbiddenIdentifier, ValidationFailed
-from ledger.domain.fields import EventData, Timestamp
+from ledger.domain.errors import FieldError, ForbiddenIdentifier, MalformedRequest, ValidationFailed
+from ledger.domain.fields import (
+    INT32_MAX,
+    MAX_EVENT_BYTES,
+    MAX_EXTENSIONS,
+    MAX_FUTURE_SKEW,
+    MAX_FUTURE_SKEW_MARKER,
+    MAX_JSON_DEPTH,
+    MAX_REPORTED_ERRORS,
+    TENANT_CONTEXT,
+    EventData,
+    ExtensionValue,
+    Identifier,
+    Timestamp,
+)
 from ledger.domain.identifiers import find_direct_identifier
 from ledger.domain.registry import EVENT_TYPES, EventType, event_type_at
 
 _encode_json = msgspec.json.Encoder().encode
+_decode_json = msgspec.json.Decoder().decode
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")  # CloudEvents 1.0 §Attribute Naming Convention
 
@@ -25,18 +41,27 @@ class Envelope(BaseModel):
     """CloudEvents 1.0 structured-mode attributes plus ``tenant``, ``actor``, ``actorrole`` and tracing ids."""
 
     model_config = ConfigDict(frozen=True, extra="allow")
+    __pydantic_extra__: dict[str, ExtensionValue] = Field(init=False)
 
     specversion: Literal["1.0"]
     id: str = Field(min_length=1, max_length=200, description="Producer's idempotency key.")
     source: str = Field(min_length=1, max_length=500)
     type: str = Field(min_length=1, max_length=100)
-    time: Timestamp
+    time: Timestamp = Field(
+        description=(
+            f"When it happened. At most {MAX_FUTURE_SKEW.total_seconds():.0f} seconds after the ledger's "
+            "clock when received (clock skew, not scheduling)."
+        ),
+        json_schema_extra={MAX_FUTURE_SKEW_MARKER: int(MAX_FUTURE_SKEW.total_seconds())},
+    )
     subject: str | None = Field(default=None, max_length=500)
-    datacontenttype: str = Field(default="application/json", pattern=r"^application/json\s*(;.*)?$")
+    datacontenttype: str = Field(
+        default="application/json", max_length=200, pattern=r"^application/json\s*(;.*)?$"
+    )
     dataschema: str | None = Field(default=None, max_length=500)
-    schemaversion: int = Field(default=1, ge=1)
-    tenant: str = Field(pattern=TENANT_PATTERN)
-    actor: str = Field(min_length=1, max_length=200, pattern=r"^[^\s]+$")
+    schemaversion: int = Field(default=1, strict=True, ge=1, le=INT32_MAX)
+    tenant: str = Field(min_length=1, max_length=63, pattern=TENANT_PATTERN)
+    actor: Identifier
     actorrole: str = Field(min_length=1, max_length=100)
     correlationid: str | None = Field(default=None, max_length=200)
     causationid: str | None = Field(default=None, max_length=200)
@@ -44,14 +69,15 @@ class Envelope(BaseModel):
 
     @model_validator(mode="after")
     def _extensions_are_well_formed(self) -> Envelope:
-        for name, value in (self.model_extra or {}).items():
+        extensions = self.model_extra or {}
+        if len(extensions) > MAX_EXTENSIONS:
+            msg = f"an event carries at most {MAX_EXTENSIONS} extension attributes, not {len(extensions)}"
+            raise ValueError(msg)
+        for name in extensions:
             if not EXTENSION_NAME.match(name):
                 msg = (
                     f"extension attribute {name!r} must be 1-20 lowercase letters or digits (CloudEvents 1.0)"
                 )
-                raise ValueError(msg)
-            if not isinstance(value, str | int | bool) or value is None:
-                msg = f"extension attribute {name!r} must be a string, integer or boolean"
                 raise ValueError(msg)
         return self
 
@@ -88,20 +114,70 @@ class ReceivedEvent:
         return value if isinstance(value, str) else self.envelope.actor
 
 
-def validate_event(raw: Any, *, allow_internal: bool = False) -> ReceivedEvent:
-    """Validate one received CloudEvent; raise ``ValidationFailed`` whose errors name each bad field."""
+def validate_event(
+    raw: Any, *, allow_internal: bool = False, received_at: datetime | None = None
+) -> ReceivedEvent:
+    """Validate one received CloudEvent; raise ``ValidationFailed`` whose errors name each bad field.
+
+    ``received_at`` (aware) is when the event reached the ledger: its ``time`` may lie at most
+    ``MAX_FUTURE_SKEW`` later. Every transport passes it; ``None`` (the ledger's own events, generated
+    demo data) sets no bound on the future, only the one range of times every field keeps to.
+    """
     if not isinstance(raw, dict):
         raise ValidationFailed(
             "an event must be a JSON object", errors=[FieldError("$", "expected a JSON object")]
         )
-    text = _json_text(raw)
-    _refuse_nul(raw, text)
+    return _validate(raw, _json_bytes(raw), allow_internal=allow_internal, received_at=received_at)
+
+
+def validate_json_event(
+    body: bytes, *, allow_internal: bool = False, received_at: datetime | None = None
+) -> ReceivedEvent:
+    """``validate_event`` straight from the JSON bytes of one event, parsed once.
+
+    The bytes as received are the text the size, nesting, NUL and identifier checks read; only a body
+    holding escapes (or too long to be sure of its compact size) is encoded afresh for them.
+    """
+    raw = parse_json(body)
+    if not isinstance(raw, dict):
+        raise ValidationFailed(
+            "an event must be a JSON object", errors=[FieldError("$", "expected a JSON object")]
+        )
+    readable = len(body) <= MAX_EVENT_BYTES and b"\\" not in body
+    return _validate(
+        raw, body if readable else _json_bytes(raw), allow_internal=allow_internal, received_at=received_at
+    )
+
+
+def parse_json(body: bytes) -> Any:
+    """The value of a JSON text (RFC 8259: no NaN or Infinity, UTF-8); ``MalformedRequest`` otherwise."""
+    try:
+        return _decode_json(body)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        reason = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        msg = f"the body is not valid JSON: {reason}"
+        raise MalformedRequest(msg, errors=[FieldError("$", msg)]) from None
+
+
+def _validate(
+    raw: dict[str, Any], encoded: bytes | None, *, allow_internal: bool, received_at: datetime | None
+) -> ReceivedEvent:
+    """The checks of ``validate_event``; ``encoded`` is a JSON text of ``raw`` (``None``: not JSON)."""
+    if encoded is not None:
+        _refuse_oversized(encoded)
+    _refuse_nul(raw, encoded)
     try:
         envelope = Envelope.model_validate(raw)
     except ValidationError as exc:
-        raise ValidationFailed(
-            "the CloudEvent envelope is not valid", errors=_field_errors(exc, "")
+        raise _refusal(
+            ValidationFailed, "the CloudEvent envelope is not valid", _field_errors(exc, "")
         ) from None
+    if received_at is not None and envelope.time > received_at + MAX_FUTURE_SKEW:
+        msg = (
+            f"lies more than {MAX_FUTURE_SKEW.total_seconds() / 60:.0f} minutes after the event was received "
+            f"({received_at.isoformat()}); check the producer's clock"
+        )
+        raise ValidationFailed("the event's time lies in the future", errors=[FieldError("time", msg)])
 
     event_type = EVENT_TYPES.get(envelope.type)
     if event_type is None:
@@ -116,42 +192,78 @@ def validate_event(raw: Any, *, allow_internal: bool = False) -> ReceivedEvent:
         raise ValidationFailed(msg, errors=[FieldError("schemaversion", msg)])
     event_type = versioned
     try:
-        data = event_type.model.model_validate(envelope.data)
+        data = event_type.model.model_validate(envelope.data, context={TENANT_CONTEXT: envelope.tenant})
     except ValidationError as exc:
+        detail = f"data of {envelope.type!r} is not valid"
+        raise _refusal(ValidationFailed, detail, _field_errors(exc, "data")) from None
+    if encoded is None:  # valid in every field, yet not JSON (only a caller in Python can build one)
         raise ValidationFailed(
-            f"data of {envelope.type!r} is not valid", errors=_field_errors(exc, "data")
-        ) from None
+            "the event is not JSON", errors=[FieldError("$", "holds a value JSON cannot carry")]
+        )
 
-    _refuse_direct_identifiers(raw, event_type, text)
+    _refuse_direct_identifiers(raw, event_type, encoded)
     return ReceivedEvent(raw=raw, envelope=envelope, data=data, event_type=event_type)
 
 
-def _refuse_direct_identifiers(raw: dict[str, Any], event_type: EventType, raw_text: str | None) -> None:
+def _refusal(kind: type[ValidationFailed], detail: str, errors: list[FieldError]) -> ValidationFailed:
+    """``kind`` listing at most ``MAX_REPORTED_ERRORS`` of ``errors``, and counting them all."""
+    return kind(detail, errors=errors[:MAX_REPORTED_ERRORS], error_count=len(errors))
+
+
+# A JSON text's nesting, read without parsing it: drop escaped characters, keep what lies outside strings
+# (between every other quote), keep only brackets, and sum +1 / -1 along them.
+_ESCAPED = re.compile(rb"\\.")
+_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+
+
+def _nesting_beyond(encoded: bytes, limit: int) -> int | None:
+    """How deeply arrays and objects nest in the JSON text ``encoded``, when deeper than ``limit``."""
+    if encoded.count(b"[") + encoded.count(b"{") <= limit:
+        return None  # too few brackets to nest deeper, whatever the strings hold: nothing to scan
+    if b"\\" in encoded:
+        encoded = _ESCAPED.sub(b"", encoded)
+    outside = b"".join(encoded.split(b'"')[::2])
+    steps = array("b", outside.translate(_BRACKET_STEPS, _NOT_BRACKETS))
+    depth = max(accumulate(steps), default=0)
+    return depth if depth > limit else None
+
+
+def _refuse_oversized(encoded: bytes) -> None:
+    if len(encoded) > MAX_EVENT_BYTES:
+        msg = f"the event's JSON is {len(encoded):,} bytes; at most {MAX_EVENT_BYTES:,} are accepted"
+        raise ValidationFailed("the event is too large", errors=[FieldError("$", msg)])
+    depth = _nesting_beyond(encoded, MAX_JSON_DEPTH)
+    if depth is not None:
+        msg = f"arrays and objects nest {depth} levels deep; at most {MAX_JSON_DEPTH} are accepted"
+        raise ValidationFailed("the event is nested too deeply", errors=[FieldError("$", msg)])
+
+
+def _refuse_direct_identifiers(raw: dict[str, Any], event_type: EventType, encoded: bytes | None) -> None:
     """Every string is scanned except sealed values that are not free text (addresses, license numbers):
     those are erasable and never stored in plaintext. Sealed free text (comments, reasons) is scanned too.
 
     Fast path: one scan over the event's JSON text. Each string stands in it verbatim between quotes,
     and a quote acts on the patterns' look-arounds exactly as a string's edge does, so a clean text
     means clean strings. Escapes (a backslash) could hide a match, so they take the per-field walk,
-    as does any hit, which the walk then attributes to its field.
+    as does any hit (perhaps in a sealed value), which the walk then attributes to its field.
     """
-    sealed = {("data", *p) for p in event_type.sensitive_paths if p not in event_type.free_text_paths}
-    text = _json_text(_without(raw, sealed)) if sealed else raw_text
-    if text is not None and "\\" not in text and find_direct_identifier(text) is None:
+    if encoded is not None and b"\\" not in encoded and find_direct_identifier(encoded) is None:
         return
+    sealed = {("data", *p) for p in event_type.sensitive_paths if p not in event_type.free_text_paths}
     errors = [
         FieldError(_dotted(path), f"contains what looks like {kind}; remove it before sending")
         for path, text in _strings(raw, ())
         if path not in sealed and (kind := find_direct_identifier(text))
     ]
     if errors:
-        raise ForbiddenIdentifier("a direct identifier must never enter the ledger", errors=errors)
+        raise _refusal(ForbiddenIdentifier, "a direct identifier must never enter the ledger", errors)
 
 
-def _refuse_nul(raw: dict[str, Any], text: str | None) -> None:
+def _refuse_nul(raw: dict[str, Any], encoded: bytes | None) -> None:
     # PostgreSQL text cannot hold U+0000, and no legitimate attribute needs it. JSON text writes it as
     # \u0000, so its absence there (keys included) is proof; anything else takes the exact walk.
-    if text is not None and "\\u0000" not in text:
+    if encoded is not None and b"\\u0000" not in encoded:
         return
     errors = [FieldError(_dotted(path) or "$", "must not contain the NUL character (U+0000)")
               for path, text in _strings(raw, (), keys=True) if "\x00" in text]  # fmt: skip
@@ -174,31 +286,11 @@ def _strings(
             yield from _strings(v, (*path, i), keys=keys)
 
 
-def _json_text(value: Any) -> str | None:
+def _json_bytes(value: Any) -> bytes | None:
     try:
-        return _encode_json(value).decode()
+        return _encode_json(value)
     except (TypeError, ValueError, UnicodeEncodeError, OverflowError):
         return None  # not plain JSON (or a lone surrogate): the exact walk decides
-
-
-def _without(raw: dict[str, Any], paths: set[tuple[str, ...]]) -> dict[str, Any]:
-    """A copy of ``raw`` without the values at ``paths`` (each under ``data``); ``raw`` is not changed."""
-    data = raw.get("data")
-    if not isinstance(data, dict):
-        return raw
-    out = {**raw, "data": dict(data)}
-    for path in paths:
-        node: Any = out
-        for step in path[:-1]:
-            child = node.get(step) if isinstance(node, dict) else None
-            if not isinstance(child, dict):
-                break
-            node[step] = dict(child)
-            node = node[step]
-        else:
-            if isinstance(node, dict):
-                node.pop(path[-1], None)
-    return out
 
 
 def _dotted(path: tuple[str | int, ...]) -> str:

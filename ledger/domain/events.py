@@ -4,16 +4,32 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ledger.domain.fields import (
+    MAX_ADJUDICATED_ANNOTATIONS,
+    MAX_IDENTIFIER_LENGTH,
+    MAX_ITEMS_PER_EVENT,
+    MAX_POLYGON_POINTS,
+    MAX_REPORT_PARAMETERS,
+    MAX_SAFE_INTEGER,
+    MAX_SHORT_VALUE_LENGTH,
+    MAX_URI_LENGTH,
+    TENANT_CONTEXT,
+    Coordinate,
+    Count,
     EventData,
+    Extent,
+    Fraction,
     FreeText,
     Identifier,
+    Label,
+    Position,
     SensitiveText,
     SensitiveValue,
     Sha256Hex,
     Timestamp,
+    Version,
 )
 
 # ---- annotation ---------------------------------------------------------------------------------------
@@ -23,19 +39,19 @@ class BoundingBox(EventData):
     """An axis-aligned box in image pixel coordinates."""
 
     kind: Literal["bbox"]
-    x: float = Field(ge=0)
-    y: float = Field(ge=0)
-    width: float = Field(gt=0)
-    height: float = Field(gt=0)
-    frame: int | None = Field(default=None, ge=0, description="Slice or frame index in a series.")
+    x: Position
+    y: Position
+    width: Extent
+    height: Extent
+    frame: Count | None = Field(default=None, description="Slice or frame index in a series.")
 
 
 class Polygon(EventData):
     """A closed polygon in image pixel coordinates."""
 
     kind: Literal["polygon"]
-    points: list[tuple[float, float]] = Field(min_length=3)
-    frame: int | None = Field(default=None, ge=0)
+    points: list[tuple[Coordinate, Coordinate]] = Field(min_length=3, max_length=MAX_POLYGON_POINTS)
+    frame: Count | None = None
 
 
 class Mask(EventData):
@@ -44,14 +60,14 @@ class Mask(EventData):
     kind: Literal["mask"]
     digest: Sha256Hex
     encoding: Literal["rle", "png", "nifti", "dicom-seg"]
-    uri: str | None = Field(default=None, max_length=2000)
+    uri: str | None = Field(default=None, max_length=MAX_URI_LENGTH)
 
 
 class Classification(EventData):
     """A whole-image (or whole-study) classification; the label class carries the answer."""
 
     kind: Literal["classification"]
-    confidence: float | None = Field(default=None, ge=0, le=1)
+    confidence: Fraction | None = None
 
 
 Geometry = Annotated[BoundingBox | Polygon | Mask | Classification, Field(discriminator="kind")]
@@ -65,12 +81,12 @@ class AnnotationWritten(EventData):
         description="Pseudonymous item id, e.g. a DICOM SOP Instance UID or a hashed id."
     )
     annotation_id: Identifier
-    version: int = Field(ge=1, description="1 for a new annotation, +1 per update.")
-    previous_version: int | None = Field(default=None, ge=1)
+    version: Version = Field(description="1 for a new annotation, +1 per update.")
+    previous_version: Version | None = None
     label_class: Identifier
     geometry: Geometry
     origin: Literal["human", "model"]
-    model_name: str | None = Field(default=None, max_length=200)
+    model_name: str | None = Field(default=None, max_length=MAX_IDENTIFIER_LENGTH)
     model_version: str | None = Field(default=None, max_length=100)
     guideline_id: Identifier
     guideline_version: Identifier
@@ -93,8 +109,8 @@ class AnnotationDeleted(EventData):
     dataset: Identifier
     item: Identifier
     annotation_id: Identifier
-    version: int = Field(ge=1)
-    previous_version: int = Field(ge=1)
+    version: Version
+    previous_version: Version
     reason: FreeText | None = None
 
 
@@ -102,7 +118,9 @@ class AnnotationDeleted(EventData):
 
 ReviewLevel = Annotated[
     int,
-    Field(ge=1, le=4, description="1 AI pre-annotation, 2 annotator review, 3 physician, 4 expert."),
+    Field(
+        strict=True, ge=1, le=4, description="1 AI pre-annotation, 2 annotator review, 3 physician, 4 expert."
+    ),
 ]
 SignatureMeaning = Literal["review", "approval", "responsibility", "authorship"]  # 21 CFR 11.50(a)(3)
 
@@ -113,11 +131,11 @@ class ReviewSubmitted(EventData):
     dataset: Identifier
     item: Identifier
     annotation_id: Identifier
-    annotation_version: int = Field(ge=1)
+    annotation_version: Version
     level: ReviewLevel
     decision: Literal["accept", "reject", "modify"]
     resulting_annotation_id: Identifier | None = None
-    resulting_version: int | None = Field(default=None, ge=1)
+    resulting_version: Version | None = None
     signature_meaning: SignatureMeaning
     comment: SensitiveText | None = None
 
@@ -134,7 +152,7 @@ class AdjudicationCompleted(EventData):
 
     dataset: Identifier
     item: Identifier
-    annotation_ids: list[Identifier] = Field(min_length=1)
+    annotation_ids: list[Identifier] = Field(min_length=1, max_length=MAX_ADJUDICATED_ANNOTATIONS)
     final_annotation_id: Identifier
     final_label_class: Identifier
     level: ReviewLevel
@@ -158,7 +176,7 @@ class DataAccessed(EventData):
     item: Identifier | None = None
     purpose_of_use: PurposeOfUse
     outcome: Literal["success", "failure"]
-    record_count: int | None = Field(default=None, ge=0)
+    record_count: Count | None = None
     source_address: SensitiveValue | None = None
     user_agent: SensitiveValue | None = None
     reason: SensitiveText | None = Field(default=None, description="Why (e.g. a break-glass justification).")
@@ -179,11 +197,15 @@ class LoginAttempted(EventData):
 
 
 class AssignmentChanged(EventData):
-    """``assignment.created`` / ``assignment.revoked``: who may work on which items."""
+    """``assignment.created`` / ``assignment.revoked``: who may work on which items.
+
+    Datasets, items and assignees are names inside the producer's tenant (every projection keys them by
+    tenant), so an assignment cannot reach another tenant's work and needs no check against the tenant.
+    """
 
     assignment_id: Identifier
     dataset: Identifier
-    items: list[Identifier] = Field(min_length=1)
+    items: list[Identifier] = Field(min_length=1, max_length=MAX_ITEMS_PER_EVENT)
     assignee: Identifier
     role: Literal["annotator", "reviewer", "physician_reviewer", "expert_adjudicator"]
 
@@ -196,7 +218,7 @@ class GuidelinePublished(EventData):
 
     guideline_id: Identifier
     version: Identifier
-    title: str = Field(min_length=1, max_length=300)
+    title: Label
     document_sha256: Sha256Hex
     effective_from: Timestamp
     supersedes: Identifier | None = None
@@ -233,8 +255,8 @@ class CredentialIssued(EventData):
     annotator: Identifier
     kind: CredentialKind
     level: Literal["junior", "intermediate", "senior"] | None = None
-    specialty: str | None = Field(default=None, max_length=200)
-    issuer: str = Field(min_length=1, max_length=300)
+    specialty: str | None = Field(default=None, max_length=MAX_IDENTIFIER_LENGTH)
+    issuer: Label
     valid_from: Timestamp
     valid_until: Timestamp | None = None
     license_number: SensitiveValue | None = None
@@ -267,7 +289,7 @@ class TrainingCompletedV1(EventData):
     subject_field: ClassVar[str] = "annotator"
 
     annotator: Identifier
-    course: str = Field(min_length=1, max_length=300)
+    course: Label
     completed_at: Timestamp
     valid_until: Timestamp | None = None
     guideline_id: Identifier | None = None
@@ -281,7 +303,7 @@ class TrainingCompleted(EventData):
 
     annotator: Identifier
     course_id: Identifier = Field(description="Stable id of the course in the learning system.")
-    course_title: str = Field(min_length=1, max_length=300)
+    course_title: Label
     completed_at: Timestamp
     valid_until: Timestamp | None = None
     guideline_id: Identifier | None = None
@@ -305,7 +327,7 @@ class DatasetReleaseCreated(EventData):
     dataset: Identifier
     release: Identifier
     split: Literal["train", "tune", "test"]
-    items: list[ReleasedItem] = Field(min_length=1)
+    items: list[ReleasedItem] = Field(min_length=1, max_length=MAX_ITEMS_PER_EVENT)
     items_sha256: Sha256Hex
 
 
@@ -317,7 +339,18 @@ class HoldScope(EventData):
 
     log: Identifier | None = None
     dataset: Identifier | None = None
-    items: list[Identifier] | None = None
+    items: list[Identifier] | None = Field(default=None, max_length=MAX_ITEMS_PER_EVENT)
+
+    @field_validator("log")
+    @classmethod
+    def _log_is_the_producers_own(cls, log: str | None, info: ValidationInfo) -> str | None:
+        # One log per tenant: ``storage.append.log_for`` names a tenant's log after the tenant. The
+        # domain does not import storage, so it compares with the tenant; the two change together.
+        tenant = (info.context or {}).get(TENANT_CONTEXT)
+        if log is not None and tenant is not None and log != tenant:
+            msg = f"a hold may cover only the producer's own log {tenant!r}, not {log!r}"
+            raise ValueError(msg)
+        return log
 
     @model_validator(mode="after")
     def _not_empty(self) -> HoldScope:
@@ -337,7 +370,10 @@ class LegalHoldChanged(EventData):
 
 
 class ErasureChanged(EventData):
-    """``erasure.requested`` / ``erasure.executed``: crypto-shredding of one data subject's sealed values."""
+    """``erasure.requested`` / ``erasure.executed``: crypto-shredding of one data subject's sealed values.
+
+    Sealing keys are held per (tenant, data subject), so an erasure only ever reaches its own tenant's keys.
+    """
 
     erasure_id: Identifier
     data_subject: Identifier
@@ -352,7 +388,7 @@ class CheckpointSigned(EventData):
     """``ledger.checkpoint_signed``: a signed tree head of one log."""
 
     log: Identifier
-    tree_size: int = Field(ge=0)
+    tree_size: int = Field(strict=True, ge=0, le=MAX_SAFE_INTEGER)
     root_hash: Sha256Hex
     note: str = Field(min_length=1, max_length=10000, description="The C2SP signed note.")
 
@@ -381,7 +417,10 @@ class ReportGenerated(EventData):
 
     report: Identifier
     sha256: Sha256Hex
-    parameters: dict[str, str] = Field(default_factory=dict)
+    parameters: dict[
+        Annotated[str, Field(min_length=1, max_length=100)],
+        Annotated[str, Field(max_length=MAX_SHORT_VALUE_LENGTH)],
+    ] = Field(default_factory=dict, max_length=MAX_REPORT_PARAMETERS)
 
 
 class AnomalyReviewed(EventData):

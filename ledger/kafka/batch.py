@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from ledger.domain.envelope import ReceivedEvent, validate_event
 from ledger.domain.errors import FieldError, ForbiddenIdentifier, ValidationFailed
@@ -87,7 +88,9 @@ def read_event(message: Message) -> ReceivedEvent | Rejection:
     if isinstance(raw, Rejection):
         return raw
     try:
-        return validate_event(raw)
+        # Judged by the ledger's clock when read, as over HTTP: an event's time is then never more than
+        # MAX_FUTURE_SKEW after the moment it is recorded, however late the consumer runs.
+        return validate_event(raw, received_at=datetime.now(UTC))
     except ValidationFailed as exc:
         return Rejection(_code(exc, raw.get("type")), _reason(exc), _tenant_of(raw))
 
