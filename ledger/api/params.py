@@ -19,10 +19,9 @@ from litestar.handlers import BaseRouteHandler
 from litestar.params import PathParameter, QueryParameter
 
 from ledger.domain.errors import FieldError, ParameterInvalid
-from ledger.domain.fields import EARLIEST_TIME, LATEST_TIME, in_time_range, parse_rfc3339
+from ledger.domain.fields import EARLIEST_TIME, LATEST_TIME, PRINTABLE_PATTERN, in_time_range, parse_rfc3339
 
-PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]*$"
-"""No C0 or C1 control character and no DEL (Unicode category Cc)."""
+PRINTABLE = PRINTABLE_PATTERN  # the envelope's own rule: what was accepted can always be asked for
 
 # The bounds follow the envelope's own (ledger.domain.envelope): a filter longer than any value the
 # ledger accepts can match nothing, so it is refused rather than sent to the database.

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ledger.domain.errors import FieldError, ForbiddenIdentifier, MalformedRequest, ValidationFailed
 from ledger.domain.fields import (
+    IDENTIFIER_PATTERN,
     INT32_MAX,
     MAX_EVENT_BYTES,
     MAX_EXTENSIONS,
@@ -22,6 +23,7 @@ from ledger.domain.fields import (
     MAX_FUTURE_SKEW_MARKER,
     MAX_JSON_DEPTH,
     MAX_REPORTED_ERRORS,
+    PRINTABLE_PATTERN,
     TENANT_CONTEXT,
     EventData,
     ExtensionValue,
@@ -44,9 +46,11 @@ class Envelope(BaseModel):
     __pydantic_extra__: dict[str, ExtensionValue] = Field(init=False)
 
     specversion: Literal["1.0"]
-    id: str = Field(min_length=1, max_length=200, description="Producer's idempotency key.")
-    source: str = Field(min_length=1, max_length=500)
-    type: str = Field(min_length=1, max_length=100)
+    id: str = Field(
+        min_length=1, max_length=200, pattern=PRINTABLE_PATTERN, description="Producer's idempotency key."
+    )
+    source: str = Field(min_length=1, max_length=500, pattern=PRINTABLE_PATTERN)
+    type: str = Field(min_length=1, max_length=100, pattern=PRINTABLE_PATTERN)
     time: Timestamp = Field(
         description=(
             f"When it happened. At most {MAX_FUTURE_SKEW.total_seconds():.0f} seconds after the ledger's "
@@ -54,17 +58,17 @@ class Envelope(BaseModel):
         ),
         json_schema_extra={MAX_FUTURE_SKEW_MARKER: int(MAX_FUTURE_SKEW.total_seconds())},
     )
-    subject: str | None = Field(default=None, max_length=500)
+    subject: str | None = Field(default=None, max_length=500, pattern=PRINTABLE_PATTERN)
     datacontenttype: str = Field(
         default="application/json", max_length=200, pattern=r"^application/json\s*(;.*)?$"
     )
-    dataschema: str | None = Field(default=None, max_length=500)
+    dataschema: str | None = Field(default=None, max_length=500, pattern=PRINTABLE_PATTERN)
     schemaversion: int = Field(default=1, strict=True, ge=1, le=INT32_MAX)
     tenant: str = Field(min_length=1, max_length=63, pattern=TENANT_PATTERN)
     actor: Identifier
-    actorrole: str = Field(min_length=1, max_length=100)
-    correlationid: str | None = Field(default=None, max_length=200)
-    causationid: str | None = Field(default=None, max_length=200)
+    actorrole: str = Field(min_length=1, max_length=100, pattern=PRINTABLE_PATTERN)
+    correlationid: str | None = Field(default=None, max_length=200, pattern=PRINTABLE_PATTERN)
+    causationid: str | None = Field(default=None, max_length=200, pattern=PRINTABLE_PATTERN)
     data: dict[str, Any]
 
     @model_validator(mode="after")
@@ -332,10 +336,19 @@ def get_path(data: Any, path: tuple[str, ...]) -> Any:
     return node
 
 
+# A failed pattern reads as the regular expression itself; for the two rules every producer meets,
+# say what they mean.
+_PATTERN_MEANINGS = {
+    PRINTABLE_PATTERN: "must not contain control characters (U+0000-U+001F, U+007F-U+009F)",
+    IDENTIFIER_PATTERN: "must be one token: no spaces and no control characters",
+}
+
+
 def _field_errors(exc: ValidationError, prefix: str) -> list[FieldError]:
     out = []
     for err in exc.errors(include_url=False):
         loc = [str(p) for p in err["loc"]]
         field = ".".join([prefix, *loc] if prefix else loc) or "$"
-        out.append(FieldError(field, err["msg"]))
+        pattern = (err.get("ctx") or {}).get("pattern") if err["type"] == "string_pattern_mismatch" else None
+        out.append(FieldError(field, _PATTERN_MEANINGS.get(str(pattern), err["msg"])))
     return out

@@ -174,6 +174,9 @@ Fraction = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, le=1)]
 
 # No whitespace and no C0/C1 control characters: an id is never more than one token on one line.
 IDENTIFIER_PATTERN = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+"""No C0 or C1 control character and no DEL (Unicode category Cc): what every envelope attribute and
+every request parameter must be, so an accepted id can always be asked for again and never forges a log line."""
 
 Identifier = Annotated[str, Field(min_length=1, max_length=MAX_IDENTIFIER_LENGTH, pattern=IDENTIFIER_PATTERN)]
 """An opaque, pseudonymous identifier: no spaces or control characters, 1-200 characters."""
