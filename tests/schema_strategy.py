@@ -11,11 +11,14 @@ a test sees both what the ledger must accept and what it must refuse with a 4xx 
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
+
+from ledger.domain.fields import IDENTIFIER_PATTERN, PRINTABLE_PATTERN
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 Schema = dict[str, Any]
@@ -101,13 +104,29 @@ def from_schema(schema: Schema, root: Schema) -> st.SearchStrategy[Any]:
     return st.none()
 
 
+# The two character-class patterns of the schemas, drawn directly: Hypothesis would filter regex draws.
+_CHARACTER_CLASSES = {
+    PRINTABLE_PATTERN: ("Cc", "Cs"),
+    IDENTIFIER_PATTERN: ("Cc", "Cs", "Zs", "Zl", "Zp"),
+}
+
+
 def _string(schema: Schema) -> st.SearchStrategy[str]:
     if schema.get("format") == "date-time":
         return recent_times()
     low, high = schema.get("minLength", 0), min(schema.get("maxLength", 40), 40)
+    if schema.get("pattern") in _CHARACTER_CLASSES:
+        alphabet = st.characters(exclude_categories=_CHARACTER_CLASSES[schema["pattern"]])
+        return st.text(
+            alphabet, min_size=max(low, 1 if schema["pattern"].endswith("+$") else 0), max_size=max(high, low)
+        )
     if "pattern" in schema:
-        return st.from_regex(schema["pattern"], fullmatch=True).filter(
-            lambda s: low <= len(s) <= max(high, low)
+        # Cut to the bound, then keep what still matches, rather than filtering long draws away.
+        pattern = re.compile(schema["pattern"])
+        return (
+            st.from_regex(pattern, fullmatch=True)
+            .map(lambda s: s[: max(high, low)])
+            .filter(lambda s: len(s) >= low and pattern.fullmatch(s) is not None)
         )
     return st.text(min_size=low, max_size=max(high, low))
 
