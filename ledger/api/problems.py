@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from ledger.api.params import PRINTABLE, public_name
 from ledger.domain import errors as e
+from ledger.domain.fields import MAX_REPORTED_ERRORS
 
 _log = logging.getLogger("ledger.api")
 
@@ -40,8 +41,8 @@ STATUS: dict[type[e.LedgerError], int] = {
     e.Overloaded: 503,
 }
 PROBLEM_JSON = "application/problem+json"
-MAX_ERRORS = 100
-"""A problem body lists at most this many field errors; ``error_count`` says how many there were."""
+MAX_ERRORS = MAX_REPORTED_ERRORS
+"""A problem body lists at most this many field errors (validation's own cap); ``error_count`` says how many there were."""
 MAX_TEXT = 500
 """Field names and messages are cut to this many characters: they can quote what the caller sent."""
 
