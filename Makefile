@@ -15,12 +15,13 @@ unit:
 	pytest tests/unit -q
 
 test:
-	pytest
+	pytest --ignore=tests/unit
 
-check: lint typecheck test
+check: lint typecheck unit test
 
 schemas:
 	python -m ledger.schema_export schemas
 
 bench:
+	pip install -e '.[bench]'
 	python benchmarks/bench_ingest.py
