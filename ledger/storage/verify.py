@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from ledger.domain.canonical import canonicalize
@@ -75,14 +75,12 @@ def verify(db: Database, *, log: str | None = None, progress: Progress | None = 
     """Verify one log, or every log; ``progress`` is called with the number of rows read since last call."""
     report = VerificationReport()
     with db.connect() as conn, conn.transaction():
-        if (
-            log is not None
-            and conn.execute("SELECT 1 FROM ledger_log_heads WHERE log = %s", (log,)).fetchone() is None
-        ):
+        # One snapshot for heads and rows, so appends racing with the check cannot look like a break.
+        # (SET TRANSACTION must be the transaction's first statement.)
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        if log is not None and not _exists(conn, log):
             msg = f"there is no log {log!r}; `ledger verify` without --log checks every log"
             raise NotFound(msg)
-        # One snapshot for heads and rows, so appends racing with the check cannot look like a break.
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         where = "" if log is None else " WHERE log = %s"
         params: tuple[Any, ...] = () if log is None else (log,)
         heads = {
@@ -90,10 +88,10 @@ def verify(db: Database, *, log: str | None = None, progress: Progress | None = 
             for r in conn.execute("SELECT log, size, head_hash FROM ledger_log_heads" + where, params)
         }
         results: dict[str, LogResult] = {}
-        with conn.cursor(name="ledger_verify") as cur:
-            cur.itersize = 5000
-            cur.execute(f"SELECT {COLUMNS} FROM ledger_events{where} ORDER BY log, position", params)
-            for name, rows in _by_log(cur, progress):
+        rows_sql = f"SELECT {COLUMNS} FROM ledger_events{where} ORDER BY log, position"
+        with conn.cursor().copy(f"COPY ({rows_sql}) TO STDOUT (FORMAT BINARY)", params) as copy:
+            copy.set_types(ROW_TYPES)
+            for name, rows in _by_log(copy.rows(), progress):
                 results[name] = verify_rows(name, rows, heads.get(name))
         for name, head in heads.items():
             if name not in results:
@@ -102,13 +100,23 @@ def verify(db: Database, *, log: str | None = None, progress: Progress | None = 
     return report
 
 
+def _exists(conn: Any, log: str) -> bool:
+    """A log exists when it has a head or any event (events without a head are a break to report)."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM ledger_log_heads WHERE log = %s)"
+        " OR EXISTS (SELECT 1 FROM ledger_events WHERE log = %s)",
+        (log, log),
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def _by_log(rows: Any, progress: Progress | None) -> Iterator[tuple[str, Iterator[tuple[Any, ...]]]]:
     """Group an ordered row stream by log without holding a log in memory."""
     it = iter(rows)
     pending = next(it, None)
     read = 0
 
-    def group(name: str) -> Iterator[tuple[Any, ...]]:
+    def group(name: bytes) -> Iterator[tuple[Any, ...]]:
         nonlocal pending, read
         while pending is not None and pending[0] == name:
             row, pending = pending, next(it, None)
@@ -118,9 +126,9 @@ def _by_log(rows: Any, progress: Progress | None) -> Iterator[tuple[str, Iterato
             yield row
 
     while pending is not None:
-        name = str(pending[0])
+        name = bytes(pending[0])
         rows = group(name)
-        yield name, rows
+        yield name.decode("utf-8", "replace"), rows
         for _ in rows:  # drain what the verifier skipped after a break
             pass
     if progress is not None and read % 1000:
@@ -128,24 +136,54 @@ def _by_log(rows: Any, progress: Progress | None) -> Iterator[tuple[str, Iterato
 
 
 class StoredRow(NamedTuple):
-    """One row of ``ledger_events`` as verification reads it."""
+    """One row of ``ledger_events`` as verification reads it: binary COPY, converting nothing that could fail.
 
-    log: str
+    Text columns are their UTF-8 bytes; ``event_time`` and ``recorded_at`` are what PostgreSQL stores for a
+    timestamptz, microseconds since 2000-01-01 UTC (any value PostgreSQL holds, even one no Python
+    ``datetime`` can: 0001-01-01T00:00:00+14:00 is in year 0 in UTC).
+    """
+
+    log: bytes
     position: int
-    event_id: str
-    type: str
-    tenant: str
-    source: str
-    subject: str | None
-    actor: str
-    event_time: datetime
-    recorded_at: datetime
+    event_id: bytes
+    type: bytes
+    tenant: bytes
+    source: bytes
+    subject: bytes | None
+    actor: bytes
+    event_time: int
+    recorded_at: int
     prev_hash: bytes
     hash: bytes
     canonical: bytes
 
 
 COLUMNS = ", ".join(StoredRow._fields)
+# The binary wire format of a timestamptz is an int8 of microseconds: read as such, it never fails to load.
+ROW_TYPES = ["bytea", "int8", "bytea", "bytea", "bytea", "bytea", "bytea", "bytea",
+             "int8", "int8", "bytea", "bytea", "bytea"]  # fmt: skip
+_PG_EPOCH = datetime(2000, 1, 1)  # naive on purpose: the arithmetic below stays in timedelta
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def pg_microseconds(value: datetime) -> int:
+    """An aware ``value`` as PostgreSQL stores a timestamptz: microseconds since 2000-01-01 UTC.
+
+    Timedelta arithmetic on the local time and the offset, so no conversion to UTC can overflow.
+    """
+    offset = value.utcoffset()
+    if offset is None:
+        msg = "a time without an offset names no instant"
+        raise ValueError(msg)
+    return (value.replace(tzinfo=None) - _PG_EPOCH - offset) // _MICROSECOND
+
+
+def describe_instant(microseconds: int) -> str:
+    """A stored instant for a person: RFC 3339 in UTC when a ``datetime`` can hold it, else the raw count."""
+    try:
+        return format_time(datetime(2000, 1, 1, tzinfo=UTC) + microseconds * _MICROSECOND)
+    except OverflowError:
+        return f"{microseconds} µs from 2000-01-01T00:00:00Z"
 
 
 def verify_rows(name: str, rows: Iterator[tuple[Any, ...]], head: tuple[int, bytes] | None) -> LogResult:
@@ -157,7 +195,7 @@ def verify_rows(name: str, rows: Iterator[tuple[Any, ...]], head: tuple[int, byt
     expected, prev = 0, GENESIS_HASH
     for raw in rows:
         row = StoredRow(*raw)
-        problem = _check_row(row, expected, prev)
+        problem = _check_row(name, row, expected, prev)
         if problem is not None:
             result.first_break = problem
             return result
@@ -183,9 +221,9 @@ def verify_rows(name: str, rows: Iterator[tuple[Any, ...]], head: tuple[int, byt
     return result
 
 
-def _check_row(row: StoredRow, expected: int, prev: bytes) -> VerificationBreak | None:
+def _check_row(name: str, row: StoredRow, expected: int, prev: bytes) -> VerificationBreak | None:
     def broken(reason: str, **details: Any) -> VerificationBreak:
-        return VerificationBreak(row.log, expected, reason, details)
+        return VerificationBreak(name, expected, reason, details)
 
     canonical, prev_hash = bytes(row.canonical), bytes(row.prev_hash)
     if row.position != expected:
@@ -201,20 +239,38 @@ def _check_row(row: StoredRow, expected: int, prev: bytes) -> VerificationBreak 
         if canonicalize(doc) != canonical:
             return broken("the stored bytes are not in RFC 8785 canonical form")
         event = doc["event"]
+        subject = event.get("subject")
         claimed = {
-            "log": doc["log"], "position": doc["position"], "event_id": event["id"], "type": event["type"],
-            "tenant": event["tenant"], "source": event["source"], "subject": event.get("subject"),
-            "actor": event["actor"], "event_time": parse_rfc3339(event["time"]),
-            "recorded_at": doc["recorded_at"],
+            "log": doc["log"].encode(), "position": doc["position"], "event_id": event["id"].encode(),
+            "type": event["type"].encode(), "tenant": event["tenant"].encode(),
+            "source": event["source"].encode(), "subject": None if subject is None else subject.encode(),
+            "actor": event["actor"].encode(), "event_time": pg_microseconds(parse_rfc3339(event["time"])),
+            "recorded_at": pg_microseconds(parse_rfc3339(doc["recorded_at"])),
         }  # fmt: skip
-    except (ValueError, KeyError, TypeError, RecursionError, ValidationFailed):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, ValidationFailed):
         return broken("the stored bytes are not a ledger document")
     # Every column a query can filter on must say what the hashed document says.
-    actual = {**row._asdict(), "recorded_at": format_time(row.recorded_at)}
-    diffs = {n: {"hashed": str(c), "column": str(actual[n])} for n, c in claimed.items() if c != actual[n]}
+    actual = row._asdict()
+    diffs = {
+        n: {"hashed": _shown(n, c), "column": _shown(n, actual[n])}
+        for n, c in claimed.items()
+        if c != actual[n]
+    }
     if diffs:
         return broken(f"columns disagree with the hashed document: {', '.join(diffs)}", **diffs)
     return None
+
+
+_INSTANTS = ("event_time", "recorded_at")
+
+
+def _shown(column: str, value: object) -> str:
+    """A value of a break's details as a person reads it."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if column in _INSTANTS and isinstance(value, int):
+        return describe_instant(value)
+    return str(value)
 
 
 def record(db: Database, report: VerificationReport, started: datetime, finished: datetime) -> None:

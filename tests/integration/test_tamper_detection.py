@@ -101,3 +101,86 @@ def test_a_rewritten_event_with_recomputed_hashes_is_caught_at_the_head(
     log, position, reason = first_break(chained)
     assert (log, position) == ("acme", SIZE - 1)
     assert "head hash" in reason
+
+
+def append_as_an_older_ledger(conn: psycopg.Connection, event: dict) -> int:
+    """Record ``event`` as the ledger did before times were bounded: chained, hashed, headed, not validated.
+
+    Returns its position. Rows like this exist in ledgers that accepted them; verification must still work.
+    """
+    import hashlib
+    from datetime import UTC, datetime
+
+    from ledger.domain.canonical import canonicalize
+    from ledger.domain.fields import parse_rfc3339
+    from ledger.domain.hashing import chain_hash, leaf_hash
+    from ledger.domain.stored import stored_document
+
+    log = event["tenant"]
+    size, prev = conn.execute(
+        "SELECT size, head_hash FROM ledger_log_heads WHERE log = %s FOR UPDATE", (log,)
+    ).fetchone()
+    recorded = datetime.now(UTC)
+    canonical = canonicalize(stored_document(event, log, size, recorded))
+    digest = chain_hash(bytes(prev), leaf_hash(canonical))
+    conn.execute(
+        "INSERT INTO ledger_events (log, position, tenant, event_id, type, source, subject, actor, event_time,"
+        " recorded_at, content_digest, canonical, prev_hash, hash) VALUES"
+        " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (log, size, event["tenant"], event["id"], event["type"], event["source"], event.get("subject"),
+         event["actor"], parse_rfc3339(event["time"]), recorded, hashlib.sha256(canonicalize(event)).digest(),
+         canonical, prev, digest),
+    )  # fmt: skip
+    conn.execute(
+        "UPDATE ledger_log_heads SET size = %s, head_hash = %s, recorded_at = %s WHERE log = %s",
+        (size + 1, digest, recorded, log),
+    )
+    return int(size)
+
+
+@pytest.mark.parametrize("time", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_an_event_time_no_python_datetime_can_hold_verifies_and_a_change_to_it_is_caught(
+    chained: Ledger, superuser: psycopg.Connection, time: str
+) -> None:
+    """In UTC these are years 0 and 10000: PostgreSQL stores them, psycopg cannot load them as datetimes."""
+    position = append_as_an_older_ledger(
+        superuser, example_event("annotation.created", tenant="acme", time=time)
+    )
+    with pytest.raises(psycopg.DataError):  # what the old verifier tripped over, on every run
+        superuser.execute(
+            "SELECT event_time FROM ledger_events WHERE log = 'acme' AND position = %s", (position,)
+        ).fetchone()
+    report = verify(chained.db)
+    assert report.intact, report.breaks
+    assert report.checked == 2 * SIZE + 1
+
+    superuser.execute(
+        "UPDATE ledger_events SET event_time = event_time + interval '1 microsecond'"
+        " WHERE log = 'acme' AND position = %s",
+        (position,),
+    )
+    log, at, reason = first_break(chained)
+    assert (log, at) == ("acme", position)
+    assert "event_time" in reason
+
+
+def test_one_log_verifies_alone_on_a_clean_database_and_with_a_break(
+    chained: Ledger, superuser: psycopg.Connection
+) -> None:
+    report = verify(chained.db, log="acme")
+    assert report.intact
+    assert [r.log for r in report.logs] == ["acme"]
+    assert report.checked == SIZE
+
+    superuser.execute("DELETE FROM ledger_events WHERE log = 'beta' AND position = 4")
+    assert verify(chained.db, log="acme").intact  # the other log's break is not this log's
+    [beta] = verify(chained.db, log="beta").logs
+    assert beta.first_break is not None
+    assert beta.first_break.position == 4
+
+
+def test_a_log_that_does_not_exist_is_not_found(chained: Ledger) -> None:
+    from ledger.domain.errors import NotFound
+
+    with pytest.raises(NotFound, match="there is no log 'acmee'"):
+        verify(chained.db, log="acmee")

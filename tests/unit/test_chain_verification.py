@@ -2,33 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.domain.canonical import canonicalize
+from ledger.domain.fields import parse_rfc3339
 from ledger.domain.hashing import GENESIS_HASH, chain_hash, leaf_hash
 from ledger.domain.stored import stored_document
-from ledger.storage.verify import StoredRow, verify_rows
+from ledger.storage.verify import StoredRow, describe_instant, pg_microseconds, verify_rows
 
 Row = StoredRow
 
 
-def build_chain(n: int, log: str = "acme") -> list[Row]:
-    """Rows exactly as the append service writes them."""
+def build_chain(n: int, log: str = "acme", time: str = "2026-01-01T00:00:00Z") -> list[Row]:
+    """Rows exactly as the append service writes them, as binary COPY reads them back."""
     rows: list[Row] = []
     prev = GENESIS_HASH
     start = datetime(2026, 1, 1, tzinfo=UTC)
     for position in range(n):
         recorded = start + timedelta(seconds=position)
         event = {"id": f"e{position}", "type": "annotation.created", "tenant": log, "source": "urn:test",
-                 "actor": "ann-1", "time": "2026-01-01T00:00:00Z", "data": {"n": position}}  # fmt: skip
+                 "actor": "ann-1", "time": time, "data": {"n": position}}  # fmt: skip
         canonical = canonicalize(stored_document(event, log, position, recorded))
         digest = chain_hash(prev, leaf_hash(canonical))
-        rows.append(StoredRow(log, position, f"e{position}", "annotation.created", log, "urn:test", None, "ann-1",
-                              datetime(2026, 1, 1, tzinfo=UTC), recorded, prev, digest, canonical))  # fmt: skip
+        rows.append(StoredRow(log.encode(), position, f"e{position}".encode(), b"annotation.created", log.encode(),
+                              b"urn:test", None, b"ann-1", pg_microseconds(parse_rfc3339(time)),
+                              pg_microseconds(recorded), prev, digest, canonical))  # fmt: skip
         prev = digest
     return rows
 
@@ -107,8 +109,9 @@ def test_a_truncated_tail_is_caught_against_the_head() -> None:
 
 @pytest.mark.parametrize(
     ("column", "value"),
-    [("type", "review.submitted"), ("actor", "ann-99"), ("subject", "other/item"), ("source", "urn:forged"),
-     ("event_time", datetime(2020, 1, 1, tzinfo=UTC)), ("event_id", "e-forged"), ("tenant", "other")],
+    [("type", b"review.submitted"), ("actor", b"ann-99"), ("subject", b"other/item"), ("source", b"urn:forged"),
+     ("event_time", pg_microseconds(datetime(2020, 1, 1, tzinfo=UTC))), ("event_id", b"e-forged"),
+     ("tenant", b"other"), ("recorded_at", pg_microseconds(datetime(2026, 1, 1, 0, 0, 2, 1, tzinfo=UTC)))],
 )  # fmt: skip
 def test_a_query_column_that_disagrees_with_the_hashed_bytes_is_caught(column: str, value: object) -> None:
     rows = build_chain(5)
@@ -137,3 +140,48 @@ def test_the_append_paths_byte_assembly_equals_canonicalising_the_whole_document
         canonicalize(event), canonicalize(log), position, canonicalize(format_time(recorded))
     )
     assert assembled == whole
+
+
+DAY, HOUR = 86_400 * 10**6, 3_600 * 10**6
+DAYS_TO_2000 = date(2000, 1, 1).toordinal()  # PostgreSQL counts from 2000-01-01 UTC
+
+
+@pytest.mark.parametrize(
+    ("text", "microseconds"),
+    [
+        ("2000-01-01T00:00:00Z", 0),
+        ("2000-01-01T00:00:00.000001+00:00", 1),
+        ("1999-12-31T23:59:59.999999Z", -1),
+        ("2000-01-01T01:00:00+01:00", 0),
+        # Year 0 in UTC: no Python datetime holds the instant, PostgreSQL does (and stored it).
+        ("0001-01-01T00:00:00+14:00", (1 - DAYS_TO_2000) * DAY - 14 * HOUR),
+        (
+            "9999-12-31T23:59:59-14:00",
+            (date(9999, 12, 31).toordinal() - DAYS_TO_2000 + 1) * DAY - 10**6 + 14 * HOUR,
+        ),
+    ],
+)
+def test_instants_count_as_postgresql_stores_them_even_beyond_pythons_range(
+    text: str, microseconds: int
+) -> None:
+    assert pg_microseconds(parse_rfc3339(text)) == microseconds
+
+
+def test_an_instant_no_datetime_can_hold_is_still_described() -> None:
+    assert describe_instant(0) == "2000-01-01T00:00:00.000000Z"
+    assert describe_instant(2**63 - 1) == f"{2**63 - 1} µs from 2000-01-01T00:00:00Z"  # PostgreSQL's infinity
+
+
+def test_an_event_time_beyond_pythons_datetime_range_verifies_and_a_change_to_it_is_caught() -> None:
+    """Accepted before times were bounded: in UTC it is year 0, which PostgreSQL holds and Python cannot."""
+    rows = build_chain(3, time="0001-01-01T00:00:00+14:00")
+    assert verify_rows("acme", iter(rows), head_of(rows)).intact
+
+    rows[1] = rows[1]._replace(event_time=rows[1].event_time + 1)
+    result = verify_rows("acme", iter(rows), head_of(rows))
+    assert result.first_break is not None
+    assert result.first_break.position == 1
+    assert (
+        result.first_break.details["event_time"]["column"]
+        == f"{rows[1].event_time} µs from 2000-01-01T00:00:00Z"
+    )
