@@ -99,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--log", help="verify this log only")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.add_argument(
+        "--jobs",
+        type=_at_least_one,
+        default=None,
+        metavar="N",
+        help="worker processes checking position ranges in parallel (default: one per core)",
+    )
 
     demo = sub.add_parser(
         "demo",
@@ -117,6 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
     _EXTRA_HANDLERS.update(kafka_commands.register(sub))
     _EXTRA_HANDLERS.update(projection_commands.register(sub))
     return parser
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"must be a whole number of at least 1, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 Handler = Callable[[Settings, argparse.Namespace], int]
@@ -294,7 +312,7 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     with open_ledger(settings) as ledger:
         started, started_at = time.monotonic(), datetime.now(UTC)
         with ProgressBar(count_events(ledger.db, args.log), "verifying") as bar:
-            report = verify(ledger.db, log=args.log, progress=bar.advance)
+            report = verify(ledger.db, log=args.log, progress=bar.advance, jobs=args.jobs)
         elapsed = time.monotonic() - started
         if args.log is None:  # a whole-ledger result is what reports cite
             record(ledger.db, report, started_at, datetime.now(UTC))

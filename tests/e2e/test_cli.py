@@ -291,3 +291,23 @@ def test_the_report_shows_whole_head_hashes_as_verify_does(home: Path, pinned: s
     as_json = run(home, "report", "retention", "--tenant", "acme", "--format", "json")
     assert as_json.returncode == 0, as_json.stderr
     assert [lg["head_hash"] for lg in json.loads(as_json.stdout)["logs"]] == [heads["acme"]]
+
+
+def test_verify_in_worker_processes_says_what_one_process_says(home: Path, pinned: str) -> None:
+    def verdict(*args: str) -> tuple[int, dict]:
+        result = run(home, "verify", "--json", *args)
+        report = json.loads(result.stdout)
+        report.pop("seconds")
+        return result.returncode, report
+
+    assert verdict("--jobs", "2") == verdict("--jobs", "1")  # two logs: one range each, one per worker
+    with psycopg.connect(pinned, autocommit=True) as conn:
+        conn.execute("ALTER TABLE ledger_events DISABLE TRIGGER USER")
+        conn.execute("UPDATE ledger_events SET actor = 'forged' WHERE log = 'beta' AND position = 33")
+    code, report = verdict("--jobs", "2")
+    assert (code, report) == verdict("--jobs", "1")
+    assert code == 1
+    [beta] = [entry for entry in report["logs"] if entry["log"] == "beta"]
+    assert beta["first_break"]["position"] == 33
+    assert "actor" in beta["first_break"]["reason"]
+    assert run(home, "verify", "--jobs", "0").returncode == 2
