@@ -57,7 +57,13 @@ def wire(settings: Settings, db: Database, *, project: bool = True) -> Ledger:
     from ledger.projections.registry import all_projectors
 
     sealer = Sealer(LocalKeyFileProvider(settings.resolved_master_key_file), PgSubjectKeyStore(db))
-    appender = AppendService(db, sealer, projectors=all_projectors() if project else ())
+    appender = AppendService(
+        db,
+        sealer,
+        projectors=all_projectors() if project else (),
+        lock_timeout=settings.db_lock_timeout,
+        statement_timeout=settings.db_statement_timeout,
+    )
     return Ledger(settings, db, sealer, appender, EventQueries(db), ProjectionQueries(db))
 
 

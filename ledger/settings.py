@@ -90,6 +90,10 @@ class Settings:
     jwt_algorithms: tuple[str, ...] = ("EdDSA", "ES256", "RS256")
     master_key_file: Path | None = None
     db_pool_size: int = 8
+    # Bounds of the append transaction (seconds): a writer waits this long for a log head another writer
+    # holds before answering 503 (retryable), and no statement of the append runs longer.
+    db_lock_timeout: float = 5.0
+    db_statement_timeout: float = 30.0
     access_log: bool = False
     # Tokens whose exp - iat is longer are refused: a stolen long-lived token is a standing key.
     jwt_max_lifetime_seconds: int = 24 * 3600
@@ -139,6 +143,8 @@ class Settings:
             jwt_algorithms=algorithms,
             master_key_file=_path(env, "LEDGER_MASTER_KEY_FILE"),
             db_pool_size=_int(env, "LEDGER_DB_POOL_SIZE", 8),
+            db_lock_timeout=_seconds(env, "LEDGER_DB_LOCK_TIMEOUT", 5.0),
+            db_statement_timeout=_seconds(env, "LEDGER_DB_STATEMENT_TIMEOUT", 30.0),
             access_log=env.get("LEDGER_ACCESS_LOG", "").lower() in _TRUE,
             jwt_max_lifetime_seconds=_positive(
                 env, "LEDGER_JWT_MAX_LIFETIME_SECONDS", Settings.jwt_max_lifetime_seconds
@@ -244,6 +250,14 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     except ValueError:
         msg = f"{name} must be a number, got {raw!r}"
         raise ConfigurationError(msg) from None
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if not 0 < value < 86_400:  # PostgreSQL reads 0 as "no limit": a bound must be a bound (and finite)
+        msg = f"{name} must be a number of seconds above 0 and below 86400, got {env.get(name)!r}"
+        raise ConfigurationError(msg)
+    return value
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

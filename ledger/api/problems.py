@@ -35,6 +35,7 @@ STATUS: dict[type[e.LedgerError], int] = {
     # stored record: nothing the caller sent or can change, and never to be retried into silence.
     e.SealedValueTampered: 500,
     e.VerificationError: 500,
+    e.StorageRefused: 500,  # the database refused for a reason retrying cannot change (a bug, a grant)
     e.StorageUnavailable: 503,
     e.KeyUnavailable: 503,  # the master key (or a KMS) cannot unwrap a subject key right now
     e.BrokerUnavailable: 503,

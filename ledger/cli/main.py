@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import itertools
 import json
 import logging
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -63,8 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
         "start", help="start the embedded PostgreSQL and keep it running until `ledger db stop`"
     )
     db_sub.add_parser("stop", help="stop the embedded PostgreSQL (once no other ledger command uses it)")
-    db_sub.add_parser("status", help="is the embedded PostgreSQL running, and who uses it")
-    db_sub.add_parser("url", help="print the libpq URL of the database in use (for psql)")
+    db_sub.add_parser(
+        "status",
+        help="is the embedded PostgreSQL running, and who uses it (its address, without the password)",
+    )
+    db_sub.add_parser(
+        "url",
+        help='print the libpq URL of the database in use, password included, for psql "$(ledger db url)": '
+        "treat the output as a secret",
+    )
     db_sub.add_parser("upgrade", help="run schema migrations (needed on an external database)")
 
     token = sub.add_parser(
@@ -90,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--log", help="verify this log only")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.add_argument(
+        "--jobs",
+        type=_at_least_one,
+        default=None,
+        metavar="N",
+        help="worker processes checking position ranges in parallel (default: one per core)",
+    )
 
     demo = sub.add_parser(
         "demo",
@@ -108,6 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
     _EXTRA_HANDLERS.update(kafka_commands.register(sub))
     _EXTRA_HANDLERS.update(projection_commands.register(sub))
     return parser
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"must be a whole number of at least 1, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 Handler = Callable[[Settings, argparse.Namespace], int]
@@ -155,13 +182,15 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if settings.embedded and host not in ("127.0.0.1", "localhost", "::1"):
         msg = "in embedded mode the server binds to loopback only; set LEDGER_DATABASE_URL for a networked deployment"
         raise ConfigurationError(msg)
+    # Bound here, before the database is opened: a busy port is exit 2 naming it (uvicorn would log the
+    # OSError and exit 3, outside the documented codes), and nothing else can take the port meanwhile.
+    listener = _listen(host, port)
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; turning that into SystemExit lets
     # open_ledger's cleanup run, so the embedded PostgreSQL is released (and stopped if we were last).
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
-    with open_ledger(settings) as ledger:
-        print(f"ledger serving on http://{host}:{port} (OpenAPI at /schema)", file=sys.stderr)
-        uvicorn.run(
+    with listener, open_ledger(settings) as ledger:
+        config = uvicorn.Config(
             create_app(ledger),
             host=host,
             port=port,
@@ -169,7 +198,44 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             access_log=settings.access_log,
             log_config=serve_log_config(),  # one line per record, whatever a request carries
         )
+        server = uvicorn.Server(config)
+        print(f"ledger serving on http://{host}:{port} (OpenAPI at /schema)", file=sys.stderr)
+        try:
+            server.run(sockets=[listener])
+        except SystemExit:
+            if server.started:
+                raise
+            msg = "the HTTP application did not start; the log above says why"
+            raise ConfigurationError(msg) from None
     return EXIT_OK
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, or a ``ConfigurationError`` naming the port."""
+    from ledger.domain.errors import ConfigurationError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        listener = socket.socket(family, kind, proto)
+    except OSError as exc:
+        msg = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        raise ConfigurationError(msg) from exc
+    try:
+        listener.setsockopt(
+            socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
+        )  # a restart need not wait out TIME_WAIT
+        listener.bind(address)
+    except OSError as exc:
+        listener.close()
+        busy = exc.errno == errno.EADDRINUSE
+        why = (
+            "it is already in use (is another `ledger serve` running?)" if busy else exc.strerror or str(exc)
+        )
+        msg = f"cannot listen on {host}:{port}: {why}; choose another with --port or LEDGER_PORT"
+        raise ConfigurationError(msg) from exc
+    return listener
 
 
 def _exit_cleanly(signum: int, _frame: object) -> None:
@@ -216,8 +282,19 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
             print("embedded PostgreSQL stopped", file=sys.stderr)
     elif action == "status":
         st = server.status()
-        print(json.dumps({"running": st.running, "url": st.url, "users": st.users, "pinned": st.pinned,
-                          "data_dir": str(st.data_dir)}, indent=2))  # fmt: skip
+        if st.stopped_orphan:
+            note = "stopped the embedded PostgreSQL: no live command used it (its last user was killed)"
+            print(note, file=sys.stderr)
+        # The address without the password: a status is pasted into tickets; `ledger db url` has the secret.
+        shown = {
+            "running": st.running,
+            "url": st.address,
+            "users": st.users,
+            "pinned": st.pinned,
+            "watchdog": st.watchdog,
+            "data_dir": str(st.data_dir),
+        }
+        print(json.dumps(shown, indent=2))
     elif action == "url":
         st = server.status()
         if not st.url:
@@ -241,7 +318,7 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     with open_ledger(settings) as ledger:
         started, started_at = time.monotonic(), datetime.now(UTC)
         with ProgressBar(count_events(ledger.db, args.log), "verifying") as bar:
-            report = verify(ledger.db, log=args.log, progress=bar.advance)
+            report = verify(ledger.db, log=args.log, progress=bar.advance, jobs=args.jobs)
         elapsed = time.monotonic() - started
         if args.log is None:  # a whole-ledger result is what reports cite
             record(ledger.db, report, started_at, datetime.now(UTC))
@@ -258,8 +335,9 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     else:
         for r in report.logs:
             if r.first_break is None:
-                head = r.head_hash.hex()[:16] if r.head_hash else "-"
-                print(f"ok      {r.log}: {r.checked:,} events, head {head}…")
+                # The whole hash: it is compared with reports and checkpoints.
+                head = r.head_hash.hex() if r.head_hash else "-"
+                print(f"ok      {r.log}: {r.checked:,} events, head {head}")
             else:
                 print(f"BROKEN  {r.log} at position {r.first_break.position}: {r.first_break.reason}")
         verdict = "intact" if report.intact else "NOT intact"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from ledger.cli.progress import ProgressBar
-from ledger.domain.errors import ConfigurationError
+from ledger.domain.errors import ConfigurationError, NotFound
 from ledger.runtime import open_ledger
 from ledger.settings import Settings
 
@@ -49,9 +50,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[s
     )
     retention.add_argument("--format", choices=FORMATS, default="html", help="output format (default html)")
     retention.add_argument(
-        "--output", type=Path, default=None, help="file to write (default: standard output)"
+        "--output",
+        type=Path,
+        default=None,
+        help="file to write (default: standard output); staged beside it and moved into place only once the "
+        "report's digest is recorded, so a path that cannot be written records nothing",
     )
-    retention.add_argument("--tenant", default=None, help="only this tenant's logs (default: every log)")
+    retention.add_argument(
+        "--tenant", default=None, help="only this tenant's logs (default: every log); it must have a log"
+    )
     return {"projections": _projections, "report": _report}
 
 
@@ -74,21 +81,64 @@ def _projections(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _report(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.reports.service import retention_report
+    """Render, stage, record, deliver: a report is never handed over unrecorded, and a failed write records nothing."""
+    from ledger.reports.service import record, render_retention
 
     if args.report_command != "retention":  # pragma: no cover - argparse allows only retention
         msg = f"unknown report {args.report_command}"
         raise ConfigurationError(msg)
     as_of = args.as_of or datetime.now(UTC).date()
-    with open_ledger(settings) as ledger:
-        generated = retention_report(ledger, as_of, args.format, tenant=args.tenant, requested_by="cli")
-    if args.output is None:
-        sys.stdout.buffer.write(generated.body)
-    else:
-        args.output.write_bytes(generated.body)
-        print(f"wrote {args.output} ({len(generated.body):,} bytes)", file=sys.stderr)
+    # Staged beside --output before anything else: an unwritable path fails here, with nothing recorded.
+    staged = _stage(args.output) if args.output is not None else None
+    try:
+        with open_ledger(settings) as ledger:
+            try:
+                rendered = render_retention(
+                    ledger, as_of, args.format, tenant=args.tenant, requested_by="cli"
+                )
+            except NotFound as exc:
+                msg = f"--tenant {args.tenant}: {exc.detail}; without --tenant the report covers every log"
+                raise NotFound(msg) from exc
+            if staged is not None:
+                _write_durably(staged, rendered.body, args.output)
+            generated = record(ledger, rendered)
+        if staged is None:
+            sys.stdout.buffer.write(generated.body)
+            sys.stdout.buffer.flush()
+        else:
+            staged.replace(args.output)  # atomic within one directory: a reader never sees half a report
+            staged = None
+            print(f"wrote {args.output} ({len(generated.body):,} bytes)", file=sys.stderr)
+    finally:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
     print(
         f"SHA-256 {generated.sha256} recorded at {generated.receipt.log}/{generated.receipt.position}",
         file=sys.stderr,
     )
     return 0
+
+
+def _stage(output: Path) -> Path:
+    """An empty file beside ``output`` that the report is written to, then renamed over ``output``."""
+    if output.is_dir():
+        msg = f"--output {output}: is a directory; name the file to write"
+        raise ConfigurationError(msg)
+    staged = output.with_name(f".{output.name}.{os.getpid()}.partial")
+    try:
+        staged.touch(exist_ok=False)
+    except OSError as exc:
+        msg = f"--output {output}: cannot write there: {exc.strerror or exc}"
+        raise ConfigurationError(msg) from exc
+    return staged
+
+
+def _write_durably(staged: Path, body: bytes, output: Path) -> None:
+    try:
+        with staged.open("wb") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        msg = f"--output {output}: cannot write the report: {exc.strerror or exc}"
+        raise ConfigurationError(msg) from exc

@@ -185,3 +185,11 @@ class BrokerUnavailable(LedgerError):
 
     code = "broker_unavailable"
     title = "The Kafka broker is unavailable"
+
+
+class StorageRefused(LedgerError):
+    """The database refused a statement for a reason retrying cannot change: a constraint, a privilege,
+    a value it cannot hold. A bug or a misconfiguration of the ledger, never the caller's fault."""
+
+    code = "storage_refused"
+    title = "The database refused the operation"

@@ -68,6 +68,7 @@ h1 { font-size: 18pt; margin-bottom: 0; } h2 { font-size: 13pt; margin-top: 1.6e
 table { border-collapse: collapse; width: 100%; margin: .5em 0 1em; font-size: 9.5pt; }
 th, td { border: 1px solid #bbb; padding: 3px 6px; text-align: left; vertical-align: top; }
 th { background: #eee; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+td { overflow-wrap: anywhere; } /* full 64-hex head hashes wrap rather than widen the page */
 .meta td:first-child { width: 14em; font-weight: bold; } .ok { color: #064; } .bad { color: #a00; font-weight: bold; }
 tfoot td { font-weight: bold; background: #f6f6f6; }
 @media print { body { margin: 1cm; } h2 { page-break-after: avoid; } tr { page-break-inside: avoid; } }
@@ -118,7 +119,7 @@ def _html(report: RetentionReport) -> str:
         ["Log", "Tenant", "Positions", "Events", "Oldest record", "Legal hold", "May leave retention", "Head hash"],
         [[lg["log"], lg["tenant"], f"{lg['positions'][0]}–{lg['positions'][1]}" if lg["positions"] else "empty",
           lg["events"], lg["oldest"], "yes" if lg["on_legal_hold"] else "no", lg["may_leave_retention"],
-          lg["head_hash"][:16] + "…"] for lg in c["logs"]],
+          lg["head_hash"]] for lg in c["logs"]],
         {3, 6},
         ["Total", "", "", c["totals"]["events"], "", c["totals"]["held"] or "", c["totals"]["may_leave_retention"], ""],
     )  # fmt: skip

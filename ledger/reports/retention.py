@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from ledger.domain.errors import NotFound
 from ledger.storage.append import log_for
 from ledger.storage.database import Database
 
@@ -58,6 +59,11 @@ def build(db: Database, as_of: date, *, tenant: str | None = None) -> RetentionR
             f"SELECT log, tenant, size, head_hash FROM ledger_log_heads {scope_sql} ORDER BY log",
             params,
         )
+        if tenant and not heads:
+            # A report on nothing would say "intact" of a log that does not exist, and recording it would
+            # create that log: a tenant is named only once it has recorded something.
+            msg = f"tenant {tenant!r} has no log: nothing was ever recorded for it"
+            raise NotFound(msg)
         # As of a past date, nothing recorded or in effect only later counts.
         buckets = [b for b in _q(conn, f"SELECT * FROM proj_retention {scope_sql} ORDER BY log, day, type", params)
                    if b["day"] <= as_of]  # fmt: skip

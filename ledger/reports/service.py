@@ -1,10 +1,15 @@
-"""Generating a report: build, render, and put its SHA-256 on the record as ``ledger.report_generated``."""
+"""Generating a report: build, render, and put its SHA-256 on the record as ``ledger.report_generated``.
+
+A report never leaves the ledger unrecorded: callers deliver the bytes only after ``record`` returned
+(the CLI stages them in a file beside ``--output`` first, so an unwritable path records nothing).
+"""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from ledger.domain.internal import ledger_event
 from ledger.reports import render, retention
@@ -13,6 +18,17 @@ from ledger.storage.append import Receipt
 
 SYSTEM_TENANT = "ledger"
 """The log of operator actions that span tenants (a report over every log, run from the CLI)."""
+
+
+@dataclass(frozen=True)
+class RenderedReport:
+    """A report's bytes and what its ``ledger.report_generated`` event will say, not yet recorded."""
+
+    body: bytes
+    media_type: str
+    sha256: str
+    tenant: str
+    data: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -25,26 +41,32 @@ class GeneratedReport:
     receipt: Receipt
 
 
+def render_retention(
+    ledger: Ledger, as_of: date, fmt: str, *, tenant: str | None, requested_by: str
+) -> RenderedReport:
+    """Build and render the retention report (``NotFound`` for a tenant with no log); record nothing yet."""
+    report = retention.build(ledger.db, as_of, tenant=tenant)
+    body = render.render(report, fmt)
+    digest = hashlib.sha256(body).hexdigest()
+    parameters = {
+        "as_of": as_of.isoformat(),
+        "format": fmt,
+        "scope": report.scope,
+        "requested_by": requested_by,
+    }
+    data: dict[str, Any] = {"report": "retention", "sha256": digest, "parameters": parameters}
+    return RenderedReport(body, render.MEDIA_TYPES[fmt], digest, tenant or SYSTEM_TENANT, data)
+
+
+def record(ledger: Ledger, rendered: RenderedReport) -> GeneratedReport:
+    """Append the ``ledger.report_generated`` event of ``rendered``; deliver its bytes only after this."""
+    event = ledger_event("ledger.report_generated", rendered.tenant, rendered.data)
+    receipt = ledger.appender.append([event])[0]
+    return GeneratedReport(rendered.body, rendered.media_type, rendered.sha256, receipt)
+
+
 def retention_report(
     ledger: Ledger, as_of: date, fmt: str, *, tenant: str | None, requested_by: str
 ) -> GeneratedReport:
     """Build and render the retention report, then record its digest in the ledger before returning it."""
-    report = retention.build(ledger.db, as_of, tenant=tenant)
-    body = render.render(report, fmt)
-    digest = hashlib.sha256(body).hexdigest()
-    event = ledger_event(
-        "ledger.report_generated",
-        tenant or SYSTEM_TENANT,
-        {
-            "report": "retention",
-            "sha256": digest,
-            "parameters": {
-                "as_of": as_of.isoformat(),
-                "format": fmt,
-                "scope": report.scope,
-                "requested_by": requested_by,
-            },
-        },
-    )
-    receipt = ledger.appender.append([event])[0]
-    return GeneratedReport(body, render.MEDIA_TYPES[fmt], digest, receipt)
+    return record(ledger, render_retention(ledger, as_of, fmt, tenant=tenant, requested_by=requested_by))

@@ -3,10 +3,15 @@
 One transaction per batch: lock the log heads involved ``FOR UPDATE`` in a fixed order, dedupe event ids
 under that lock, hash in Python, insert every row with one binary COPY, advance the heads, commit. Commit
 order therefore equals chain order, and positions are gap-free.
+
+The transaction is bounded: it waits at most ``lock_timeout`` for a head another writer holds and no
+statement runs longer than ``statement_timeout`` (both ``StorageUnavailable``, retryable). A value that
+slipped past validation and that PostgreSQL cannot store refuses the whole batch as ``ValidationFailed``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +23,7 @@ import psycopg
 from ledger.crypto.sealing import Sealer
 from ledger.domain.canonical import canonicalize
 from ledger.domain.envelope import ReceivedEvent
-from ledger.domain.errors import FieldError, IdempotencyConflict
+from ledger.domain.errors import FieldError, IdempotencyConflict, ValidationFailed
 from ledger.domain.hashing import GENESIS_HASH, chain_hash, leaf_hash
 from ledger.domain.stored import format_time, stored_bytes
 from ledger.storage.database import Database
@@ -121,11 +126,14 @@ class AppendService:
         *,
         clock: Callable[[], datetime] | None = None,
         projectors: Sequence[Projector] = (),
+        lock_timeout: float = 5.0,
+        statement_timeout: float = 30.0,
     ) -> None:
         self._db = db
         self._sealer = sealer
         self._clock = clock or (lambda: datetime.now(UTC))
         self._projectors = list(projectors)
+        self._timeouts = (f"{round(lock_timeout * 1000)}ms", f"{round(statement_timeout * 1000)}ms")
 
     def append(self, events: Sequence[ReceivedEvent], *, fence: Fence | None = None) -> list[Receipt]:
         """Record ``events``; a batch is all-or-nothing. Receipts come back in input order.
@@ -136,10 +144,20 @@ class AppendService:
         if not events and fence is None:
             return []
         pending = self._prepare(events)
-        with self._db.connect() as conn, conn.transaction():
-            if fence is not None:
-                fence(conn)
-            return self._append_locked(conn, pending) if pending else []
+        with self._db.connect() as conn:
+            try:
+                with conn.transaction():
+                    # SET LOCAL: the bounds end with this transaction, so a pooled connection keeps none.
+                    conn.execute(
+                        "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+                        self._timeouts,
+                    )
+                    if fence is not None:
+                        fence(conn)
+                    return self._append_locked(conn, pending) if pending else []
+            except psycopg.DataError as exc:  # from a projector; the COPY's own are named in _insert
+                msg = f"the batch holds a value PostgreSQL cannot store: {_first_line(exc)}"
+                raise ValidationFailed(msg) from exc
 
     def _prepare(self, events: Sequence[ReceivedEvent]) -> list[_Pending]:
         """Everything that needs no lock: digests, sealing, canonical bytes (once per event)."""
@@ -189,19 +207,25 @@ class AppendService:
         recorded = {log: max(now, last) if last else now for log, (_, _, last) in heads.items()}
         recorded_json = {log: b'"%s"' % format_time(t).encode() for log, t in recorded.items()}
         log_json = {log: canonicalize(log) for log in heads}
-        with conn.cursor().copy(_COPY) as copy:
-            copy.set_types(_COPY_TYPES)
-            for p in fresh:
-                size, prev, _ = heads[p.log]
-                canonical = stored_bytes(p.canonical, log_json[p.log], size, recorded_json[p.log])
-                digest = chain_hash(prev, leaf_hash(canonical))
-                env = p.event.envelope
-                copy.write_row((
-                    p.log, size, env.tenant, env.id, env.type, env.source, env.subject, env.actor,
-                    env.time, recorded[p.log], p.digest, canonical, prev, digest,
-                ))  # fmt: skip
-                heads[p.log] = (size + 1, digest, recorded[p.log])
-                receipts[p.index] = Receipt(env.id, p.log, size, digest, recorded[p.log])
+        current: _Pending | None = None
+        try:
+            with conn.cursor().copy(_COPY) as copy:
+                copy.set_types(_COPY_TYPES)
+                for p in fresh:
+                    current = p  # psycopg refuses some values (a NUL in text) while encoding this row
+                    size, prev, _ = heads[p.log]
+                    canonical = stored_bytes(p.canonical, log_json[p.log], size, recorded_json[p.log])
+                    digest = chain_hash(prev, leaf_hash(canonical))
+                    env = p.event.envelope
+                    copy.write_row((
+                        p.log, size, env.tenant, env.id, env.type, env.source, env.subject, env.actor,
+                        env.time, recorded[p.log], p.digest, canonical, prev, digest,
+                    ))  # fmt: skip
+                    heads[p.log] = (size + 1, digest, recorded[p.log])
+                    receipts[p.index] = Receipt(env.id, p.log, size, digest, recorded[p.log])
+                current = None  # what fails from here on fails at the server, which names the COPY line
+        except psycopg.DataError as exc:
+            raise _unstorable(exc, fresh, current) from exc
         _advance_heads(conn, heads)
 
 
@@ -274,3 +298,27 @@ def _advance_heads(
         " WHERE h.log = u.log",
         (names, [heads[n][0] for n in names], [heads[n][1] for n in names], [heads[n][2] for n in names]),
     )
+
+
+# The envelope member each column of the COPY holds, to name the field of a value PostgreSQL refused.
+_FIELD_OF_COLUMN = {"event_id": "id", "event_time": "time", "type": "type", "source": "source",
+                    "subject": "subject", "actor": "actor", "tenant": "tenant"}  # fmt: skip
+_COPY_CONTEXT = re.compile(r"COPY ledger_events, line (\d+)(?:, column (\w+))?")
+
+
+def _unstorable(exc: psycopg.DataError, fresh: list[_Pending], current: _Pending | None) -> ValidationFailed:
+    """A value PostgreSQL (or psycopg, while encoding it) refused, named by event index and field."""
+    reason = _first_line(exc)
+    where = _COPY_CONTEXT.search(exc.diag.context or "")
+    column = where.group(2) if where else None
+    if where and 0 < int(where.group(1)) <= len(fresh):
+        current = fresh[int(where.group(1)) - 1]
+    field = _FIELD_OF_COLUMN.get(column or "", "event")
+    message = f"PostgreSQL cannot store this value: {reason}"
+    errors = [FieldError(field, message, index=current.index if current else None)]
+    return ValidationFailed(f"the batch holds a value PostgreSQL cannot store: {reason}", errors=errors)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

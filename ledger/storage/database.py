@@ -1,4 +1,9 @@
-"""A pooled PostgreSQL connection source (SQLAlchemy's pool over psycopg 3)."""
+"""A pooled PostgreSQL connection source (SQLAlchemy's pool over psycopg 3), and the storage boundary.
+
+Every psycopg error raised while a connection is in use leaves here as a ``LedgerError`` (``storage_error``):
+what retrying can cure (a lost connection, a lock or statement timeout, a serialization failure, a read-only
+standby after failover) is ``StorageUnavailable``; anything else is ``StorageRefused``.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import errors as pg
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
 
-from ledger.domain.errors import StorageUnavailable
+from ledger.domain.errors import LedgerError, StorageRefused, StorageUnavailable
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -34,26 +40,53 @@ class Database:
 
     @contextmanager
     def connect(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
-        """A pooled connection, rolled back and returned to the pool afterwards."""
+        """A pooled connection, rolled back and returned to the pool afterwards; psycopg errors raised
+        while it is in use come out as ``LedgerError``s (``storage_error``)."""
         try:
             raw = self.engine.raw_connection()
         except Exception as exc:
             msg = f"cannot connect to PostgreSQL: {_first_line(exc)}"
             raise StorageUnavailable(msg) from exc
+        conn = raw.driver_connection
+        assert isinstance(conn, psycopg.Connection)
         try:
-            conn = raw.driver_connection
-            assert isinstance(conn, psycopg.Connection)
             yield conn
-        except psycopg.OperationalError as exc:
-            raw.invalidate()
-            msg = f"PostgreSQL connection failed: {_first_line(exc)}"
-            raise StorageUnavailable(msg) from exc
+        except psycopg.Error as exc:
+            if conn.broken or conn.closed:
+                raw.invalidate()  # a connection that lost its server must not go back to the pool
+            raise storage_error(exc) from exc
         finally:
             raw.close()
 
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+# Errors a retry can cure: the operational ones (connection, resources, serialization, deadlock), and two
+# psycopg does not class so: a standby refusing writes until failover completes, and a session the server
+# ended for idling in a transaction.
+_TRANSIENT = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    pg.ReadOnlySqlTransaction,
+    pg.IdleInTransactionSessionTimeout,
+)
+
+
+def storage_error(exc: psycopg.Error) -> LedgerError:
+    """The ledger error for a psycopg error: the one mapping of the storage boundary."""
+    first = _first_line(exc)
+    if isinstance(exc, pg.LockNotAvailable):
+        return StorageUnavailable(f"PostgreSQL did not grant a lock within lock_timeout, try again: {first}")
+    if isinstance(exc, pg.QueryCanceled):
+        return StorageUnavailable(
+            f"PostgreSQL cancelled a statement that ran longer than statement_timeout, try again: {first}"
+        )
+    if isinstance(exc, _TRANSIENT):
+        return StorageUnavailable(f"PostgreSQL connection failed: {first}")
+    state = f" ({exc.sqlstate})" if exc.sqlstate else ""
+    return StorageRefused(f"PostgreSQL refused a statement{state}: {first}")
 
 
 def _first_line(exc: BaseException) -> str:

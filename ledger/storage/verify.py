@@ -2,219 +2,270 @@
 
 Trusts nothing the database says beyond the bytes it returns: the canonical bytes are re-hashed, the
 columns derived from them are re-checked, positions must be gap-free from 0, and each log must end
-where its head says it ends.
+where its head says it ends (the checks themselves are in ``ledger.storage.verifier``).
+
+Rows are streamed with binary COPY, which converts nothing that could fail (a timestamptz arrives as its
+int8 of microseconds). Each log is cut into position ranges; with more than one range and ``jobs`` > 1
+the ranges are checked by worker processes, all reading one exported snapshot, and joined at the borders.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-from ledger.domain.canonical import canonicalize
-from ledger.domain.errors import NotFound, ValidationFailed, VerificationBreak
-from ledger.domain.fields import parse_rfc3339
-from ledger.domain.hashing import GENESIS_HASH, chain_hash, leaf_hash
-from ledger.domain.stored import format_time
-from ledger.storage.database import Database
+import psycopg
+from psycopg import sql
+
+from ledger.domain.errors import NotFound
+from ledger.storage.database import storage_error
+from ledger.storage.verifier import (
+    LogResult,
+    Segment,
+    StoredRow,
+    VerificationReport,
+    check_range,
+    describe_instant,
+    join,
+    pg_microseconds,
+    verify_rows,
+)
+
+if TYPE_CHECKING:
+    from ledger.storage.database import Database
+
+__all__ = [
+    "LogResult",
+    "StoredRow",
+    "VerificationReport",
+    "count_events",
+    "default_jobs",
+    "describe_instant",
+    "pg_microseconds",
+    "record",
+    "verify",
+    "verify_rows",
+]
 
 Progress = Callable[[int], None]
+RANGE_SIZE = 50_000
+"""The most positions per range: small enough to share the work and move the progress bar."""
+MIN_RANGE_SIZE = 5_000
+"""The fewest: a range's own cost (a transaction, a snapshot import, an index descent) must not count."""
+_MAX_RANGES_PER_LOG = 10_000  # a head or position tampered to 10^15 must not plan 10^10 ranges
+
+COLUMNS = ", ".join(StoredRow._fields)
+# Text as bytes and a timestamptz as its wire form, an int8 of microseconds: loading never fails.
+ROW_TYPES = ["bytea", "int8", "bytea", "bytea", "bytea", "bytea", "bytea", "bytea",
+             "int8", "int8", "bytea", "bytea", "bytea"]  # fmt: skip
+_RANGE_SQL = f"SELECT {COLUMNS} FROM ledger_events WHERE log = %s AND position >= %s"
 
 
-@dataclass
-class LogResult:
-    """The outcome for one log."""
+@dataclass(frozen=True)
+class Range:
+    """The positions ``[start, end)`` of one log (``end`` None: to the end of the log)."""
 
     log: str
-    checked: int = 0
-    head_size: int | None = None
-    head_hash: bytes | None = None
-    first_break: VerificationBreak | None = None
-
-    @property
-    def intact(self) -> bool:
-        """True when no break was found."""
-        return self.first_break is None
+    start: int
+    end: int | None
 
 
-@dataclass
-class VerificationReport:
-    """Every log checked, and the first break in each."""
-
-    logs: list[LogResult] = field(default_factory=list)
-
-    @property
-    def intact(self) -> bool:
-        """True when every log verifies."""
-        return all(r.intact for r in self.logs)
-
-    @property
-    def breaks(self) -> list[VerificationBreak]:
-        """The first break of each broken log."""
-        return [r.first_break for r in self.logs if r.first_break is not None]
-
-    @property
-    def checked(self) -> int:
-        """How many events were re-hashed."""
-        return sum(r.checked for r in self.logs)
+def default_jobs() -> int:
+    """One worker per core this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def count_events(db: Database, log: str | None = None) -> int:
-    """How many rows a verification will read (for a progress bar)."""
+    """How many rows a verification will read, for a progress bar: what the heads say, since a count(*)
+    would read the whole table once more."""
     with db.connect() as conn, conn.transaction():
         if log is None:
-            row = conn.execute("SELECT count(*) FROM ledger_events").fetchone()
+            row = conn.execute("SELECT coalesce(sum(size), 0) FROM ledger_log_heads").fetchone()
         else:
-            row = conn.execute("SELECT count(*) FROM ledger_events WHERE log = %s", (log,)).fetchone()
+            row = conn.execute(
+                "SELECT coalesce(sum(size), 0) FROM ledger_log_heads WHERE log = %s", (log,)
+            ).fetchone()
     return int(row[0]) if row else 0
 
 
-def verify(db: Database, *, log: str | None = None, progress: Progress | None = None) -> VerificationReport:
-    """Verify one log, or every log; ``progress`` is called with the number of rows read since last call."""
-    report = VerificationReport()
+def verify(
+    db: Database,
+    *,
+    log: str | None = None,
+    progress: Progress | None = None,
+    jobs: int | None = None,
+    range_size: int | None = None,
+) -> VerificationReport:
+    """Verify one log, or every log, with up to ``jobs`` worker processes (default: one per core).
+
+    ``progress`` is called with the number of rows read since the last call. ``range_size`` (positions per
+    range) is chosen from the ledger's size and ``jobs`` unless given.
+    """
+    jobs = jobs or default_jobs()
     with db.connect() as conn, conn.transaction():
-        if (
-            log is not None
-            and conn.execute("SELECT 1 FROM ledger_log_heads WHERE log = %s", (log,)).fetchone() is None
-        ):
+        # One snapshot for heads and rows, so appends racing with the check cannot look like a break.
+        # (SET TRANSACTION must be the transaction's first statement.)
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        if log is not None and not _exists(conn, log):
             msg = f"there is no log {log!r}; `ledger verify` without --log checks every log"
             raise NotFound(msg)
-        # One snapshot for heads and rows, so appends racing with the check cannot look like a break.
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        where = "" if log is None else " WHERE log = %s"
-        params: tuple[Any, ...] = () if log is None else (log,)
-        heads = {
-            str(r[0]): (int(r[1]), bytes(r[2]))
-            for r in conn.execute("SELECT log, size, head_hash FROM ledger_log_heads" + where, params)
-        }
-        results: dict[str, LogResult] = {}
-        with conn.cursor(name="ledger_verify") as cur:
-            cur.itersize = 5000
-            cur.execute(f"SELECT {COLUMNS} FROM ledger_events{where} ORDER BY log, position", params)
-            for name, rows in _by_log(cur, progress):
-                results[name] = verify_rows(name, rows, heads.get(name))
-        for name, head in heads.items():
-            if name not in results:
-                results[name] = verify_rows(name, iter(()), head)
-    report.logs = [results[n] for n in sorted(results)]
-    return report
+        heads = _heads(conn, log)
+        ranges = _plan(conn, heads, log, jobs, range_size)
+        if jobs > 1 and len(ranges) > 1:
+            # Workers import this transaction's snapshot, which stays valid while it is open.
+            exported = conn.execute("SELECT pg_export_snapshot()").fetchone()
+            assert exported is not None
+            segments = _in_workers(db.url, str(exported[0]), ranges, jobs, progress)
+        else:
+            segments = [(r, _read_and_check(conn, r, progress)) for r in ranges]
+    by_log: dict[str, list[Segment]] = {}
+    for r, segment in segments:
+        by_log.setdefault(r.log, []).append(segment)
+    names = sorted(set(heads) | set(by_log))
+    return VerificationReport([join(name, by_log.get(name, []), heads.get(name)) for name in names])
 
 
-def _by_log(rows: Any, progress: Progress | None) -> Iterator[tuple[str, Iterator[tuple[Any, ...]]]]:
-    """Group an ordered row stream by log without holding a log in memory."""
-    it = iter(rows)
-    pending = next(it, None)
+def _exists(conn: psycopg.Connection[Any], log: str) -> bool:
+    """A log exists when it has a head or any event (events without a head are a break to report)."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM ledger_log_heads WHERE log = %s)"
+        " OR EXISTS (SELECT 1 FROM ledger_events WHERE log = %s)",
+        (log, log),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _heads(conn: psycopg.Connection[Any], log: str | None) -> dict[str, tuple[int, bytes]]:
+    where, params = ("", ()) if log is None else (" WHERE log = %s", (log,))
+    rows = conn.execute("SELECT log, size, head_hash FROM ledger_log_heads" + where, params)
+    return {str(r[0]): (int(r[1]), bytes(r[2])) for r in rows}
+
+
+def _plan(
+    conn: psycopg.Connection[Any],
+    heads: dict[str, tuple[int, bytes]],
+    log: str | None,
+    jobs: int,
+    range_size: int | None,
+) -> list[Range]:
+    """The ranges to check: every log holding events, cut into ranges of equal size, the last one open."""
+    sizes = {}
+    for name, last in _extents(conn, log):
+        # Cut by what the head says, within what the rows reach: only the plan trusts these numbers, and
+        # rows beyond the last cut are still read (the last range is open).
+        sizes[name] = min(heads[name][0], last + 1) if name in heads else last + 1
+    if range_size is None:  # about four ranges per worker keeps them all busy to the end
+        range_size = min(RANGE_SIZE, max(MIN_RANGE_SIZE, -(-sum(sizes.values()) // (4 * jobs))))
+    ranges = []
+    for name, size in sizes.items():
+        step = max(range_size, -(-size // _MAX_RANGES_PER_LOG))
+        starts = range(0, max(size, 1), step)
+        ranges += [Range(name, s, s + step) for s in starts[:-1]] + [Range(name, starts[-1], None)]
+    return ranges
+
+
+def _extents(conn: psycopg.Connection[Any], log: str | None) -> list[tuple[str, int]]:
+    """(log, highest position) of every log holding events (or of ``log``), in one statement: the logs are
+    found by skipping through the primary key, one index probe per log, never a scan."""
+    if log is not None:
+        rows = conn.execute("SELECT %s::text, max(position) FROM ledger_events WHERE log = %s", (log, log))
+    else:
+        rows = conn.execute(
+            "WITH RECURSIVE l(log) AS ("
+            " (SELECT log FROM ledger_events ORDER BY log LIMIT 1)"
+            " UNION ALL SELECT (SELECT e.log FROM ledger_events e WHERE e.log > l.log ORDER BY e.log LIMIT 1)"
+            " FROM l WHERE l.log IS NOT NULL"
+            ") SELECT log, (SELECT max(position) FROM ledger_events e WHERE e.log = l.log)"
+            " FROM l WHERE log IS NOT NULL"
+        )
+    return [(str(name), int(last)) for name, last in rows if last is not None]
+
+
+def _read_and_check(conn: psycopg.Connection[Any], r: Range, progress: Progress | None) -> Segment:
+    """Stream one range with binary COPY and check it; rows after a break are read and dropped."""
+    query = _RANGE_SQL + ("" if r.end is None else " AND position < %s") + " ORDER BY position"
+    params = (r.log, r.start) if r.end is None else (r.log, r.start, r.end)
     read = 0
+    with conn.cursor().copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)", params) as copy:
+        copy.set_types(ROW_TYPES)
+        rows = copy.rows()
 
-    def group(name: str) -> Iterator[tuple[Any, ...]]:
-        nonlocal pending, read
-        while pending is not None and pending[0] == name:
-            row, pending = pending, next(it, None)
+        def counted() -> Iterator[tuple[Any, ...]]:
+            nonlocal read
+            for row in rows:
+                read += 1
+                if progress is not None and read % 1000 == 0:
+                    progress(1000)
+                yield row
+
+        segment = check_range(r.log, counted(), r.start)
+        for _ in rows:  # the rest of the range after a break: finish the COPY
             read += 1
-            if progress is not None and read % 1000 == 0:
-                progress(1000)
-            yield row
-
-    while pending is not None:
-        name = str(pending[0])
-        rows = group(name)
-        yield name, rows
-        for _ in rows:  # drain what the verifier skipped after a break
-            pass
     if progress is not None and read % 1000:
         progress(read % 1000)
+    return segment
 
 
-class StoredRow(NamedTuple):
-    """One row of ``ledger_events`` as verification reads it."""
+# ---- worker processes -------------------------------------------------------------------------------
 
-    log: str
-    position: int
-    event_id: str
-    type: str
-    tenant: str
-    source: str
-    subject: str | None
-    actor: str
-    event_time: datetime
-    recorded_at: datetime
-    prev_hash: bytes
-    hash: bytes
-    canonical: bytes
+_worker: dict[str, Any] = {}  # in each worker process: its connection and the snapshot to read
 
 
-COLUMNS = ", ".join(StoredRow._fields)
+def _start_worker(url: str, snapshot: str) -> None:
+    _worker["conn"] = psycopg.connect(url)
+    _worker["snapshot"] = snapshot
 
 
-def verify_rows(name: str, rows: Iterator[tuple[Any, ...]], head: tuple[int, bytes] | None) -> LogResult:
-    """Verify one log's rows (``StoredRow`` fields, in position order) against its head ``(size, head_hash)``.
-
-    Pure: no I/O, so it can be tested on rows built in memory.
-    """
-    result = LogResult(name, head_size=head[0] if head else None, head_hash=head[1] if head else None)
-    expected, prev = 0, GENESIS_HASH
-    for raw in rows:
-        row = StoredRow(*raw)
-        problem = _check_row(row, expected, prev)
-        if problem is not None:
-            result.first_break = problem
-            return result
-        result.checked += 1
-        expected, prev = expected + 1, bytes(row.hash)
-    if head is None:
-        if expected:
-            result.first_break = VerificationBreak(name, 0, "the log has events but no head row")
-    elif head[0] != expected:
-        reason = (
-            f"the log ends after position {expected - 1} but its head says {head[0]} events: "
-            f"{head[0] - expected} row(s) were removed from the tail"
-            if head[0] > expected
-            else f"the head says {head[0]} events but the log holds {expected}"
-        )
-        result.first_break = VerificationBreak(
-            name, expected, reason, {"head_size": head[0], "rows": expected}
-        )
-    elif head[1] != prev:
-        result.first_break = VerificationBreak(
-            name, max(expected - 1, 0), "the head hash differs from the last event's"
-        )
-    return result
-
-
-def _check_row(row: StoredRow, expected: int, prev: bytes) -> VerificationBreak | None:
-    def broken(reason: str, **details: Any) -> VerificationBreak:
-        return VerificationBreak(row.log, expected, reason, details)
-
-    canonical, prev_hash = bytes(row.canonical), bytes(row.prev_hash)
-    if row.position != expected:
-        return broken(
-            f"position {expected} is missing (the next row is at position {row.position}): a row was deleted"
-        )
-    if prev_hash != prev:
-        return broken("prev_hash does not equal the hash of the previous event")
-    if chain_hash(prev, leaf_hash(canonical)) != bytes(row.hash):
-        return broken("the hash does not match the canonical bytes: the event or its hash was changed")
+def _check_in_worker(r: Range) -> tuple[Segment, int]:
+    conn: psycopg.Connection[Any] = _worker["conn"]
+    read: list[int] = []
     try:
-        doc = json.loads(canonical)
-        if canonicalize(doc) != canonical:
-            return broken("the stored bytes are not in RFC 8785 canonical form")
-        event = doc["event"]
-        claimed = {
-            "log": doc["log"], "position": doc["position"], "event_id": event["id"], "type": event["type"],
-            "tenant": event["tenant"], "source": event["source"], "subject": event.get("subject"),
-            "actor": event["actor"], "event_time": parse_rfc3339(event["time"]),
-            "recorded_at": doc["recorded_at"],
-        }  # fmt: skip
-    except (ValueError, KeyError, TypeError, RecursionError, ValidationFailed):
-        return broken("the stored bytes are not a ledger document")
-    # Every column a query can filter on must say what the hashed document says.
-    actual = {**row._asdict(), "recorded_at": format_time(row.recorded_at)}
-    diffs = {n: {"hashed": str(c), "column": str(actual[n])} for n, c in claimed.items() if c != actual[n]}
-    if diffs:
-        return broken(f"columns disagree with the hashed document: {', '.join(diffs)}", **diffs)
-    return None
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(_worker["snapshot"])))
+            segment = _read_and_check(conn, r, read.append)
+    except psycopg.Error as exc:
+        raise storage_error(exc) from None  # a LedgerError pickles back to the parent; psycopg's may not
+    return segment, sum(read)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # fork starts a worker in milliseconds with everything imported, but forking a process that runs
+    # other threads (a test runner, a server) can copy a lock some thread holds; spawn is safe anywhere.
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+def _in_workers(
+    url: str, snapshot: str, ranges: list[Range], jobs: int, progress: Progress | None
+) -> list[tuple[Range, Segment]]:
+    """Check ``ranges`` in ``jobs`` processes reading ``snapshot``; each range reports its rows when done."""
+    done: list[tuple[Range, Segment]] = []
+    with ProcessPoolExecutor(
+        max_workers=min(jobs, len(ranges)),
+        mp_context=_pool_context(),
+        initializer=_start_worker,
+        initargs=(url, snapshot),
+    ) as pool:
+        pending: dict[Future[tuple[Segment, int]], Range] = {
+            pool.submit(_check_in_worker, r): r for r in ranges
+        }
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                segment, read = future.result()
+                done.append((pending.pop(future), segment))
+                if progress is not None:
+                    progress(read)
+    return done
 
 
 def record(db: Database, report: VerificationReport, started: datetime, finished: datetime) -> None:

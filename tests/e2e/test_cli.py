@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -199,3 +200,114 @@ def test_rebuild_help_names_the_projections(home: Path) -> None:
     assert result.returncode == 0
     for name in ("workflow", "provenance", "retention"):
         assert name in result.stdout
+
+
+@pytest.fixture
+def pinned(home: Path) -> Iterator[str]:
+    """A ledger with two tenants' demo events whose server stays up between commands; yields its URL."""
+    assert run(home, "demo", "--events", "120").returncode == 0
+    assert run(home, "demo", "--events", "80", "--tenant", "beta").returncode == 0
+    started = run(home, "db", "start")
+    assert started.returncode == 0, started.stderr
+    yield started.stdout.strip()
+    run(home, "db", "stop")
+
+
+def logs_recorded(home: Path) -> dict[str, int]:
+    verified = run(home, "verify", "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    return {entry["log"]: entry["size"] for entry in json.loads(verified.stdout)["logs"]}
+
+
+def test_verify_one_log_on_a_clean_ledger_and_with_a_break(home: Path, pinned: str) -> None:
+    clean = run(home, "verify", "--log", "acme", "--json")
+    assert clean.returncode == 0, clean.stderr
+    assert [entry["log"] for entry in json.loads(clean.stdout)["logs"]] == ["acme"]
+
+    with psycopg.connect(pinned, autocommit=True) as conn:
+        conn.execute("ALTER TABLE ledger_events DISABLE TRIGGER USER")
+        conn.execute("DELETE FROM ledger_events WHERE log = 'beta' AND position = 17")
+    assert run(home, "verify", "--log", "acme").returncode == 0  # beta's break is not acme's
+    broken = run(home, "verify", "--log", "beta")
+    assert broken.returncode == 1, broken.stderr
+    assert "BROKEN  beta at position 17" in broken.stdout
+
+
+def test_db_status_hides_the_password_that_db_url_prints_for_psql(home: Path, pinned: str) -> None:
+    password = (home / "postgres" / "password").read_text().strip()
+    shown = status(home)
+    assert shown["running"] is True
+    assert password not in json.dumps(shown)
+    assert shown["url"] == pinned.replace(f":{password}@", "@")
+
+    assert run(home, "db", "url").stdout.strip() == pinned
+    assert password in pinned
+    assert "password" in run(home, "db", "--help").stdout  # the help says what `db url` prints
+
+
+def test_a_second_serve_on_a_busy_port_exits_2_naming_the_port(home: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(home, "serve", "--port", str(port), timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert f"127.0.0.1:{port}" in result.stderr
+    assert "already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_report_that_cannot_be_written_or_names_no_log_records_nothing(
+    home: Path, pinned: str, tmp_path: Path
+) -> None:
+    before = logs_recorded(home)
+
+    unwritable = run(home, "report", "retention", "--output", "/nonexistent/dir/r.html")
+    assert unwritable.returncode == 2
+    assert "--output /nonexistent/dir/r.html: cannot write there" in unwritable.stderr
+    assert "Traceback" not in unwritable.stderr
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    nosuch = run(home, "report", "retention", "--tenant", "nosuch", "--output", str(reports / "r.html"))
+    assert nosuch.returncode == 2
+    assert "--tenant nosuch" in nosuch.stderr
+    assert "has no log" in nosuch.stderr
+    assert list(reports.iterdir()) == []  # neither the report nor its staged file
+
+    assert logs_recorded(home) == before  # no ledger.report_generated, no log "nosuch"
+
+
+def test_the_report_shows_whole_head_hashes_as_verify_does(home: Path, pinned: str, tmp_path: Path) -> None:
+    verified = json.loads(run(home, "verify", "--json").stdout)
+    heads = {entry["log"]: entry["head_hash"] for entry in verified["logs"]}
+    assert all(len(h) == 64 for h in heads.values())
+
+    page = tmp_path / "retention.html"
+    assert run(home, "report", "retention", "--output", str(page)).returncode == 0
+    assert all(h in page.read_text() for h in heads.values())
+    as_json = run(home, "report", "retention", "--tenant", "acme", "--format", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert [lg["head_hash"] for lg in json.loads(as_json.stdout)["logs"]] == [heads["acme"]]
+
+
+def test_verify_in_worker_processes_says_what_one_process_says(home: Path, pinned: str) -> None:
+    def verdict(*args: str) -> tuple[int, dict]:
+        result = run(home, "verify", "--json", *args)
+        report = json.loads(result.stdout)
+        report.pop("seconds")
+        return result.returncode, report
+
+    assert verdict("--jobs", "2") == verdict("--jobs", "1")  # two logs: one range each, one per worker
+    with psycopg.connect(pinned, autocommit=True) as conn:
+        conn.execute("ALTER TABLE ledger_events DISABLE TRIGGER USER")
+        conn.execute("UPDATE ledger_events SET actor = 'forged' WHERE log = 'beta' AND position = 33")
+    code, report = verdict("--jobs", "2")
+    assert (code, report) == verdict("--jobs", "1")
+    assert code == 1
+    [beta] = [entry for entry in report["logs"] if entry["log"] == "beta"]
+    assert beta["first_break"]["position"] == 33
+    assert "actor" in beta["first_break"]["reason"]
+    assert run(home, "verify", "--jobs", "0").returncode == 2

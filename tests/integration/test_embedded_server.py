@@ -97,3 +97,97 @@ def test_the_server_listens_on_loopback_with_a_password(tmp_path: Path) -> None:
         assert refused
     finally:
         server.release()
+
+
+USER_SCRIPT = """
+import sys, time
+from pathlib import Path
+from ledger.storage.embedded import EmbeddedPostgres
+print(EmbeddedPostgres(Path(sys.argv[1])).acquire(), flush=True)
+time.sleep(600)
+"""
+
+
+def start_user(home: Path) -> tuple[subprocess.Popen[str], str]:
+    """Another process using the server of ``home``, as a ledger command does; returns it and the URL."""
+    user = subprocess.Popen([sys.executable, "-c", USER_SCRIPT, str(home)], stdout=subprocess.PIPE, text=True)
+    assert user.stdout is not None
+    return user, user.stdout.readline().strip()
+
+
+def reachable(url: str) -> bool:
+    try:
+        psycopg.connect(url, connect_timeout=2).close()
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+def test_the_watchdog_stops_the_server_when_its_last_user_is_killed(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    user, url = start_user(tmp_path)
+    assert reachable(url)
+    user.send_signal(signal.SIGKILL)  # no release, no cleanup: only the watchdog can notice
+    user.wait()
+
+    pidfile = tmp_path / "postgres" / "data" / "postmaster.pid"  # removed when the server has shut down
+    deadline = time.monotonic() + 120  # a bound on waiting, far above WATCH_INTERVAL, not a measurement
+    while pidfile.exists() or reachable(url):
+        assert time.monotonic() < deadline, "the orphaned server is still running"
+        time.sleep(0.5)
+
+
+def test_status_stops_an_orphan_whose_watchdog_was_killed_too(tmp_path: Path) -> None:
+    import signal
+
+    user, url = start_user(tmp_path)
+    server = EmbeddedPostgres(tmp_path)
+    watchdog = server.status().watchdog
+    assert watchdog is not None
+    import psutil
+
+    os.kill(watchdog, signal.SIGKILL)
+    psutil.Process(watchdog).wait(timeout=60)
+    user.send_signal(signal.SIGKILL)
+    os.waitid(os.P_PID, user.pid, os.WEXITED | os.WNOWAIT)  # dead but not reaped: a zombie is no user either
+
+    status = server.status()
+
+    assert status.stopped_orphan
+    assert not status.running
+    assert not reachable(url)
+    user.wait()
+
+
+def test_a_watchdog_leaves_a_server_alone_while_a_user_lives(tmp_path: Path) -> None:
+    user, url = start_user(tmp_path)
+    server = EmbeddedPostgres(tmp_path)
+    try:
+        first = server.status()
+        assert first.running
+        assert first.users == [user.pid]
+        assert first.watchdog is not None
+        assert server.acquire() == url  # a second user joins; no second watchdog is started
+        assert server.status().watchdog == first.watchdog
+        server.release()
+        assert server.status().running
+    finally:
+        user.kill()
+        user.wait()
+
+
+def test_status_names_the_address_without_the_password(tmp_path: Path) -> None:
+    server = EmbeddedPostgres(tmp_path)
+    url = server.acquire()
+    try:
+        status = server.status()
+        password = (tmp_path / "postgres" / "password").read_text().strip()
+        assert status.url == url
+        assert password in url
+        assert status.address is not None
+        assert password not in status.address
+        assert status.address == url.replace(":" + url.split(":")[2].split("@")[0], "")
+    finally:
+        server.release()

@@ -181,3 +181,37 @@ def test_a_tenants_report_names_no_other_tenants_log(history: Ledger) -> None:
     assert integrity["status"] == "intact"
     assert "beta" not in json.dumps(integrity, default=str)
     assert retention.build(history.db, date(2026, 1, 1)).content["integrity"]["status"] == "BROKEN"
+
+
+def test_a_tenant_with_no_log_has_no_report_and_gets_no_log(history: Ledger) -> None:
+    from ledger.domain.errors import NotFound
+
+    with pytest.raises(NotFound, match="tenant 'nosuch' has no log"):
+        retention_report(history, date(2026, 1, 1), "json", tenant="nosuch", requested_by="auditor-1")
+    with history.db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM ledger_log_heads WHERE log = 'nosuch'").fetchone() == (0,)
+
+
+def test_rendering_records_nothing_until_the_report_is_recorded(history: Ledger) -> None:
+    from ledger.reports.service import record, render_retention
+
+    def size() -> int:
+        with history.db.connect() as conn:
+            return int(conn.execute("SELECT count(*) FROM ledger_events").fetchone()[0])
+
+    before = size()
+    rendered = render_retention(history, date(2026, 3, 15), "html", tenant="acme", requested_by="cli")
+    assert size() == before
+    generated = record(history, rendered)
+    assert size() == before + 1
+    assert (generated.body, generated.sha256) == (rendered.body, rendered.sha256)
+
+
+def test_every_format_carries_the_whole_head_hash(history: Ledger) -> None:
+    with history.db.connect() as conn:
+        head = bytes(
+            conn.execute("SELECT head_hash FROM ledger_log_heads WHERE log = 'acme'").fetchone()[0]
+        ).hex()
+    report = retention.build(history.db, date(2026, 3, 15), tenant="acme")
+    assert [lg["head_hash"] for lg in json.loads(render.render(report, "json"))["logs"]] == [head]
+    assert head in render.render(report, "html").decode()
