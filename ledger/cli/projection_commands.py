@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[s
         "rebuild",
         help="empty the projection tables and replay every event into them",
         description="Replays the log into empty projection tables, in one transaction holding every log head "
-        "(appends wait meanwhile). The result equals what inline projection produced, row for row.",
+        "(an append waits up to LEDGER_DB_LOCK_TIMEOUT, then gets a retryable 503; Kafka consumers retry): run it "
+        "in a maintenance window. The result equals what inline projection produced, row for row.",
     )
     rebuild.add_argument("name", nargs="?", choices=names, help="only this projection (default: all)")
 

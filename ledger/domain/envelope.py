@@ -60,7 +60,7 @@ class Envelope(BaseModel):
     )
     subject: str | None = Field(default=None, max_length=500, pattern=PRINTABLE_PATTERN)
     datacontenttype: str = Field(
-        default="application/json", max_length=200, pattern=r"^application/json\s*(;.*)?$"
+        default="application/json", max_length=200, pattern=r"^application/json *(;[^\x00-\x1f\x7f-\x9f]*)?$"
     )
     dataschema: str | None = Field(default=None, max_length=500, pattern=PRINTABLE_PATTERN)
     schemaversion: int = Field(default=1, strict=True, ge=1, le=INT32_MAX)

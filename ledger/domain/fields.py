@@ -202,6 +202,9 @@ SensitiveValue = Annotated[str, Field(max_length=MAX_SHORT_VALUE_LENGTH, json_sc
 # ---- extension attributes ----------------------------------------------------------------------------
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _extension_value(value: Any) -> str | int | bool:
     # One check with one message: a union of constrained types would report three errors per value.
     if isinstance(value, bool):
@@ -221,6 +224,10 @@ def _extension_value(value: Any) -> str | int | bool:
             except UnicodeEncodeError:
                 msg = "an extension attribute must be valid Unicode (it holds a lone surrogate)"
                 raise ValueError(msg) from None
+        if _CONTROL.search(value):
+            # A binary-mode header carries it (CloudEvents HTTP binding), and no header holds these.
+            msg = "an extension attribute must not contain control characters (U+0000-U+001F, U+007F-U+009F)"
+            raise ValueError(msg)
         return value
     msg = "an extension attribute must be a string, integer or boolean"
     raise ValueError(msg)
@@ -232,7 +239,7 @@ ExtensionValue = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "maxLength": MAX_EXTENSION_LENGTH},
+                {"type": "string", "maxLength": MAX_EXTENSION_LENGTH, "pattern": PRINTABLE_PATTERN},
                 {"type": "integer", "minimum": INT32_MIN, "maximum": INT32_MAX},
                 {"type": "boolean"},
             ]

@@ -428,6 +428,10 @@ def test_options_on_the_events_path_allows_what_it_serves(http: httpx.Client) ->
 def test_a_report_names_its_charset_once(
     http: httpx.Client, token: TokenFactory, tenant: str, fmt: str, media: str
 ) -> None:
+    ingest = bearer(token("ingest", tenant=tenant))
+    assert (
+        http.post("/v1/events", json=make_event(tenant), headers={**ingest, **STRUCTURED}).status_code == 201
+    )
     response = http.get(
         "/v1/reports/retention", params={"format": fmt}, headers=bearer(token("auditor", tenant=tenant))
     )
