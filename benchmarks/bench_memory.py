@@ -9,8 +9,10 @@ every 20 ms, and records RSS before the first round, the peak during each round 
     python benchmarks/bench_memory.py --rounds 2 --concurrency 4 --kinds empty-objects
 
 Body kinds, each as close to the body limit (LEDGER_MAX_BODY_BYTES, default 16 MiB) as the kind allows:
-  empty-objects  a batch of ``{}``: the worst JSON amplification (millions of dicts), refused with 422
-  events         a batch of valid synthetic events, recorded (201)
+  empty-objects  a batch of ``{}``: the worst JSON amplification (millions of items), refused with 422
+                 after the array is split, before any item is parsed (a batch holds at most 5,000 events)
+  events         the most a batch may hold: 5,000 valid synthetic events padded with extension attributes
+                 to the body limit, recorded (201)
   oversize       a body four times the limit, refused with 413 before it is read
 """
 
@@ -39,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_ingest import machine_info, publish  # noqa: E402
+from ledger.domain.fields import MAX_BATCH_EVENTS, MAX_EXTENSION_LENGTH, MAX_EXTENSIONS  # noqa: E402
 
 MiB = 1024 * 1024
 KINDS = ("empty-objects", "events", "oversize")
@@ -123,15 +126,20 @@ def body_of(kind: str, limit: int, tenant: str, nonce: int) -> bytes:
         return b" " * (4 * limit)
     from ledger.synth.project import generate
 
+    # The most events a batch may hold, each padded with extension attributes (at most 2,048 characters
+    # each) so that the batch comes as close to the body limit as the rules allow.
+    per_event = (limit - 1024) // MAX_BATCH_EVENTS - 1
     events: list[bytes] = []
-    size = 2
-    for raw in generate(tenant=tenant, events=200_000, seed=nonce):
+    for raw in generate(tenant=tenant, events=MAX_BATCH_EVENTS, seed=nonce):
         raw["id"] = f"{raw['id']}-m{nonce}"
-        encoded = json.dumps(raw).encode()
-        if size + len(encoded) + 1 > limit - 1024:
-            break
-        events.append(encoded)
-        size += len(encoded) + 1
+        room = per_event - len(json.dumps(raw).encode())
+        for i in range(MAX_EXTENSIONS):
+            take = min(room - 12, MAX_EXTENSION_LENGTH)  # 12: the quotes, colon and comma of `"padN":"…",`
+            if take <= 0:
+                break
+            raw[f"pad{i}"] = "x" * take
+            room -= take + 12
+        events.append(json.dumps(raw).encode())
     return b"[" + b",".join(events) + b"]"
 
 

@@ -121,11 +121,17 @@ def budget(url: str) -> dict[str, Any]:
     pairs = list(zip(rows, docs, strict=True))
 
     def claims(pair: tuple[Any, Any]) -> Any:
+        # The same ten values, in the same order, as the checker's own comparison (verifier.py).
         row, doc = pair
         event = doc["event"]
-        return (doc["log"].encode(), event["id"].encode(), event["type"].encode(), event["tenant"].encode(),
-                event["source"].encode(), event["actor"].encode(), checker._instant(event["time"]),
-                checker._instant(doc["recorded_at"])) == tuple(row[:10])  # fmt: skip
+        subject = event.get("subject")
+        claimed = (doc["log"].encode(), doc["position"], event["id"].encode(), event["type"].encode(),
+                   event["tenant"].encode(), event["source"].encode(),
+                   None if subject is None else subject.encode(), event["actor"].encode(),
+                   checker._instant(event["time"]), checker._instant(doc["recorded_at"]))  # fmt: skip
+        if claimed != tuple(row[:10]):
+            msg = "the benchmark's columns differ from the row's: the budget would measure nothing"
+            raise AssertionError(msg)
 
     gc.collect()
     gc.freeze()
