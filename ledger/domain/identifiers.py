@@ -73,19 +73,30 @@ _KINDS = {
     "name": NAME,
     "birth_date": BIRTH_DATE,
 }
+
+
+def _possessive(pattern: str) -> str:
+    """Every whitespace run made possessive (``\\s*+``, ``\\s++``): several runs side by side would
+    otherwise try every way of sharing one long stretch of spaces, which turns a 4,000-character comment
+    into minutes of matching. No alternative here needs a run to give back what it took."""
+    return re.sub(r"\\s([*+])(?![+?])", r"\\s\1+", pattern)
+
+
 _PATTERN = re.compile(
-    "|".join(
-        [
-            r"(?P<ssn>\d(?<!\d\d)\d{2}-\d{2}-\d{4}(?!\d))",
-            rf"(?P<ssn_labelled>{_SSN_LABEL}\s*(?i:is)?\s*[:#=]?\s*{_SSN_DIGITS})",
-            # The local part is the one character before the '@' (the alternative starts at the '@').
-            r"(?P<email>@(?<=[A-Za-z0-9._%+-]@)[A-Za-z0-9.-]+\.[A-Za-z]{2,})",
-            r"(?P<phone>(?=[+(\d])(?<![\w.])(?:\+?1[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?!\w|\.\d))",
-            rf"(?P<mrn>{_MRN_LABEL}\s*[:#=]?\s*(?=[A-Za-z-]*\d)[A-Za-z0-9-]{{4,}})",
-            rf"(?P<name_label>{_PATIENT_NAME_LABEL})",
-            rf"(?P<name>(?:{_PATIENT_LABEL}|{_NAME_FIELD})\s*{_PERSON})",
-            rf"(?P<birth_date>(?:{_BIRTH_LABEL})\s*[:#=-]?\s*(?i:(?:is\s+|on\s+)?{_DATE}))",
-        ]
+    _possessive(
+        "|".join(
+            [
+                r"(?P<ssn>\d(?<!\d\d)\d{2}-\d{2}-\d{4}(?!\d))",
+                rf"(?P<ssn_labelled>{_SSN_LABEL}\s*(?i:is)?\s*[:#=]?\s*{_SSN_DIGITS})",
+                # The local part is the one character before the '@' (the alternative starts at the '@').
+                r"(?P<email>@(?<=[A-Za-z0-9._%+-]@)[A-Za-z0-9.-]+\.[A-Za-z]{2,})",
+                r"(?P<phone>(?=[+(\d])(?<![\w.])(?:\+?1[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?!\w|\.\d))",
+                rf"(?P<mrn>{_MRN_LABEL}\s*[:#=]?\s*(?=[A-Za-z-]*\d)[A-Za-z0-9-]{{4,}})",
+                rf"(?P<name_label>{_PATIENT_NAME_LABEL})",
+                rf"(?P<name>(?:{_PATIENT_LABEL}|{_NAME_FIELD})\s*{_PERSON})",
+                rf"(?P<birth_date>(?:{_BIRTH_LABEL})\s*[:#=-]?\s*(?i:(?:is\s+|on\s+)?{_DATE}))",
+            ]
+        )
     ).encode()
 )
 
