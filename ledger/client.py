@@ -19,10 +19,10 @@ from types import TracebackType
 from typing import Any
 
 from ledger.domain.errors import ConfigurationError, FieldError, ValidationFailed
+from ledger.domain.logs import log_for
 from ledger.kafka.bindings import Mode, encode
 from ledger.kafka.transport import ProducerTransport, open_producer
 from ledger.settings import KafkaSettings, Settings
-from ledger.storage.append import log_for
 
 __all__ = ["LedgerProducer"]
 

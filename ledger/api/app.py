@@ -17,7 +17,7 @@ from ledger import __version__
 from ledger.api.bodies import BodyGate, ReturnMemory
 from ledger.api.events import EventController
 from ledger.api.openapi import COMPONENTS, SECURITY, complete, responses
-from ledger.api.params import refuse_unknown_parameters
+from ledger.api.params import refuse_unusable_parameters
 from ledger.api.problems import http_error_handler, ledger_error_handler, unexpected_error_handler
 from ledger.api.projections import ComplianceController, ItemController
 from ledger.auth.tokens import ANY_ROLE, Principal, TokenVerifier
@@ -133,7 +133,7 @@ def create_app(ledger: Ledger) -> Litestar:
             Exception: unexpected_error_handler,
         },
         middleware=[DefineMiddleware(ReturnMemory, gate=gate)],
-        before_request=refuse_unknown_parameters,
+        before_request=refuse_unusable_parameters,
         openapi_config=_openapi_config(),
         # BodyGate refuses larger bodies with the ledger's own message; this is the backstop for any route.
         request_max_body_size=ledger.settings.limits.max_body_bytes,

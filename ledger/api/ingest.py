@@ -9,13 +9,18 @@ from urllib.parse import unquote
 
 import msgspec
 
-from ledger.domain.envelope import ReceivedEvent, parse_json, validate_event, validate_json_event
+from ledger.domain.envelope import (
+    ReceivedEvent,
+    binary_attribute,
+    parse_json,
+    validate_event,
+    validate_json_event,
+)
 from ledger.domain.errors import FieldError, MalformedRequest, UnsupportedMediaType, ValidationFailed
 from ledger.domain.fields import MAX_BATCH_EVENTS, MAX_REPORTED_ERRORS
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
-_INTEGER_ATTRIBUTES = {"schemaversion"}
 _decode_batch = msgspec.json.Decoder(list[msgspec.Raw]).decode
 
 
@@ -93,8 +98,7 @@ def _binary_event(media: str, headers: Mapping[str, str], body: bytes) -> dict[s
             except UnicodeDecodeError:
                 msg = f"header {name} is not percent-encoded UTF-8"
                 raise MalformedRequest(msg, errors=[FieldError(attr, msg)]) from None
-            integer = attr in _INTEGER_ATTRIBUTES and text.isascii() and text.isdigit()
-            event[attr] = int(text) if integer else text
+            event[attr] = binary_attribute(attr, text)
     if media not in ("application/json", ""):
         msg = f"binary-mode data must be application/json, not {media}"
         raise UnsupportedMediaType(msg)

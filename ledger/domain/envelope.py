@@ -153,6 +153,20 @@ def validate_json_event(
     )
 
 
+_INTEGER_ATTRIBUTES = frozenset({"schemaversion"})
+_INTEGER_DIGITS = len(str(INT32_MAX))
+
+
+def binary_attribute(name: str, text: str) -> str | int:
+    """The value of a binary-mode attribute (HTTP ``ce-*`` header, Kafka ``ce_*`` header): headers carry
+    text, so an integer attribute written as at most ten ASCII digits becomes an integer; anything else
+    stays the text as sent, for validation to refuse naming the attribute (never an ``int()`` of
+    thousands of digits, which Python itself refuses)."""
+    if name in _INTEGER_ATTRIBUTES and text.isascii() and text.isdigit() and len(text) <= _INTEGER_DIGITS:
+        return int(text)
+    return text
+
+
 def parse_json(body: bytes) -> Any:
     """The value of a JSON text (RFC 8259: no NaN or Infinity, UTF-8); ``MalformedRequest`` otherwise."""
     try:

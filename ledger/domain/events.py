@@ -31,6 +31,7 @@ from ledger.domain.fields import (
     Timestamp,
     Version,
 )
+from ledger.domain.logs import log_for
 
 # ---- annotation ---------------------------------------------------------------------------------------
 
@@ -344,11 +345,9 @@ class HoldScope(EventData):
     @field_validator("log")
     @classmethod
     def _log_is_the_producers_own(cls, log: str | None, info: ValidationInfo) -> str | None:
-        # One log per tenant: ``storage.append.log_for`` names a tenant's log after the tenant. The
-        # domain does not import storage, so it compares with the tenant; the two change together.
         tenant = (info.context or {}).get(TENANT_CONTEXT)
-        if log is not None and tenant is not None and log != tenant:
-            msg = f"a hold may cover only the producer's own log {tenant!r}, not {log!r}"
+        if log is not None and tenant is not None and log != log_for(tenant):
+            msg = f"a hold may cover only the producer's own log {log_for(tenant)!r}, not {log!r}"
             raise ValueError(msg)
         return log
 

@@ -202,7 +202,9 @@ SensitiveValue = Annotated[str, Field(max_length=MAX_SHORT_VALUE_LENGTH, json_sc
 # ---- extension attributes ----------------------------------------------------------------------------
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""What ``PRINTABLE_PATTERN`` excludes, as a search: unlike a ``$`` in Python's ``re``, it also finds a
+final newline."""
 
 
 def _extension_value(value: Any) -> str | int | bool:
@@ -224,7 +226,7 @@ def _extension_value(value: Any) -> str | int | bool:
             except UnicodeEncodeError:
                 msg = "an extension attribute must be valid Unicode (it holds a lone surrogate)"
                 raise ValueError(msg) from None
-        if _CONTROL.search(value):
+        if CONTROL_CHARACTER.search(value):
             # A binary-mode header carries it (CloudEvents HTTP binding), and no header holds these.
             msg = "an extension attribute must not contain control characters (U+0000-U+001F, U+007F-U+009F)"
             raise ValueError(msg)

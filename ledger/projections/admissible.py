@@ -14,8 +14,8 @@ from functools import cache
 from typing import Any
 
 from ledger.domain.fields import EARLIEST_TIME, INT4_MAX, LATEST_TIME, in_time_range, parse_rfc3339
+from ledger.domain.logs import log_for
 from ledger.domain.registry import EVENT_TYPES
-from ledger.storage.append import log_for
 
 INT4_MIN = -INT4_MAX - 1
 _SAFE_YEARS = (f"{EARLIEST_TIME.year + 1:04d}", f"{LATEST_TIME.year - 2:04d}")

@@ -16,7 +16,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ledger.domain.errors import NotFound
-from ledger.storage.append import log_for
+from ledger.domain.logs import log_for
 from ledger.storage.database import Database
 
 RETENTION_YEARS = 6
@@ -88,8 +88,10 @@ def build(db: Database, as_of: date, *, tenant: str | None = None) -> RetentionR
         if h["placed_at"] <= end_of_day and (h["released_at"] is None or h["released_at"] > end_of_day)
     ]
     # A hold on a dataset or on items keeps the whole log of its tenant: the index counts records per
-    # log, day and type, and keeping too much is safe where keeping too little is not.
-    held_logs = {h["scope"].get("log") or log_for(h["tenant"]) for h in active_holds}
+    # log, day and type, and keeping too much is safe where keeping too little is not. A hold only ever
+    # holds its own tenant's log, whatever a scope stored by older code names (one tenant must never
+    # change another's report).
+    held_logs = {log_for(h["tenant"]) for h in active_holds}
     by_log: dict[str, list[Row]] = {}
     for b in buckets:
         by_log.setdefault(b["log"], []).append(b)

@@ -25,6 +25,7 @@ from ledger.domain.canonical import canonicalize
 from ledger.domain.envelope import ReceivedEvent
 from ledger.domain.errors import FieldError, IdempotencyConflict, ValidationFailed
 from ledger.domain.hashing import GENESIS_HASH, chain_hash, leaf_hash
+from ledger.domain.logs import log_for
 from ledger.domain.stored import format_time, stored_bytes
 from ledger.storage.database import Database
 
@@ -77,11 +78,6 @@ class Receipt:
             "recorded_at": format_time(self.recorded_at),
             "duplicate": self.duplicate,
         }
-
-
-def log_for(tenant: str) -> str:
-    """The log an event of ``tenant`` belongs to: one log per tenant."""
-    return tenant
 
 
 @dataclass(frozen=True)

@@ -234,7 +234,9 @@ def _head_problem(
 
 _decode = msgspec.json.Decoder().decode
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
-_NOT_A_DOCUMENT = (msgspec.DecodeError, ValueError, KeyError, TypeError, AttributeError, ValidationFailed)
+_NOT_A_DOCUMENT = (
+    msgspec.DecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError, ValidationFailed,
+)  # fmt: skip
 
 
 def _document_problem(

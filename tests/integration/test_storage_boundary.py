@@ -68,8 +68,14 @@ def test_a_statement_longer_than_statement_timeout_is_cancelled_and_nothing_is_r
 
 
 def test_the_bounds_end_with_the_append_transaction(ledger: Ledger) -> None:
-    bounded(ledger, lock=0.2, statement=0.3).append(events("acme"))
+    appended_on: list[int] = []
+
+    def note_backend(conn: Any) -> None:
+        appended_on.append(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+
+    bounded(ledger, lock=0.2, statement=0.3).append(events("acme"), fence=note_backend)
     with ledger.db.connect() as conn:  # the pool hands the same connection back: it must keep no bound
+        assert conn.execute("SELECT pg_backend_pid()").fetchone() == (appended_on[0],), "another connection"
         assert conn.execute("SHOW lock_timeout").fetchone() == ("0",)
         assert conn.execute("SHOW statement_timeout").fetchone() == ("0",)
 

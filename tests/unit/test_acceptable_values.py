@@ -379,3 +379,14 @@ def test_every_string_list_number_and_map_in_the_schemas_is_bounded(path: Path) 
     assert _unbounded(schema, "") == []
     assert schema["x-ledger-limits"] == {"max_event_bytes": MAX_EVENT_BYTES, "max_json_depth": MAX_JSON_DEPTH}
     assert schema["properties"]["time"]["x-ledger-max-future-skew-seconds"] == MAX_FUTURE_SKEW.total_seconds()
+
+
+@pytest.mark.parametrize("version", ["9" * 5000, "99999999999", "\u00b2"])
+def test_a_binary_mode_schemaversion_no_integer_carries_is_a_4xx_naming_it(version: str) -> None:
+    """Not a 500 from ``int()`` of thousands of digits: the header stays text and validation names it."""
+    event = example_event("annotation.created", tenant="acme")
+    headers = {f"ce-{k}": str(v) for k, v in event.items() if k != "data"}
+    headers["ce-schemaversion"] = version
+    with pytest.raises(ValidationFailed) as refused:
+        parse_request("application/json", headers, json.dumps(event["data"]).encode())
+    assert [e.field for e in refused.value.errors] == ["schemaversion"]

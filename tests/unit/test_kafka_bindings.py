@@ -42,6 +42,10 @@ def test_both_modes_carry_the_same_event(mode: str) -> None:
         (b"{}", (("ce_specversion", b"1.0"), ("content-type", b"text/plain")), "not_cloudevent"),
         (b"{}", (("ce_specversion", b"1.0"), ("ce_id", b"\xff\xfe")), "not_cloudevent"),
         (b"{oops", (("ce_specversion", b"1.0"), ("ce_tenant", b"acme")), "not_json"),
+        # Nested deeper than any parser should follow: a rejection, not a RecursionError that would stop
+        # the worker again on every redelivery.
+        (b"[" * 200_000, (), "not_json"),
+        (b"[" * 200_000, (("ce_specversion", b"1.0"), ("ce_tenant", b"acme")), "not_json"),
     ],
 )
 def test_undecodable_messages_are_named(value: bytes | None, headers: Headers, code: str) -> None:
@@ -79,3 +83,16 @@ def test_a_rejection_is_a_pure_function_of_the_message() -> None:
         0
     ]
     assert elsewhere.id != first_event.id
+
+
+@pytest.mark.parametrize("version", ["9" * 5000, "\u00b2", "1e3", "-1"])
+def test_a_binary_schemaversion_no_integer_carries_is_refused_naming_it(version: str) -> None:
+    event = example_event("review.submitted", tenant="acme")
+    value, headers = encode(event, "binary")
+    headers = [(k, v) for k, v in headers if k != "ce_schemaversion"] + [
+        ("ce_schemaversion", version.encode())
+    ]
+    outcome = read_event(message(value, tuple(headers)))
+    assert isinstance(outcome, Rejection)
+    assert outcome.code == "schema_violation"
+    assert "schemaversion" in outcome.reason
