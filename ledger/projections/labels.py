@@ -168,9 +168,19 @@ def review_submitted(st: State, ev: Event) -> None:
             [],
             **where,
         )
+    # Every review of an existing annotation is on its lineage, whichever version it reviewed.
+    _revision(
+        st,
+        ev,
+        d["annotation_id"],
+        "reviewed",
+        version=d["annotation_version"],
+        review_level=d["level"],
+        decision=d["decision"],
+    )
     if row["version"] != d["annotation_version"] or row["status"] == "deleted":
         # A review of another version, or of a deleted annotation, says nothing about the current one:
-        # it stays on the lineage, and the current state is left as it is.
+        # the current state is left as it is.
         if row["version"] > d["annotation_version"] or row["status"] == "deleted":
             flag(
                 st,
@@ -180,15 +190,6 @@ def review_submitted(st: State, ev: Event) -> None:
                 [],
                 **where,
             )
-        _revision(
-            st,
-            ev,
-            d["annotation_id"],
-            "reviewed",
-            version=d["annotation_version"],
-            review_level=d["level"],
-            decision=d["decision"],
-        )
         return
     decided = {"accept": "reviewed", "reject": "rejected", "modify": "modified"}[d["decision"]]
     level = max(row["review_level"] or 0, d["level"]) if decided == "reviewed" else row["review_level"]
@@ -204,15 +205,6 @@ def review_submitted(st: State, ev: Event) -> None:
         **ev.stamp(),
     }
     st.touch("proj_annotations", key)
-    _revision(
-        st,
-        ev,
-        d["annotation_id"],
-        "reviewed",
-        version=d["annotation_version"],
-        review_level=d["level"],
-        decision=d["decision"],
-    )
 
 
 def adjudication_completed(st: State, ev: Event) -> None:
