@@ -27,7 +27,7 @@ from ledger.domain.errors import FieldError, IdempotencyConflict, ValidationFail
 from ledger.domain.hashing import GENESIS_HASH, chain_hash, leaf_hash
 from ledger.domain.logs import log_for
 from ledger.domain.stored import format_time, stored_bytes
-from ledger.storage.database import Database
+from ledger.storage.database import Database, first_line
 
 _COLUMNS = (
     "log",
@@ -152,7 +152,7 @@ class AppendService:
                         fence(conn)
                     return self._append_locked(conn, pending) if pending else []
             except psycopg.DataError as exc:  # from a projector; the COPY's own are named in _insert
-                msg = f"the batch holds a value PostgreSQL cannot store: {_first_line(exc)}"
+                msg = f"the batch holds a value PostgreSQL cannot store: {first_line(exc)}"
                 raise ValidationFailed(msg) from exc
 
     def _prepare(self, events: Sequence[ReceivedEvent]) -> list[_Pending]:
@@ -304,7 +304,7 @@ _COPY_CONTEXT = re.compile(r"COPY ledger_events, line (\d+)(?:, column (\w+))?")
 
 def _unstorable(exc: psycopg.DataError, fresh: list[_Pending], current: _Pending | None) -> ValidationFailed:
     """A value PostgreSQL (or psycopg, while encoding it) refused, named by event index and field."""
-    reason = _first_line(exc)
+    reason = first_line(exc)
     where = _COPY_CONTEXT.search(exc.diag.context or "")
     column = where.group(2) if where else None
     if where and 0 < int(where.group(1)) <= len(fresh):
@@ -313,8 +313,3 @@ def _unstorable(exc: psycopg.DataError, fresh: list[_Pending], current: _Pending
     message = f"PostgreSQL cannot store this value: {reason}"
     errors = [FieldError(field, message, index=current.index if current else None)]
     return ValidationFailed(f"the batch holds a value PostgreSQL cannot store: {reason}", errors=errors)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -45,7 +45,7 @@ class Database:
         try:
             raw = self.engine.raw_connection()
         except Exception as exc:
-            msg = f"cannot connect to PostgreSQL: {_first_line(exc)}"
+            msg = f"cannot connect to PostgreSQL: {first_line(exc)}"
             raise StorageUnavailable(msg) from exc
         conn = raw.driver_connection
         assert isinstance(conn, psycopg.Connection)
@@ -76,7 +76,7 @@ _TRANSIENT = (
 
 def storage_error(exc: psycopg.Error) -> LedgerError:
     """The ledger error for a psycopg error: the one mapping of the storage boundary."""
-    first = _first_line(exc)
+    first = first_line(exc)
     if isinstance(exc, pg.LockNotAvailable):
         return StorageUnavailable(f"PostgreSQL did not grant a lock within lock_timeout, try again: {first}")
     if isinstance(exc, pg.QueryCanceled):
@@ -89,6 +89,7 @@ def storage_error(exc: psycopg.Error) -> LedgerError:
     return StorageRefused(f"PostgreSQL refused a statement{state}: {first}")
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of a driver error's text: what a message may quote of it."""
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
