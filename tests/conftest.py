@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import settings
 
 from ledger.api.app import create_app
 from ledger.auth.tokens import sign_token
@@ -26,6 +27,12 @@ from ledger.settings import Settings
 from ledger.storage import migrate
 from ledger.storage.database import Database
 from ledger.storage.embedded import EmbeddedPostgres, free_port
+
+# CI replays the same examples on every run (a failure there is reproducible and cannot come and go);
+# a developer's run draws new ones, which is how new failures are found.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 TEMPLATE = "ledger_test_template"
 _counter = itertools.count()

@@ -11,7 +11,7 @@ from itertools import accumulate
 from typing import Any, Literal
 
 import msgspec
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ledger.domain.errors import FieldError, ForbiddenIdentifier, MalformedRequest, ValidationFailed
 from ledger.domain.fields import (
@@ -47,7 +47,13 @@ class Envelope(BaseModel):
 
     specversion: Literal["1.0"]
     id: str = Field(
-        min_length=1, max_length=200, pattern=PRINTABLE_PATTERN, description="Producer's idempotency key."
+        min_length=1,
+        max_length=200,
+        pattern=PRINTABLE_PATTERN,
+        description=(
+            "Producer's idempotency key. It may hold '/', but not at either end nor two in a row "
+            "(it must be addressable as GET /v1/events/{id})."
+        ),
     )
     source: str = Field(min_length=1, max_length=500, pattern=PRINTABLE_PATTERN)
     type: str = Field(min_length=1, max_length=100, pattern=PRINTABLE_PATTERN)
@@ -70,6 +76,17 @@ class Envelope(BaseModel):
     correlationid: str | None = Field(default=None, max_length=200, pattern=PRINTABLE_PATTERN)
     causationid: str | None = Field(default=None, max_length=200, pattern=PRINTABLE_PATTERN)
     data: dict[str, Any]
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_addressable(cls, value: str) -> str:
+        # An id may hold '/' (GET /v1/events/{id} takes the rest of the path), but a path cannot carry
+        # one at either end or two in a row: HTTP servers normalise those away, so such an event could
+        # never be asked for again.
+        if value.startswith("/") or value.endswith("/") or "//" in value:
+            msg = "must not begin or end with '/' or hold '//': GET /v1/events/{id} could not address it"
+            raise ValueError(msg)
+        return value
 
     @model_validator(mode="after")
     def _extensions_are_well_formed(self) -> Envelope:

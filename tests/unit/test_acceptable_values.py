@@ -390,3 +390,18 @@ def test_a_binary_mode_schemaversion_no_integer_carries_is_a_4xx_naming_it(versi
     with pytest.raises(ValidationFailed) as refused:
         parse_request("application/json", headers, json.dumps(event["data"]).encode())
     assert [e.field for e in refused.value.errors] == ["schemaversion"]
+
+
+@pytest.mark.parametrize("event_id", ["a/", "/a", "a//b"])
+def test_an_id_no_path_can_address_is_refused_naming_it(event_id: str) -> None:
+    """Found by the acceptance property: `2897:/` was recorded, then GET /v1/events/2897%3A%2F was a 404."""
+    with pytest.raises(ValidationFailed) as refused:
+        validate_event(example_event("annotation.created", tenant="acme", id=event_id))
+    assert [e.field for e in refused.value.errors] == ["id"]
+
+
+def test_an_id_with_inner_slashes_is_still_accepted() -> None:
+    assert (
+        validate_event(example_event("annotation.created", tenant="acme", id="tool/run-7/a1")).id
+        == "tool/run-7/a1"
+    )
