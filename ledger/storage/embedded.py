@@ -336,7 +336,25 @@ def _me() -> tuple[int, float]:
 
 
 def _started_at(pid: int) -> float | None:
-    """When process ``pid`` started; None when there is none, or only a zombie (killed, not yet reaped)."""
+    """When process ``pid`` started; None when there is none, or only a zombie (killed, not yet reaped).
+
+    On Linux it is the start in clock ticks since boot (``/proc/PID/stat`` field 22), which never moves.
+    A wall-clock start time (``create_time``, boot time plus ticks) does: the kernel's boot time follows
+    every step of the wall clock, so a live user read by another process later could look like a dead
+    one, and its server be stopped under it (seen on a virtual machine whose clock was stepped 24 s).
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return _started_at_portably(pid)
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces and ')'
+    return None if fields[0] == "Z" else float(fields[19])
+
+
+def _started_at_portably(pid: int) -> float | None:
+    """``_started_at`` where there is no ``/proc``: psutil's wall-clock start time."""
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
