@@ -10,6 +10,8 @@ from urllib.parse import unquote
 import msgspec
 
 from ledger.domain.envelope import (
+    BATCH,
+    STRUCTURED,
     ReceivedEvent,
     binary_attribute,
     parse_json,
@@ -19,8 +21,6 @@ from ledger.domain.envelope import (
 from ledger.domain.errors import FieldError, MalformedRequest, UnsupportedMediaType, ValidationFailed
 from ledger.domain.fields import MAX_BATCH_EVENTS, MAX_REPORTED_ERRORS
 
-STRUCTURED = "application/cloudevents+json"
-BATCH = "application/cloudevents-batch+json"
 _decode_batch = msgspec.json.Decoder(list[msgspec.Raw]).decode
 
 

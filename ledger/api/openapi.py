@@ -30,11 +30,10 @@ from litestar.openapi.spec import (
 )
 
 from ledger.api.problems import MAX_ERRORS, PROBLEM_JSON
+from ledger.domain.envelope import BATCH, STRUCTURED
 from ledger.domain.registry import EVENT_TYPES
 from ledger.schema_export import event_schema
 
-STRUCTURED = "application/cloudevents+json"
-BATCH = "application/cloudevents-batch+json"
 SECURITY: list[SecurityRequirement] = [{"bearer": []}]
 """Every ``/v1`` operation needs a bearer token."""
 COMPONENTS = Components(

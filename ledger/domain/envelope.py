@@ -34,6 +34,10 @@ from ledger.domain.identifiers import find_direct_identifier
 from ledger.domain.registry import EVENT_TYPES, EventType, event_type_at
 
 _encode_json = msgspec.json.Encoder().encode
+STRUCTURED = "application/cloudevents+json"
+"""The media type of one structured-mode CloudEvent (HTTP and Kafka bindings)."""
+BATCH = "application/cloudevents-batch+json"
+"""The media type of a JSON array of structured-mode CloudEvents (HTTP binding)."""
 _decode_json = msgspec.json.Decoder().decode
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")  # CloudEvents 1.0 §Attribute Naming Convention

@@ -14,12 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ledger.domain.envelope import binary_attribute, parse_json
+from ledger.domain.envelope import STRUCTURED, binary_attribute, parse_json
 from ledger.domain.errors import MalformedRequest
 from ledger.kafka.transport import Headers, Message, header
 
-STRUCTURED = "application/cloudevents+json"
-BATCH = "application/cloudevents-batch+json"
 _PREFIX = "ce_"
 
 Mode = Literal["structured", "binary"]

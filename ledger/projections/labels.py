@@ -287,20 +287,7 @@ def _revision(st: State, ev: Event, annotation_id: str, change: str, **values: A
 
 
 def _periods(st: State, tenant: str, person: str) -> list[Period]:
-    return [
-        Period(
-            p["credential_id"],
-            p["period"],
-            p["annotator"],
-            p["kind"],
-            p["level"],
-            p["valid_from"],
-            p["valid_until"],
-            p["ended_at"],
-            p["event_id"],
-        )
-        for p in st.periods.get((tenant, person), [])
-    ]
+    return [Period.from_row(p) for p in st.periods.get((tenant, person), [])]
 
 
 def check_qualified(st: State, ev: Event, role: str, what: str, d: dict[str, Any]) -> None:

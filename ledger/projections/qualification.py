@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 # Which credential kinds (and internal levels) qualify an actor for each workflow role.
 # An internal level is granted by the labelling organisation; a license and a board certification by
@@ -31,6 +32,14 @@ class Period:
     valid_until: datetime | None
     ended_at: datetime | None
     event_id: str
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Period:
+        """The period a ``proj_credentials`` row holds."""
+        return cls(
+            row["credential_id"], row["period"], row["annotator"], row["kind"], row["level"],
+            row["valid_from"], row["valid_until"], row["ended_at"], row["event_id"],
+        )  # fmt: skip
 
     def valid_at(self, when: datetime) -> bool:
         """True when ``when`` lies in [valid_from, min(valid_until, ended_at))."""

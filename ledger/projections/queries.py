@@ -27,20 +27,6 @@ def _rows(conn: psycopg.Connection[Any], sql: str, params: tuple[Any, ...]) -> l
         return list(cur.fetchall())
 
 
-def _period(row: Row) -> Period:
-    return Period(
-        row["credential_id"],
-        row["period"],
-        row["annotator"],
-        row["kind"],
-        row["level"],
-        row["valid_from"],
-        row["valid_until"],
-        row["ended_at"],
-        row["event_id"],
-    )
-
-
 def _period_json(row: Row) -> Row:
     return {
         k: row[k]
@@ -62,7 +48,7 @@ def _period_json(row: Row) -> Row:
 
 def standing(periods: list[Row], when: datetime) -> Row:
     """An actor's credential standing at ``when``: valid credentials and the roles they qualify for."""
-    as_periods = [_period(p) for p in periods]
+    as_periods = [Period.from_row(p) for p in periods]
     valid = [p for p, v in zip(periods, as_periods, strict=True) if v.valid_at(when)]
     return {
         "valid_credentials": [
