@@ -244,10 +244,10 @@ def extend_edge(edge: list[list[bytes]], leaves: Sequence[bytes]) -> list[tuple[
 
 def _level_size(edge: Sequence[Sequence[bytes]], level: int) -> int:
     """Entries level ``level`` has in all (complete tiles' included), read off the edge above it."""
-    above = sum(len(edge[h]) * TILE_WIDTH ** (h - level) for h in range(level + 1, len(edge)))
+    above = sum(len(edge[h]) << (TILE_HEIGHT * (h - level)) for h in range(level + 1, len(edge)))
     return above + len(edge[level])
 
 
 def edge_size(edge: Sequence[Sequence[bytes]]) -> int:
     """The number of leaves a right edge stands for."""
-    return sum(len(row) * TILE_WIDTH**level for level, row in enumerate(edge))
+    return sum(len(row) << (TILE_HEIGHT * level) for level, row in enumerate(edge))
