@@ -33,12 +33,12 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ingest import bench_database, checkpoint, publish, run_header, say, server_settings
 
+from ledger.domain import verification as checker
 from ledger.domain.envelope import validate_event
 from ledger.domain.hashing import chain_hash, leaf_hash
 from ledger.runtime import wire
 from ledger.settings import Settings
 from ledger.storage import migrate
-from ledger.storage import verifier as checker
 from ledger.storage.database import Database
 from ledger.storage.verify import COLUMNS, ROW_TYPES, default_jobs, verify
 from ledger.synth.project import generate
@@ -121,7 +121,7 @@ def budget(url: str) -> dict[str, Any]:
     pairs = list(zip(rows, docs, strict=True))
 
     def claims(pair: tuple[Any, Any]) -> Any:
-        # The same ten values, in the same order, as the checker's own comparison (verifier.py).
+        # The same ten values, in the same order, as the checker's own comparison (domain/verification.py).
         row, doc = pair
         event = doc["event"]
         subject = event.get("subject")

@@ -2,7 +2,7 @@
 
 Trusts nothing the database says beyond the bytes it returns: the canonical bytes are re-hashed, the
 columns derived from them are re-checked, positions must be gap-free from 0, and each log must end
-where its head says it ends (the checks themselves are in ``ledger.storage.verifier``).
+where its head says it ends (the checks themselves are in ``ledger.domain.verification``).
 
 Rows are streamed with binary COPY, which converts nothing that could fail (a timestamptz arrives as its
 int8 of microseconds). Each log is cut into position ranges; with more than one range and ``jobs`` > 1
@@ -25,8 +25,7 @@ import psycopg
 from psycopg import sql
 
 from ledger.domain.errors import NotFound
-from ledger.storage.database import storage_error
-from ledger.storage.verifier import (
+from ledger.domain.verification import (
     LogResult,
     Segment,
     StoredRow,
@@ -37,6 +36,7 @@ from ledger.storage.verifier import (
     pg_microseconds,
     verify_rows,
 )
+from ledger.storage.database import storage_error
 
 if TYPE_CHECKING:
     from ledger.storage.database import Database

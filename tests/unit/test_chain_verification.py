@@ -12,7 +12,7 @@ from ledger.domain.canonical import canonicalize
 from ledger.domain.fields import parse_rfc3339
 from ledger.domain.hashing import GENESIS_HASH, chain_hash, leaf_hash
 from ledger.domain.stored import stored_document
-from ledger.storage.verifier import (
+from ledger.domain.verification import (
     StoredRow,
     check_range,
     describe_instant,
@@ -292,7 +292,7 @@ def test_the_quick_canonical_form_check_agrees_with_the_exact_encoder(value: obj
     import msgspec
 
     from ledger.domain.errors import ValidationFailed
-    from ledger.storage.verifier import _canonical_document
+    from ledger.domain.verification import _canonical_document
 
     def exactly(doc: object, data: bytes) -> bool:
         try:

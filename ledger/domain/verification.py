@@ -1,4 +1,4 @@
-"""The row verifier behind ``ledger verify``: pure, no I/O, so it runs on rows built in memory too.
+"""The row checker behind ``ledger verify``: pure, no I/O, so it checks rows from anywhere, memory too.
 
 A log is checked in position ranges, each on its own (``check_range``), and the ranges are joined at their
 borders (``join``): the ``prev_hash`` of a range's first row must equal the hash of the previous range's
