@@ -86,10 +86,15 @@ def inclusion_proof(index: int, size: int, subtree: SubtreeHash) -> list[bytes]:
 
 
 def consistency_proof(old_size: int, new_size: int, subtree: SubtreeHash) -> list[bytes]:
-    """PROOF(old_size, D[new_size]) (RFC 9162 §2.1.4.1); empty when either size is 0 or they are equal."""
+    """PROOF(old_size, D[new_size]) (RFC 9162 §2.1.4.1) for 0 < old_size <= new_size; empty when they are equal.
+
+    Every tree extends the empty one, so there is no proof from size 0 (``verify_consistency`` refuses one).
+    """
     if not 0 <= old_size <= new_size:
         raise ProofError(f"cannot prove a tree of size {old_size} consistent with one of size {new_size}")
-    if old_size in (0, new_size):
+    if old_size == 0:
+        raise ProofError(_FROM_EMPTY)
+    if old_size == new_size:
         return []
     path: list[bytes] = []
     start, end, m, whole = 0, new_size, old_size, True
@@ -127,6 +132,8 @@ def verify_inclusion(
     (RFC 9162 §2.1.3.2); raise ``ProofError`` naming what does not hold."""
     if not 0 <= index < size:
         raise ProofError(f"leaf index {index} is not in a tree of size {size}")
+    if len(leaf) != HASH_SIZE:  # else a tree of one leaf would "prove" any leaf equal to the root given
+        raise ProofError(f"the leaf hash is {len(leaf)} bytes, not {HASH_SIZE}")
     _check_hashes(proof)
     fn, sn, r = index, size - 1, leaf
     for p in proof:
@@ -152,16 +159,15 @@ def verify_consistency(
     (RFC 9162 §2.1.4.2); raise ``ProofError`` naming what does not hold."""
     if not 0 <= old_size <= new_size:
         raise ProofError(f"a tree of size {new_size} cannot extend one of size {old_size}")
+    if old_size == 0:
+        # As transparency-dev/merkle and its published vectors: a proof from 0 would prove nothing at all.
+        raise ProofError(_FROM_EMPTY)
     _check_hashes(proof)
     if old_size == new_size:
         if proof:
             raise ProofError("a consistency proof between equal sizes must be empty")
         if old_root != new_root:
             raise ProofError(f"two different roots for the same size {old_size}")
-        return
-    if old_size == 0:
-        if proof:
-            raise ProofError("a consistency proof from the empty tree must be empty")
         return
     if not proof:
         raise ProofError(f"the consistency proof from {old_size} to {new_size} is empty")
@@ -188,6 +194,9 @@ def verify_consistency(
         raise ProofError(f"the consistency proof does not lead to the root of size {old_size}")
     if sr != new_root:
         raise ProofError(f"the consistency proof does not lead to the root of size {new_size}")
+
+
+_FROM_EMPTY = "there is no consistency proof from the empty tree: every tree extends it"
 
 
 def _check_hashes(proof: Sequence[bytes]) -> None:
