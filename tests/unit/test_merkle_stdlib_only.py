@@ -1,0 +1,42 @@
+"""The Merkle math imports nothing beyond the standard library, so the offline verifier can ship it as is."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+# Run in a fresh interpreter: this one has loaded the whole test suite's dependencies already. What the
+# interpreter loads at start-up (site, .pth hooks) is subtracted, so only the import itself is judged.
+_PROBE = """
+import json, sys
+before = set(sys.modules)
+import {module}
+loaded = sorted(set(sys.modules) - before)
+print(json.dumps({{"loaded": loaded, "stdlib": sorted(sys.stdlib_module_names)}}))
+"""
+
+
+def _modules_loaded_by(module: str) -> tuple[list[str], set[str]]:
+    """Every module importing ``module`` loads in a fresh interpreter, and the standard library's names."""
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", _PROBE.format(module=module)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    report = json.loads(done.stdout)
+    return report["loaded"], set(report["stdlib"])
+
+
+@pytest.mark.parametrize("module", ["ledger.domain.merkle"])
+def test_importing_loads_no_third_party_module(module: str) -> None:
+    loaded, stdlib = _modules_loaded_by(module)
+    assert module in loaded  # the probe did import it, fresh
+    # sysconfig's data module is named after the platform, so sys.stdlib_module_names cannot list it.
+    top_level = {name.split(".")[0] for name in loaded if not name.startswith("_sysconfigdata_")}
+    third_party = sorted(top_level - stdlib - {"ledger"})
+    assert third_party == [], f"{module} loads {third_party} (all loaded: {loaded})"
