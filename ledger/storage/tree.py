@@ -12,6 +12,7 @@ complete tiles a computation needs (``merkle.subtrees_needed``) are fetched in o
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
@@ -198,6 +199,18 @@ class InclusionProof:
     leaf_hash: bytes
     hashes: tuple[bytes, ...]
 
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form the API serves, hashes in base64. (A signed checkpoint of ``tree_size`` will be
+        served beside it as ``"checkpoint"`` once checkpoints exist.)"""
+        return {
+            "log": self.log,
+            "tree_size": self.tree_size,
+            "root": _b64(self.root),
+            "leaf_index": self.leaf_index,
+            "leaf_hash": _b64(self.leaf_hash),
+            "hashes": [_b64(h) for h in self.hashes],
+        }
+
 
 @dataclass(frozen=True)
 class ConsistencyProof:
@@ -209,6 +222,21 @@ class ConsistencyProof:
     old_root: bytes
     new_root: bytes
     hashes: tuple[bytes, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form the API serves, hashes in base64."""
+        return {
+            "log": self.log,
+            "from": self.old_size,
+            "to": self.new_size,
+            "from_root": _b64(self.old_root),
+            "to_root": _b64(self.new_root),
+            "hashes": [_b64(h) for h in self.hashes],
+        }
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
 
 
 class LogTrees:
