@@ -10,12 +10,14 @@ afterwards except the JSON result file. See benchmarks/README.md for what each f
     pip install -e '.[bench]'                                  # the eventsourcing reference
     python benchmarks/bench_ingest.py                          # 100k append, 50k HTTP, 2k latency requests
     python benchmarks/bench_ingest.py --events 5000 --http-events 5000 --latency-requests 200
+    python benchmarks/bench_ingest.py --tree-only --events 20000   # 1f alone: append with the tree vs without
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
 import importlib.metadata
 import json
@@ -52,7 +54,8 @@ from ledger.auth.tokens import sign_token
 from ledger.domain.envelope import ReceivedEvent, validate_event
 from ledger.runtime import Ledger, wire
 from ledger.settings import Settings
-from ledger.storage import migrate
+from ledger.storage import migrate, tree
+from ledger.storage.append import AppendService, LogHead
 from ledger.storage.database import Database
 from ledger.storage.embedded import EmbeddedPostgres
 from ledger.synth.project import generate
@@ -305,6 +308,66 @@ def bench_append(
     without_projections = _append_figures(tenants["without"], count, ms["without"], plain_validation_s)
     with_projections["checkpoint_before"] = without_projections["checkpoint_before"] = checkpointed
     return with_projections, without_projections, events
+
+
+class AppendWithoutTree(AppendService):
+    """Benchmark only: the append service as it was before the Merkle tree (no leaf list kept, no edge
+    grown, no tile written), the reference of "append with tree vs without" (1f).
+
+    The head trigger refuses a head that grows with an unchanged edge, so each batch writes a placeholder
+    edge that merely differs (one more empty level); that log's tree is unusable, and nothing reads it."""
+
+    def _grow_trees(
+        self, conn: psycopg.Connection[Any], heads: dict[str, LogHead], leaves: dict[str, list[bytes]]
+    ) -> dict[str, tree.Edge]:
+        return {log: (*heads[log].edge, ()) for log in leaves}
+
+
+def bench_tree(with_tree: Ledger, url: str, count: int) -> dict[str, Any]:
+    """1f: ``appender.append`` over batches of 1000 with the Merkle tree maintained and without, no
+    projections in either, alternating batch by batch so both meet the same table sizes and load."""
+    without_tree = dataclasses.replace(
+        with_tree,
+        appender=AppendWithoutTree(with_tree.db, with_tree.sealer, lock_timeout=30, statement_timeout=300),
+    )
+    for ledger, tenant in ((with_tree, "bench-tree-warmup"), (without_tree, "bench-notree-warmup")):
+        warm, _ = validated(tenant, WARMUP_BATCHES * BATCH)
+        for batch in chunks(warm, BATCH):
+            ledger.appender.append(batch)
+    tenants = {"with": "bench-tree", "without": "bench-notree"}
+    say(f"[1f] generating and validating 2 x {count:,} events ...")
+    prepared = {which: validated(tenant, count) for which, tenant in tenants.items()}
+    checkpointed = checkpoint(url)
+    say(f"[1f] appending 2 x {count:,} events in batches of {BATCH}, with the Merkle tree and without ...")
+    ms: dict[str, list[float]] = {"with": [], "without": []}
+    with frozen_heap():
+        pairs = zip(chunks(prepared["with"][0], BATCH), chunks(prepared["without"][0], BATCH), strict=True)
+        for i, (batch, plain_batch) in enumerate(pairs):
+            runs = [("with", with_tree, batch), ("without", without_tree, plain_batch)]
+            for which, ledger, chunk in runs if i % 2 == 0 else runs[::-1]:  # neither always goes first
+                t0 = time.perf_counter()
+                ledger.appender.append(chunk)
+                ms[which].append((time.perf_counter() - t0) * 1000)
+    for tenant in tenants.values():
+        require_complete(url, tenant, count)
+    size, _ = with_tree.trees.root(tenants["with"], tenant=tenants["with"])  # the tree is whole and readable
+    if size != count:
+        msg = f"the tree of {tenants['with']} has {size} leaves, not {count}"
+        raise RuntimeError(msg)
+    out = {which: _append_figures(tenants[which], count, ms[which], prepared[which][1]) for which in tenants}
+    out["ratio_with_over_without"] = out["with"]["events_per_s"] / out["without"]["events_per_s"]
+    out["checkpoint_before"] = checkpointed
+    return out
+
+
+def run_tree_only(url: str, settings: Settings, db: Database, events: int) -> dict[str, Any]:
+    """Phase 1f alone (``--tree-only``)."""
+    figures = bench_tree(wire(settings, db, project=False), url, events)
+    say(
+        f"[1f] with the tree {figures['with']['events_per_s']:,.0f}/s, without {figures['without']['events_per_s']:,.0f}/s"
+        f" ({figures['ratio_with_over_without']:.2f}x)"
+    )
+    return {"append_tree": figures}
 
 
 def bench_append_concurrent(ledger: Ledger, url: str, count: int, callers: int = 2) -> dict[str, Any]:
@@ -753,7 +816,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--json", type=Path, default=None, help="result file (default benchmarks/results/ingest-DATE.json)"
     )
+    parser.add_argument(
+        "--tree-only", action="store_true",
+        help="run 1f alone: append with Merkle tree maintenance against without (result file ingest-tree-DATE.json)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.tree_only:
+        return main_tree_only(args)
     for name in ("events", "http_events", "latency_requests"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -806,6 +875,45 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(home, ignore_errors=True)
 
     publish(ingest_report.render(result), result, json_path)
+    return 0
+
+
+def main_tree_only(args: argparse.Namespace) -> int:
+    """``--tree-only``: 1f on a fresh database, nothing else (the eventsourcing reference is not needed)."""
+    started = datetime.now(UTC)
+    json_path: Path = args.json or RESULTS_DIR / f"ingest-tree-{started:%Y-%m-%d}.json"
+    home = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    _, public_key = token_key(home)
+    try:
+        with bench_database(home) as (url, where):
+            settings = Settings(home=home, database_url=url, jwt_public_key_file=public_key)
+            db = Database(url, pool_size=settings.db_pool_size)
+            try:
+                migrate.upgrade(db)
+                result: dict[str, Any] = {
+                    **run_header("ingest-tree", started, url, where),
+                    "load_average_1min": {"start": load_average()},
+                    "parameters": {"events": args.events, "append_batch_size": BATCH, "seed": SEED},
+                }
+                result.update(run_tree_only(url, settings, db, args.events))
+                result["load_average_1min"]["end"] = load_average()
+            finally:
+                db.dispose()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    figures = result["append_tree"]
+    text = "\n".join(
+        [
+            "1f append, batches of 1000, no projections   events/s   us/event   batch p99 ms",
+            *(
+                f"   {which + ' the Merkle tree':<40} {figures[which]['events_per_s']:>9,.0f} "
+                f"{figures[which]['us_per_event']:>10.1f} {figures[which]['batch_ms']['p99']:>13.1f}"
+                for which in ("with", "without")
+            ),
+            f"   with / without: {figures['ratio_with_over_without']:.3f}x (aim >= 0.9x)",
+        ]
+    )
+    publish(text, result, json_path)
     return 0
 
 

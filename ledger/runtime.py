@@ -17,6 +17,7 @@ from ledger.storage.database import Database
 from ledger.storage.embedded import EmbeddedPostgres
 from ledger.storage.keystore import PgSubjectKeyStore
 from ledger.storage.queries import EventQueries
+from ledger.storage.tree import LogTrees
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Ledger:
     appender: AppendService
     queries: EventQueries
     projections: ProjectionQueries
+    trees: LogTrees
 
 
 @contextmanager
@@ -64,7 +66,7 @@ def wire(settings: Settings, db: Database, *, project: bool = True) -> Ledger:
         lock_timeout=settings.db_lock_timeout,
         statement_timeout=settings.db_statement_timeout,
     )
-    return Ledger(settings, db, sealer, appender, EventQueries(db), ProjectionQueries(db))
+    return Ledger(settings, db, sealer, appender, EventQueries(db), ProjectionQueries(db), LogTrees(db))
 
 
 def _require_current_schema(db: Database) -> None:

@@ -20,6 +20,7 @@ from ledger.api.openapi import COMPONENTS, SECURITY, complete, responses
 from ledger.api.params import refuse_unusable_parameters
 from ledger.api.problems import http_error_handler, ledger_error_handler, unexpected_error_handler
 from ledger.api.projections import ComplianceController, ItemController
+from ledger.api.proofs import ProofController
 from ledger.auth.tokens import ANY_ROLE, Principal, TokenVerifier
 from ledger.domain.errors import LedgerError
 from ledger.domain.registry import EVENT_TYPES
@@ -120,6 +121,7 @@ def create_app(ledger: Ledger) -> Litestar:
             EventController,
             ItemController,
             ComplianceController,
+            ProofController,
             create_static_files_router(_UI, directories=[STATIC / "swagger-ui"], include_in_schema=False),
         ],
         dependencies={

@@ -137,6 +137,10 @@ class EventController(Controller):
     @get(
         "/{event_id:path}",
         summary="One event with its receipt",
+        description=(
+            "With `proof=true`, also the event's RFC 9162 inclusion proof against its log's current tree "
+            "(as `GET /v1/logs/{log}/proofs/inclusion` answers it)."
+        ),
         responses=responses(*READ_ERRORS, 404),
     )
     async def get_event(
@@ -144,12 +148,17 @@ class EventController(Controller):
         ledger: NamedDependency[Ledger],
         principal: NamedDependency[Principal],
         event_id: Annotated[str, p.path_remainder("the producer's event id", max_length=p.ID_MAX)],
+        proof: Annotated[bool, QueryParameter(description="add the event's inclusion proof")] = False,
     ) -> dict[str, Any]:
         """The event as stored (sensitive values sealed) and where it sits in its log."""
         principal.require(READERS)
         ident = p.check_path_remainder("event_id", event_id, max_length=p.ID_MAX)
         stored = await to_thread.run_sync(partial(ledger.queries.get, principal.tenant, ident))
-        return stored.as_dict()
+        body = stored.as_dict()
+        if proof:
+            prove = partial(ledger.trees.inclusion, stored.log, stored.position, tenant=principal.tenant)
+            body["proof"] = (await to_thread.run_sync(prove)).as_dict()
+        return body
 
 
 def _ingest(

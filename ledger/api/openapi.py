@@ -93,6 +93,26 @@ class BatchReceipts(TypedDict):
     receipts: list[Receipt]
 
 
+class InclusionProofBody(TypedDict):
+    """RFC 9162 inclusion proof: ``hashes`` (base64, leaf to root) lead from ``leaf_hash`` at
+    ``leaf_index`` to ``root``, the root of the log's first ``tree_size`` leaves."""
+
+    log: str
+    tree_size: int
+    root: str
+    leaf_index: int
+    leaf_hash: str
+    hashes: list[str]
+
+
+# "from" is a Python keyword: the functional form of TypedDict takes it as a key.
+ConsistencyProofBody = TypedDict(
+    "ConsistencyProofBody",
+    {"log": str, "from": int, "to": int, "from_root": str, "to_root": str, "hashes": list[str]},
+)
+"""RFC 9162 consistency proof: the tree of ``to`` leaves (``to_root``) extends that of ``from`` (``from_root``)."""
+
+
 _WHY = {
     400: "A parameter or the body cannot be read",
     401: "No bearer token, or one that does not verify",

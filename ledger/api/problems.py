@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -44,6 +45,8 @@ STATUS: dict[type[e.LedgerError], int] = {
 PROBLEM_JSON = "application/problem+json"
 MAX_ERRORS = MAX_REPORTED_ERRORS
 """A problem body lists at most this many field errors (validation's own cap); ``error_count`` says how many there were."""
+# Litestar states a missing parameter in its detail only (no ``extra``), followed by the whole URL.
+_MISSING = re.compile(r"Missing required (\w+) parameter '([^']+)'")
 MAX_TEXT = 500
 """Field names and messages are cut to this many characters: they can quote what the caller sent."""
 
@@ -140,6 +143,9 @@ def _parameter_problem(
         }
         for x in raw
     ]
+    missing = _MISSING.match(exc.detail or "")
+    if not errors and missing:
+        errors = [{"field": missing.group(2), "message": f"is a required {missing.group(1)} parameter"}]
     detail = "; ".join(f"{fe['field']}: {fe['message']}" for fe in errors) or "a parameter is not valid"
     return problem(
         400,

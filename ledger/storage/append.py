@@ -1,8 +1,9 @@
 """The append service: the only write path (DESIGN §4).
 
 One transaction per batch: lock the log heads involved ``FOR UPDATE`` in a fixed order, dedupe event ids
-under that lock, hash in Python, insert every row with one binary COPY, advance the heads, commit. Commit
-order therefore equals chain order, and positions are gap-free.
+under that lock, hash in Python, insert every row with one binary COPY, grow each log's Merkle tree (the
+tiles the batch completed in one statement, the right edge with the head), advance the heads, commit.
+Commit order therefore equals chain order, and positions are gap-free.
 
 The transaction is bounded: it waits at most ``lock_timeout`` for a head another writer holds and no
 statement runs longer than ``statement_timeout`` (both ``StorageUnavailable``, retryable). A value that
@@ -27,6 +28,7 @@ from ledger.domain.errors import FieldError, IdempotencyConflict, ValidationFail
 from ledger.domain.hashing import GENESIS_HASH, chain_hash, leaf_hash
 from ledger.domain.logs import log_for
 from ledger.domain.stored import format_time, stored_bytes
+from ledger.storage import tree
 from ledger.storage.database import Database, first_line
 
 _COLUMNS = (
@@ -88,6 +90,17 @@ class Recorded:
     position: int
     recorded_at: datetime
     event: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LogHead:
+    """A log's head as locked for an append: its size, the hash of its last event, when that was recorded,
+    and its Merkle tree's right edge (``ledger.storage.tree``)."""
+
+    size: int
+    hash: bytes
+    recorded_at: datetime | None
+    edge: tree.Edge
 
 
 Connection = psycopg.Connection[Any]
@@ -193,41 +206,61 @@ class AppendService:
     def _insert(
         self,
         conn: psycopg.Connection[Any],
-        heads: dict[str, tuple[int, bytes, datetime | None]],
+        heads: dict[str, LogHead],
         fresh: list[_Pending],
         receipts: list[Receipt | None],
     ) -> None:
-        """Chain and COPY the new events; rows stream to the server while later ones are hashed."""
+        """Chain and COPY the new events (rows stream to the server while later ones are hashed), grow the
+        logs' trees over the same leaf hashes, advance the heads."""
         now = self._clock()
         # Recorded time never runs backwards within a log, even if the server clock does.
-        recorded = {log: max(now, last) if last else now for log, (_, _, last) in heads.items()}
+        recorded = {log: max(now, h.recorded_at) if h.recorded_at else now for log, h in heads.items()}
         recorded_json = {log: b'"%s"' % format_time(t).encode() for log, t in recorded.items()}
         log_json = {log: canonicalize(log) for log in heads}
+        sizes = {log: h.size for log, h in heads.items()}
+        last = {log: h.hash for log, h in heads.items()}
+        leaves: dict[str, list[bytes]] = {log: [] for log in heads}
         current: _Pending | None = None
         try:
             with conn.cursor().copy(_COPY) as copy:
                 copy.set_types(_COPY_TYPES)
                 for p in fresh:
                     current = p  # psycopg refuses some values (a NUL in text) while encoding this row
-                    size, prev, _ = heads[p.log]
+                    size, prev = sizes[p.log], last[p.log]
                     canonical = stored_bytes(p.canonical, log_json[p.log], size, recorded_json[p.log])
-                    digest = chain_hash(prev, leaf_hash(canonical))
+                    leaf = leaf_hash(canonical)
+                    digest = chain_hash(prev, leaf)
                     env = p.event.envelope
                     copy.write_row((
                         p.log, size, env.tenant, env.id, env.type, env.source, env.subject, env.actor,
                         env.time, recorded[p.log], p.digest, canonical, prev, digest,
                     ))  # fmt: skip
-                    heads[p.log] = (size + 1, digest, recorded[p.log])
+                    sizes[p.log], last[p.log] = size + 1, digest
+                    leaves[p.log].append(leaf)
                     receipts[p.index] = Receipt(env.id, p.log, size, digest, recorded[p.log])
                 current = None  # what fails from here on fails at the server, which names the COPY line
         except psycopg.DataError as exc:
             raise _unstorable(exc, fresh, current) from exc
-        _advance_heads(conn, heads)
+        edges = self._grow_trees(conn, heads, leaves)
+        advanced = {
+            log: LogHead(sizes[log], last[log], recorded[log], edges[log]) for log in heads if leaves[log]
+        }
+        _advance_heads(conn, advanced)
+
+    def _grow_trees(
+        self, conn: psycopg.Connection[Any], heads: dict[str, LogHead], leaves: dict[str, list[bytes]]
+    ) -> dict[str, tree.Edge]:
+        """Each log's right edge after its new leaves; the tiles they completed are stored here."""
+        edges: dict[str, tree.Edge] = {}
+        completed: list[tuple[str, tree.Tile]] = []
+        for log, new in leaves.items():
+            edges[log], done = tree.grow(heads[log].edge, new)
+            completed.extend((log, t) for t in done)
+        tree.store_tiles(conn, completed)
+        return edges
 
 
-def _lock_heads(
-    conn: psycopg.Connection[Any], logs: list[tuple[str, str]]
-) -> dict[str, tuple[int, bytes, datetime | None]]:
+def _lock_heads(conn: psycopg.Connection[Any], logs: list[tuple[str, str]]) -> dict[str, LogHead]:
     names = [log for log, _ in logs]
     # Creating a head is idempotent bookkeeping, not an event: ON CONFLICT is safe here.
     conn.execute(
@@ -238,10 +271,11 @@ def _lock_heads(
     )
     # A fixed lock order (by log name) means two batches touching the same logs can never deadlock.
     rows = conn.execute(
-        "SELECT log, size, head_hash, recorded_at FROM ledger_log_heads WHERE log = ANY(%s) ORDER BY log FOR UPDATE",
+        "SELECT log, size, head_hash, recorded_at, tree_edge FROM ledger_log_heads"
+        " WHERE log = ANY(%s) ORDER BY log FOR UPDATE",
         (names,),
     ).fetchall()
-    return {str(r[0]): (int(r[1]), bytes(r[2]), r[3]) for r in rows}
+    return {str(r[0]): LogHead(int(r[1]), bytes(r[2]), r[3], tree.decode_edge(bytes(r[4]))) for r in rows}
 
 
 def _dedupe(
@@ -284,15 +318,21 @@ def _conflict(p: _Pending, what: str) -> FieldError:
     return FieldError("id", f"event id {p.event.id!r} {what}", index=p.index)
 
 
-def _advance_heads(
-    conn: psycopg.Connection[Any], heads: dict[str, tuple[int, bytes, datetime | None]]
-) -> None:
+def _advance_heads(conn: psycopg.Connection[Any], heads: dict[str, LogHead]) -> None:
     names = sorted(heads)
     conn.execute(
-        "UPDATE ledger_log_heads h SET size = u.size, head_hash = u.head_hash, recorded_at = u.recorded_at"
-        " FROM unnest(%s::text[], %s::int8[], %s::bytea[], %s::timestamptz[]) AS u(log, size, head_hash, recorded_at)"
+        "UPDATE ledger_log_heads h SET size = u.size, head_hash = u.head_hash, recorded_at = u.recorded_at,"
+        " tree_edge = u.tree_edge"
+        " FROM unnest(%s::text[], %s::int8[], %s::bytea[], %s::timestamptz[], %s::bytea[])"
+        " AS u(log, size, head_hash, recorded_at, tree_edge)"
         " WHERE h.log = u.log",
-        (names, [heads[n][0] for n in names], [heads[n][1] for n in names], [heads[n][2] for n in names]),
+        (
+            names,
+            [heads[n].size for n in names],
+            [heads[n].hash for n in names],
+            [heads[n].recorded_at for n in names],
+            [tree.encode_edge(heads[n].edge) for n in names],
+        ),
     )
 
 

@@ -42,6 +42,8 @@ OPERATIONS = [
     "GET /v1/guidelines",
     "GET /v1/compliance/flags",
     "GET /v1/reports/retention",
+    "GET /v1/logs/{log}/proofs/inclusion",
+    "GET /v1/logs/{log}/proofs/consistency",
 ]
 # What the document promises: no 5xx, only documented statuses, media types and headers, bodies matching
 # their schemas, schema-invalid requests refused, and a token needed where one is documented.

@@ -120,7 +120,8 @@ def test_a_rewritten_event_with_recomputed_hashes_is_caught_at_the_head(
 
 
 def append_as_an_older_ledger(conn: psycopg.Connection, event: dict) -> int:
-    """Record ``event`` as the ledger did before times were bounded: chained, hashed, headed, not validated.
+    """Record ``event`` as the ledger did before times were bounded: chained, hashed, headed, not validated
+    (and its Merkle tree grown, as migration 0005 grows it for such rows).
 
     Returns its position. Rows like this exist in ledgers that accepted them; verification must still work.
     """
@@ -131,10 +132,11 @@ def append_as_an_older_ledger(conn: psycopg.Connection, event: dict) -> int:
     from ledger.domain.fields import parse_rfc3339
     from ledger.domain.hashing import chain_hash, leaf_hash
     from ledger.domain.stored import stored_document
+    from ledger.storage import tree
 
     log = event["tenant"]
-    size, prev = conn.execute(
-        "SELECT size, head_hash FROM ledger_log_heads WHERE log = %s FOR UPDATE", (log,)
+    size, prev, edge = conn.execute(
+        "SELECT size, head_hash, tree_edge FROM ledger_log_heads WHERE log = %s FOR UPDATE", (log,)
     ).fetchone()
     recorded = datetime.now(UTC)
     canonical = canonicalize(stored_document(event, log, size, recorded))
@@ -147,9 +149,11 @@ def append_as_an_older_ledger(conn: psycopg.Connection, event: dict) -> int:
          event["actor"], parse_rfc3339(event["time"]), recorded, hashlib.sha256(canonicalize(event)).digest(),
          canonical, prev, digest),
     )  # fmt: skip
+    grown, tiles = tree.grow(tree.decode_edge(bytes(edge)), [leaf_hash(canonical)])
+    tree.store_tiles(conn, [(log, t) for t in tiles])
     conn.execute(
-        "UPDATE ledger_log_heads SET size = %s, head_hash = %s, recorded_at = %s WHERE log = %s",
-        (size + 1, digest, recorded, log),
+        "UPDATE ledger_log_heads SET size = %s, head_hash = %s, recorded_at = %s, tree_edge = %s WHERE log = %s",
+        (size + 1, digest, recorded, tree.encode_edge(grown), log),
     )
     return int(size)
 
