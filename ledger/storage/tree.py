@@ -276,8 +276,9 @@ class LogTrees:
         with self._db.connect() as conn, conn.transaction():
             head = read_head(conn, log, tenant=tenant)
             new = _size("to", new_size, head)
-            if not 0 <= old_size <= new:
-                _refuse("from", f"must be a tree size from 0 to {new} (to)")
+            if not 1 <= old_size <= new:
+                # RFC 9162 has no proof from the empty tree: every tree extends it.
+                _refuse("from", f"must be a tree size from 1 to {new} (to)")
 
             def prove(s: merkle.SubtreeHash) -> tuple[bytes, bytes, list[bytes]]:
                 old_root, new_root = merkle.root(old_size, s), merkle.root(new, s)

@@ -124,7 +124,7 @@ class TestTheTreeAppendsGrow:
     def test_consistency_proofs_verify_and_equal_the_reference(self, grown: Ledger) -> None:
         leaves = leaves_of(grown.db, "acme")
         expected = reference(leaves)
-        sizes = [0, *sizes_to_check(len(leaves))]
+        sizes = sizes_to_check(len(leaves))  # RFC 9162 has no consistency proof from the empty tree
         for old in sizes[::3]:
             for new in (s for s in sizes[::4] if s >= old):
                 proof = grown.trees.consistency("acme", old, new, tenant="acme")
