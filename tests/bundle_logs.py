@@ -8,6 +8,7 @@ so a bundle built here has the shape a bundle built from PostgreSQL has.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -152,7 +153,7 @@ def make_bundle(
 ) -> bytes:
     """A sealed bundle of the events at ``positions``, proven against ``checkpoints``."""
     doc = build_bundle(
-        scope=scope or {"log": log.name, "from": positions[0], "to": positions[-1]},
+        scope=scope or {"events": [json.loads(log.rows[p])["event"]["id"] for p in positions]},
         events=[log.row(p) for p in positions],
         checkpoints=checkpoints,
         keys=[*(extra_windows or []), *keys.windows()],

@@ -174,6 +174,8 @@ def read_bundle(data: bytes) -> Bundle:
         seal=reader.note(doc["seal"], "seal"),
         digests=member_digests(doc),
     )
+    if bundle.seal.text and not bundle.seal.text.startswith(FORMAT + "\n"):
+        problems.append(f"seal: its text does not start with the line {FORMAT}")
     if problems:
         raise BundleUnusable(problems)
     return bundle
