@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from ledger import __version__
 from ledger.auth.tokens import ROLES, issue_dev_token
-from ledger.cli import kafka_commands, projection_commands
+from ledger.cli import bundle_commands, kafka_commands, projection_commands
 from ledger.cli.progress import ProgressBar
 from ledger.domain.envelope import ReceivedEvent
 from ledger.domain.errors import LedgerError
@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _EXTRA_HANDLERS.update(kafka_commands.register(sub))
     _EXTRA_HANDLERS.update(projection_commands.register(sub))
+    _EXTRA_HANDLERS.update(bundle_commands.register(sub))
     return parser
 
 

@@ -17,3 +17,9 @@ def test_every_package_under_ledger_is_listed_in_pyproject() -> None:
     }
     assert on_disk <= listed, f"add {sorted(on_disk - listed)} to [tool.setuptools] packages"
     assert {"ledger.migrations", "ledger.migrations.versions"} <= listed
+
+
+def test_the_bundle_schema_ships_with_the_verifier() -> None:
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "bundle.schema.json" in package_data["ledger.verifier"]
+    assert (ROOT / "ledger" / "verifier" / "bundle.schema.json").is_file()
