@@ -723,6 +723,7 @@ NOTES = [
     "VACUUM (ANALYZE) after the fill; a CHECKPOINT before the timed phases; the cyclic GC frozen out of them.",
     "the client (this process), the ledger serve process and PostgreSQL share the machine's cores; other work is"
     " not measured, only the load average: publish figures only from an otherwise idle machine.",
+    "the whole database fits in the OS page cache: proofs are served from memory, not disk.",
 ]
 
 
