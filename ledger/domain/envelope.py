@@ -160,12 +160,30 @@ def validate_event(
     ``MAX_FUTURE_SKEW`` later. Every transport passes it; ``None`` (the ledger's own events, generated
     demo data) sets no bound on the future, only the one range of times every field keeps to.
     """
+    return _validate_value(raw, decoded=False, allow_internal=allow_internal, received_at=received_at)
+
+
+def validate_decoded_event(
+    raw: Any, *, allow_internal: bool = False, received_at: datetime | None = None
+) -> ReceivedEvent:
+    """``validate_event`` of a value built from JSON alone: what ``parse_json`` returned, or a dict of
+    header text and such values (the binary content modes, a Kafka message's decoded value).
+
+    Such a value holds JSON types only, so its canonical bytes need no check that they came from JSON
+    types (``canonicalize_json``); every other check is the same.
+    """
+    return _validate_value(raw, decoded=True, allow_internal=allow_internal, received_at=received_at)
+
+
+def _validate_value(
+    raw: Any, *, decoded: bool, allow_internal: bool, received_at: datetime | None
+) -> ReceivedEvent:
     if not isinstance(raw, dict):
         raise ValidationFailed(
             "an event must be a JSON object", errors=[FieldError("$", "expected a JSON object")]
         )
     return _validate(
-        raw, _json_bytes(raw), parsed=False, allow_internal=allow_internal, received_at=received_at
+        raw, _json_bytes(raw), parsed=decoded, allow_internal=allow_internal, received_at=received_at
     )
 
 
