@@ -18,7 +18,7 @@ from typing import Any
 from ledger.api.ingest import BATCH as BATCH_MEDIA
 from ledger.api.ingest import parse_request
 from ledger.crypto.sealing import Sealer
-from ledger.domain.canonical import canonicalize
+from ledger.domain.canonical import canonicalize, canonicalize_json
 from ledger.domain.envelope import ReceivedEvent, validate_event
 from ledger.domain.hashing import GENESIS_HASH, chain_hash, leaf_hash
 from ledger.domain.stored import stored_bytes
@@ -28,7 +28,7 @@ STEPS = (
     ("parse_and_validate", "batch body -> events (parse_request: JSON + validation)", "request"),
     ("validate", "validation alone (validate_event on parsed JSON)", "request"),
     ("seal", "sealing (Sealer.seal)", "before lock"),
-    ("canonical", "canonical bytes (canonicalize: as received, as sealed)", "before lock"),
+    ("canonical", "canonical bytes of the sealed form (canonicalize_json)", "before lock"),
     ("digest", "content digest (Sealer.content_digest)", "before lock"),
     ("chain", "chain hash (stored_bytes + leaf_hash + chain_hash)", "in lock"),
 )
@@ -66,15 +66,15 @@ def _time_batch(clock: _Clock, sealer: Sealer, chunk: list[ReceivedEvent], first
     with clock.step("canonical"):
         canonical = []
         for event, as_stored in zip(chunk, stored, strict=True):
-            received = canonicalize(event.raw)
-            canonical.append((received, received if as_stored is event.raw else canonicalize(as_stored)))
+            # Validation made the canonical bytes as received (event.canonical): part of its line above.
+            canonical.append(event.canonical if as_stored is event.raw else canonicalize_json(as_stored))
     with clock.step("digest"):
-        for event, (received, _) in zip(chunk, canonical, strict=True):
-            sealer.content_digest(event, received)
+        for event in chunk:
+            sealer.content_digest(event)
     # The append service hashes inside the lock; log name and recorded time are fixed here.
     log_json, recorded_json, prev = canonicalize("bench"), b'"2026-12-01T00:00:00.000000Z"', GENESIS_HASH
     with clock.step("chain"):
-        for position, (_, as_stored) in enumerate(canonical, start=first_position):
+        for position, as_stored in enumerate(canonical, start=first_position):
             prev = chain_hash(prev, leaf_hash(stored_bytes(as_stored, log_json, position, recorded_json)))
     return sum(1 for event, as_stored in zip(chunk, stored, strict=True) if as_stored is not event.raw)
 

@@ -15,7 +15,7 @@ from ledger.domain.envelope import (
     ReceivedEvent,
     binary_attribute,
     parse_json,
-    validate_event,
+    validate_decoded_event,
     validate_json_event,
 )
 from ledger.domain.errors import FieldError, MalformedRequest, UnsupportedMediaType, ValidationFailed
@@ -37,7 +37,7 @@ def parse_request(
     # The media type decides the mode first (CloudEvents HTTP binding §3): a structured or batch request
     # may carry ce-* headers too, and they are then ignored.
     if media not in (STRUCTURED, BATCH) and "ce-specversion" in headers:
-        return [validate_event(_binary_event(media, headers, body), received_at=received_at)], False
+        return [validate_decoded_event(_binary_event(media, headers, body), received_at=received_at)], False
     if media == BATCH:
         return _validate_batch(_batch_items(body), received_at), True
     if media in (STRUCTURED, "application/json"):

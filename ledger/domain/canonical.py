@@ -48,6 +48,30 @@ def canonicalize(value: Any) -> bytes:
         faithful = False
     if not faithful:
         return _canonicalize_exactly(value)  # exact, or raises the precise error
+    return _jcs_of(value, encoded)
+
+
+def canonicalize_json(value: Any) -> bytes:
+    """``canonicalize`` of a value known to hold JSON types alone, byte for byte the same, faster.
+
+    Such a value is what a JSON decoder returns, or what is built from one with dicts, lists, strings,
+    numbers, booleans and ``None`` only (sealing, blinding and normalising a validated event do just that).
+    The check ``canonicalize`` makes that msgspec's output came from JSON types (a decode of the output
+    compared with the value: about a third of its cost) is what is left out; anything else that has no
+    canonical form (a lone surrogate, an integer no double carries) is still refused, naming its field.
+    """
+    if _fast_encoder is None or not isinstance(value, dict | list):
+        return _canonicalize_exactly(value)
+    try:
+        encoded = _fast_encoder.encode(value)
+    except (TypeError, ValueError, UnicodeEncodeError, OverflowError):
+        return _canonicalize_exactly(value)  # exact, or raises the precise error
+    return _jcs_of(value, encoded)
+
+
+def _jcs_of(value: Any, encoded: bytes) -> bytes:
+    """The JCS bytes of ``value`` from ``encoded``, msgspec's sorted output for it from JSON types alone."""
+    assert _fast_encoder is not None  # only called once msgspec encoded ``value``
     if not encoded.isascii() and _OUTSIDE_BMP.search(encoded):
         return _canonicalize_exactly(value)
     numbers = _NUMBER_ANYWHERE if b"[" in encoded else _NUMBER_IN_OBJECT

@@ -7,12 +7,14 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from itertools import accumulate
 from typing import Any, Literal
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ledger.domain.canonical import canonicalize, canonicalize_json
 from ledger.domain.errors import FieldError, ForbiddenIdentifier, MalformedRequest, ValidationFailed
 from ledger.domain.fields import (
     IDENTIFIER_PATTERN,
@@ -109,12 +111,17 @@ class Envelope(BaseModel):
 
 @dataclass(frozen=True)
 class ReceivedEvent:
-    """A received event that passed validation: the raw JSON as received, and its parsed parts."""
+    """A received event that passed validation: the raw JSON as received, and its parsed parts.
+
+    ``canonical`` is the RFC 8785 form of ``raw``, computed once by validation: the content digest and
+    the stored form start from it. ``raw`` holds JSON types alone and must not be changed afterwards.
+    """
 
     raw: dict[str, Any]
     envelope: Envelope
     data: EventData
     event_type: EventType
+    canonical: bytes
 
     @property
     def id(self) -> str:
@@ -131,12 +138,18 @@ class ReceivedEvent:
         """When the event happened, according to its producer."""
         return self.envelope.time
 
-    @property
+    @cached_property
     def data_subject(self) -> str:
-        """The person sealed values are about: a named data field, or else the actor."""
+        """The person sealed values are about: a named data field, or else the actor (asked up to three
+        times per sealed event, and the type's ``subject_field`` is a slow class-attribute miss)."""
         name = self.event_type.subject_field
         value = getattr(self.data, name, None) if name else None
         return value if isinstance(value, str) else self.envelope.actor
+
+    @cached_property
+    def has_sensitive(self) -> bool:
+        """Whether a value stands on one of its type's sensitive paths: sealing and the digest both ask."""
+        return any(get_path(self.raw["data"], p) is not None for p in self.event_type.sensitive_paths)
 
 
 def validate_event(
@@ -148,11 +161,31 @@ def validate_event(
     ``MAX_FUTURE_SKEW`` later. Every transport passes it; ``None`` (the ledger's own events, generated
     demo data) sets no bound on the future, only the one range of times every field keeps to.
     """
+    return _validate_value(raw, decoded=False, allow_internal=allow_internal, received_at=received_at)
+
+
+def validate_decoded_event(
+    raw: Any, *, allow_internal: bool = False, received_at: datetime | None = None
+) -> ReceivedEvent:
+    """``validate_event`` of a value built from JSON alone: what ``parse_json`` returned, or a dict of
+    header text and such values (the binary content modes, a Kafka message's decoded value).
+
+    Such a value holds JSON types only, so its canonical bytes need no check that they came from JSON
+    types (``canonicalize_json``); every other check is the same.
+    """
+    return _validate_value(raw, decoded=True, allow_internal=allow_internal, received_at=received_at)
+
+
+def _validate_value(
+    raw: Any, *, decoded: bool, allow_internal: bool, received_at: datetime | None
+) -> ReceivedEvent:
     if not isinstance(raw, dict):
         raise ValidationFailed(
             "an event must be a JSON object", errors=[FieldError("$", "expected a JSON object")]
         )
-    return _validate(raw, _json_bytes(raw), allow_internal=allow_internal, received_at=received_at)
+    return _validate(
+        raw, _json_bytes(raw), parsed=decoded, allow_internal=allow_internal, received_at=received_at
+    )
 
 
 def validate_json_event(
@@ -169,9 +202,8 @@ def validate_json_event(
             "an event must be a JSON object", errors=[FieldError("$", "expected a JSON object")]
         )
     readable = len(body) <= MAX_EVENT_BYTES and b"\\" not in body
-    return _validate(
-        raw, body if readable else _json_bytes(raw), allow_internal=allow_internal, received_at=received_at
-    )
+    encoded = body if readable else _json_bytes(raw)
+    return _validate(raw, encoded, parsed=True, allow_internal=allow_internal, received_at=received_at)
 
 
 _INTEGER_ATTRIBUTES = frozenset({"schemaversion"})
@@ -199,9 +231,18 @@ def parse_json(body: bytes) -> Any:
 
 
 def _validate(
-    raw: dict[str, Any], encoded: bytes | None, *, allow_internal: bool, received_at: datetime | None
+    raw: dict[str, Any],
+    encoded: bytes | None,
+    *,
+    parsed: bool,
+    allow_internal: bool,
+    received_at: datetime | None,
 ) -> ReceivedEvent:
-    """The checks of ``validate_event``; ``encoded`` is a JSON text of ``raw`` (``None``: not JSON)."""
+    """The checks of ``validate_event``; ``encoded`` is a JSON text of ``raw`` (``None``: not JSON).
+
+    ``parsed``: ``raw`` is what the JSON decoder returned, so it holds JSON types alone and its canonical
+    bytes need no check that they came from JSON types (``canonicalize_json``).
+    """
     if encoded is not None:
         _refuse_oversized(encoded)
     _refuse_nul(raw, encoded)
@@ -241,7 +282,9 @@ def _validate(
         )
 
     _refuse_direct_identifiers(raw, event_type, encoded)
-    return ReceivedEvent(raw=raw, envelope=envelope, data=data, event_type=event_type)
+    # Once, here: a value with no canonical form is refused at the door, naming its field.
+    canonical = canonicalize_json(raw) if parsed else canonicalize(raw)
+    return ReceivedEvent(raw=raw, envelope=envelope, data=data, event_type=event_type, canonical=canonical)
 
 
 def _refusal(kind: type[ValidationFailed], detail: str, errors: list[FieldError]) -> ValidationFailed:
@@ -349,8 +392,9 @@ def normalized(raw: dict[str, Any]) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     if "datacontenttype" not in raw:
         changes["datacontenttype"] = "application/json"
-    for name, value in raw.items():
-        if name not in _ENVELOPE_ATTRIBUTES and not isinstance(value, str):
+    for name in raw.keys() - _ENVELOPE_ATTRIBUTES:  # the extension attributes
+        value = raw[name]
+        if not isinstance(value, str):
             changes[name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
     drop_version = raw.get("schemaversion") == 1
     if not changes and not drop_version:

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ledger.domain.envelope import ReceivedEvent, validate_event
+from ledger.domain.envelope import ReceivedEvent, validate_decoded_event
 from ledger.domain.errors import FieldError, ForbiddenIdentifier, ValidationFailed
 from ledger.domain.registry import EVENT_TYPES
 from ledger.kafka.bindings import Rejection, RejectionCode, decode
@@ -89,8 +89,9 @@ def read_event(message: Message) -> ReceivedEvent | Rejection:
         return raw
     try:
         # Judged by the ledger's clock when read, as over HTTP: an event's time is then never more than
-        # MAX_FUTURE_SKEW after the moment it is recorded, however late the consumer runs.
-        return validate_event(raw, received_at=datetime.now(UTC))
+        # MAX_FUTURE_SKEW after the moment it is recorded, however late the consumer runs. ``decode``
+        # builds the event from parsed JSON and header text alone: validated as decoded.
+        return validate_decoded_event(raw, received_at=datetime.now(UTC))
     except ValidationFailed as exc:
         return Rejection(_code(exc, raw.get("type")), _reason(exc), _tenant_of(raw))
 

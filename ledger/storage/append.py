@@ -22,7 +22,7 @@ import msgspec
 import psycopg
 
 from ledger.crypto.sealing import Sealer
-from ledger.domain.canonical import canonicalize
+from ledger.domain.canonical import canonicalize, canonicalize_json
 from ledger.domain.envelope import ReceivedEvent
 from ledger.domain.errors import FieldError, IdempotencyConflict, ValidationFailed
 from ledger.domain.hashing import GENESIS_HASH, chain_hash, leaf_hash
@@ -174,9 +174,9 @@ class AppendService:
         stored = self._sealer.seal(list(events))
         pending = []
         for i, (event, as_stored) in enumerate(zip(events, stored, strict=True)):
-            received = canonicalize(event.raw)
-            canonical = received if as_stored is event.raw else canonicalize(as_stored)
-            digest = self._sealer.content_digest(event, received)
+            # Validation made the canonical bytes of the event as received; only a sealed form is new.
+            canonical = event.canonical if as_stored is event.raw else canonicalize_json(as_stored)
+            digest = self._sealer.content_digest(event)
             pending.append(_Pending(i, event, log_for(event.tenant), digest, canonical))
         return pending
 

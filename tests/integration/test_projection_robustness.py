@@ -19,6 +19,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from ledger.domain.canonical import canonicalize
 from ledger.domain.envelope import ReceivedEvent
 from ledger.domain.errors import StorageRefused
 from ledger.domain.fields import in_time_range, parse_rfc3339
@@ -46,7 +47,8 @@ def accepted_by_old_code(event: ReceivedEvent, *, time: str | None = None, **dat
     if time is not None:
         raw["time"] = time
         envelope = envelope.model_copy(update={"time": parse_rfc3339(time)})
-    return dataclasses.replace(event, raw=raw, envelope=envelope)
+    # The canonical bytes validation keeps follow the raw JSON, as the old code computed them from it.
+    return dataclasses.replace(event, raw=raw, envelope=envelope, canonical=canonicalize(raw))
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from ledger.api.ingest import BATCH, STRUCTURED, parse_request
-from ledger.domain.envelope import validate_event, validate_json_event
+from ledger.domain.canonical import canonicalize
+from ledger.domain.envelope import validate_decoded_event, validate_event, validate_json_event
 from ledger.domain.errors import ForbiddenIdentifier, MalformedRequest, ValidationFailed
 from ledger.domain.fields import MAX_EVENT_BYTES
 from ledger.synth.project import generate
@@ -86,3 +87,20 @@ def test_a_structured_event_is_validated_from_its_body() -> None:
     raw = example_event("review.submitted", tenant="acme", data_comment="SSN 078-05-1120")
     with pytest.raises(ForbiddenIdentifier):
         parse_request(STRUCTURED, {}, json.dumps(raw).encode())
+
+
+@pytest.mark.parametrize("raw", CASES, ids=range(len(CASES)))
+def test_a_decoded_value_gets_the_verdict_and_canonical_bytes_of_any_other(raw: dict[str, Any]) -> None:
+    decoded = json.loads(json.dumps(raw))
+    assert outcome(validate_decoded_event, decoded) == outcome(validate_event, decoded)
+    if outcome(validate_event, decoded)[0] == "accepted":
+        assert validate_decoded_event(decoded).canonical == validate_event(decoded).canonical
+
+
+def test_a_binary_mode_event_keeps_the_canonical_bytes_of_what_its_headers_and_body_say() -> None:
+    raw = example_event("annotation.created", tenant="acme")
+    headers = {f"ce-{k}": str(v) for k, v in raw.items() if k not in ("data", "datacontenttype")}
+    [event], batch = parse_request("application/json", headers, json.dumps(raw["data"]).encode())
+    assert not batch
+    assert event.canonical == canonicalize(event.raw)
+    assert event.raw == raw
