@@ -132,7 +132,7 @@ def test_a_changed_level_0_tile_entry_is_named_with_its_tile_and_stops_the_piece
 
 def test_the_edge_the_head_keeps_must_be_the_recomputed_one() -> None:
     leaves = leaves_of(700)
-    tiles, edge = stored_from(leaves)
+    _, edge = stored_from(leaves)
     edge[0][3] = bytes(32)
     fold = fold_in_pieces(leaves, [0], [])
     problem = compare_tree("acme", fold, StoredTree(700, {}, edge), to_head=True)
