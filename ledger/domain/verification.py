@@ -110,16 +110,40 @@ class LogResult:
         return self.first_break is None
 
 
+@dataclass(frozen=True)
+class CheckpointClaim:
+    """What a signed checkpoint (already opened: its signature verified) says: ``log`` had ``root`` at
+    ``size``; ``source`` names where it was found (a stored checkpoint, a file)."""
+
+    log: str
+    size: int
+    root: bytes
+    source: str
+
+
+@dataclass(frozen=True)
+class CheckpointProblem:
+    """A checkpoint the ledger does not agree with, or one that does not open (``log`` None when its
+    log is not known)."""
+
+    log: str | None
+    size: int | None
+    source: str
+    reason: str
+
+
 @dataclass
 class VerificationReport:
-    """Every log checked, and the first break in each."""
+    """Every log checked, and the first break in each; the checkpoints checked, and their problems."""
 
     logs: list[LogResult] = field(default_factory=list)
+    checkpoints_checked: int = 0
+    checkpoint_problems: list[CheckpointProblem] = field(default_factory=list)
 
     @property
     def intact(self) -> bool:
-        """True when every log verifies."""
-        return all(r.intact for r in self.logs)
+        """True when every log verifies and every checkpoint agrees with it."""
+        return all(r.intact for r in self.logs) and not self.checkpoint_problems
 
     @property
     def breaks(self) -> list[VerificationBreak]:
@@ -249,6 +273,49 @@ def _join_chain(
             return seg.first_break
         expected, prev = seg.next_expected, seg.last_hash or prev
     return _head_problem(log, expected, prev, head)
+
+
+def judge_checkpoints(
+    report: VerificationReport, claims: Iterable[CheckpointClaim]
+) -> list[CheckpointProblem]:
+    """Compare each claim with the root ``report`` recomputed at its size.
+
+    Checkpoints need no consistency proofs between them here: every root compared comes from the one tree
+    recomputed from the log's events, so two checkpoints that each equal it at their sizes are consistent
+    with each other (RFC 9162 §2.1.4), and one that does not is inconsistent with every one that does.
+    """
+    by_log = {r.log: r for r in report.logs}
+    problems = []
+    for claim in sorted(claims, key=lambda c: (c.log, c.size, c.source)):
+        result = by_log.get(claim.log)
+        reason = _claim_problem(claim, result)
+        if reason is not None:
+            problems.append(CheckpointProblem(claim.log, claim.size, claim.source, reason))
+    return problems
+
+
+def _claim_problem(claim: CheckpointClaim, result: LogResult | None) -> str | None:
+    if result is None or (result.head_size is None and not result.tree_size):
+        return (
+            f"the log does not exist, but a checkpoint was signed when it held {claim.size} events:"
+            " it was deleted or rolled back"
+        )
+    size = result.head_size if result.head_size is not None else result.tree_size or 0
+    if claim.size > size:
+        return (
+            f"the log holds {size} events, fewer than the {claim.size} this checkpoint was signed at:"
+            " it was truncated or rolled back"
+        )
+    root = result.roots.get(claim.size)
+    if root is None:
+        at = result.first_break.position if result.first_break else result.tree_size
+        return f"not confirmed: the log breaks at position {at}, before the checkpoint's size {claim.size}"
+    if root != claim.root:
+        return (
+            f"the root recomputed from the events at size {claim.size} ({root.hex()}) differs from the"
+            f" checkpoint's ({claim.root.hex()}): the log is inconsistent with it, events were rewritten"
+        )
+    return None
 
 
 def verify_rows(name: str, rows: Iterable[Sequence[Any]], head: tuple[int, bytes] | None) -> LogResult:

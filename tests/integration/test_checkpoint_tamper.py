@@ -3,12 +3,16 @@ back is found, because the tree is rebuilt from the events and checkpoints live 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from ledger.audit import audit
 from ledger.domain.envelope import validate_event
+from ledger.domain.hashing import chain_hash, leaf_hash
 from ledger.runtime import Ledger
 from ledger.storage.verify import verify
 from tests.factories import example_event
@@ -84,3 +88,117 @@ def test_an_altered_right_edge_is_reported(grown: Ledger, superuser: psycopg.Con
     found = only_break(grown, how)
     assert found.position == 512 + 2
     assert "right edge" in found.reason
+
+
+# ---- against checkpoints: what a superuser can make consistent inside the database --------------------
+
+
+def sign(ledger: Ledger, log: str = "acme") -> int:
+    signed = ledger.checkpoints.sign(log)
+    assert signed is not None
+    return signed.tree_size
+
+
+def rebuild_tree(conn: psycopg.Connection, log: str) -> None:
+    """Rewrite ``log``'s tiles, edge and head to match its rows, as a superuser covering tracks would."""
+    from ledger.domain.merkle import extend_edge
+    from ledger.storage import tree
+
+    rows = conn.execute(
+        "SELECT canonical, hash FROM ledger_events WHERE log = %s ORDER BY position", (log,)
+    ).fetchall()
+    edge: list[list[bytes]] = []
+    tiles = extend_edge(edge, [leaf_hash(bytes(r[0])) for r in rows])
+    conn.execute("DELETE FROM ledger_merkle_tiles WHERE log = %s", (log,))
+    tree.store_tiles(conn, [(log, t) for t in tiles])
+    conn.execute(
+        "UPDATE ledger_log_heads SET size = %s, head_hash = %s, tree_edge = %s WHERE log = %s",
+        (len(rows), bytes(rows[-1][1]), tree.encode_edge(edge), log),
+    )
+
+
+def rewrite_event(conn: psycopg.Connection, log: str, position: int) -> None:
+    """Change one event's bytes and re-chain every row after it: events, chain tail, head and tree agree."""
+    rows = conn.execute(
+        "SELECT position, prev_hash, canonical FROM ledger_events WHERE log = %s ORDER BY position", (log,)
+    ).fetchall()
+    prev = bytes(rows[0][1])
+    for at, _, canonical in rows:
+        canonical = bytes(canonical)
+        if at == position:
+            canonical = canonical.replace(b'"nodule"', b'"mass"')
+            assert canonical != bytes(rows[at][2])
+        digest = chain_hash(prev, leaf_hash(canonical))
+        conn.execute(
+            "UPDATE ledger_events SET canonical = %s, prev_hash = %s, hash = %s WHERE log = %s AND position = %s",
+            (canonical, prev, digest, log, at),
+        )
+        prev = digest
+    rebuild_tree(conn, log)
+
+
+def test_a_consistent_superuser_rewrite_is_caught_by_the_stored_and_the_published_checkpoints(
+    grown: Ledger, superuser: psycopg.Connection, how: dict
+) -> None:
+    first = sign(grown)
+    grown.appender.append(
+        [validate_event(example_event("annotation.created", tenant="acme")) for _ in range(50)]
+    )
+    second = sign(grown)
+    assert audit(grown, against=[grown.settings.checkpoint_dir], **how).intact
+
+    rewrite_event(superuser, "acme", 10)
+    rows_only = verify(grown.db, **how)
+    assert rows_only.intact, "the rewrite is consistent inside the database"
+
+    report = audit(grown, **how)
+    assert not report.intact
+    assert report.checkpoints_checked == 2
+    assert [(p.log, p.size) for p in report.checkpoint_problems] == [("acme", first), ("acme", second)]
+    assert all("differs from the checkpoint's" in p.reason for p in report.checkpoint_problems)
+
+    published = audit(grown, against=[grown.settings.checkpoint_dir], **how)
+    sources = {p.source for p in published.checkpoint_problems}
+    directory = grown.settings.checkpoint_dir / "acme"
+    assert {str(directory / f"{first}.checkpoint"), str(directory / f"{second}.checkpoint")} <= sources
+
+
+def test_a_database_restored_from_an_older_dump_is_caught_against_the_publication_directory(
+    grown: Ledger, superuser: psycopg.Connection, tmp_path: Path, how: dict
+) -> None:
+    older = sign(grown)
+    grown.appender.append(
+        [validate_event(example_event("annotation.created", tenant="acme")) for _ in range(300)]
+    )
+    newer = sign(grown)
+    saved = tmp_path / "auditor-copy"
+    shutil.copytree(grown.settings.checkpoint_dir, saved)
+
+    # Back to the state just after the older checkpoint was recorded (its event is the leaf at `older`).
+    superuser.execute("DELETE FROM ledger_events WHERE log = 'acme' AND position > %s", (older,))
+    superuser.execute("DELETE FROM proj_checkpoints WHERE log = 'acme' AND tree_size > %s", (older,))
+    rebuild_tree(superuser, "acme")
+    assert audit(grown, **how).intact, "the restored database agrees with itself"
+
+    report = audit(grown, against=[saved], **how)
+    assert not report.intact
+    [problem] = report.checkpoint_problems
+    assert (problem.log, problem.size, problem.source) == (
+        "acme",
+        newer,
+        str(saved / "acme" / f"{newer}.checkpoint"),
+    )
+    assert "truncated or rolled back" in problem.reason
+    single = audit(grown, against=[saved / "acme" / f"{newer}.checkpoint"], **how)
+    assert [p.size for p in single.checkpoint_problems] == [newer]
+
+
+def test_a_checkpoint_file_not_signed_by_the_ledger_is_named(grown: Ledger, tmp_path: Path) -> None:
+    size = sign(grown)
+    note = (grown.settings.checkpoint_dir / "acme" / f"{size}.checkpoint").read_bytes()
+    forged = tmp_path / "forged.checkpoint"
+    forged.write_bytes(note.replace(b"\n\n", b"\nextra\n\n", 1))
+    report = audit(grown, against=[forged])
+    [problem] = report.checkpoint_problems
+    assert problem.source == str(forged)
+    assert "does not verify" in problem.reason
