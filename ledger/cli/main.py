@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ledger import __version__
 from ledger.auth.tokens import ROLES, issue_dev_token
-from ledger.cli import kafka_commands, projection_commands
+from ledger.cli import kafka_commands, projection_commands, witness_commands
 from ledger.cli.progress import ProgressBar
 from ledger.domain.envelope import ReceivedEvent
 from ledger.domain.errors import ConfigurationError, LedgerError
@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _EXTRA_HANDLERS.update(kafka_commands.register(sub))
     _EXTRA_HANDLERS.update(projection_commands.register(sub))
+    _EXTRA_HANDLERS.update(witness_commands.register(sub))
     return parser
 
 
