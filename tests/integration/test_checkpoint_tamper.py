@@ -202,3 +202,93 @@ def test_a_checkpoint_file_not_signed_by_the_ledger_is_named(grown: Ledger, tmp_
     [problem] = report.checkpoint_problems
     assert problem.source == str(forged)
     assert "does not verify" in problem.reason
+
+
+# ---- the witness, over the ledger's own services (the HTTP routes are another branch's) ----------------
+
+
+class InProcess:
+    """The witness's four calls answered by the real services, as the HTTP routes answer them."""
+
+    def __init__(self, service) -> None:
+        self.service = service
+        self.posted: list[bytes] = []
+
+    def keys(self):
+        return [w.key for w in self.service.verifier_keys()]
+
+    def checkpoint(self, log: str) -> bytes:
+        return self.service.store.latest(log, tenant=None).full_note.encode()
+
+    def consistency(self, log: str, old: int, new: int) -> list[bytes]:
+        return list(self.service._trees.consistency(log, old, new, tenant=None).hashes)
+
+    def post_cosignature(self, log: str, note: bytes) -> None:
+        self.service.cosign(log, note, tenant=None)
+        self.posted.append(note)
+
+
+@pytest.fixture
+def witnessed(grown: Ledger, tmp_path: Path):
+    import dataclasses
+
+    from ledger.runtime import checkpoint_service
+    from ledger.verifier.keys import COSIGNATURE_ED25519, SeedSigner
+    from ledger.witness import State, Witness
+
+    signer = SeedSigner.generate("witness.example", COSIGNATURE_ED25519)
+    cfg = dataclasses.replace(grown.settings.checkpoints, witness_keys=(signer.vkey,))
+    settings = dataclasses.replace(grown.settings, checkpoints=cfg)
+    service = checkpoint_service(settings, grown.db, grown.trees, grown.appender)
+    client = InProcess(service)
+    state = State(tmp_path / "witness")
+    return service, client, state, Witness(client, state, signer)  # type: ignore[arg-type]
+
+
+def test_the_witness_cosigns_what_extends_and_refuses_a_rolled_back_log(
+    grown: Ledger, superuser: psycopg.Connection, witnessed
+) -> None:
+    service, _, state, witness = witnessed
+    older = service.sign("acme").tree_size
+    [first] = witness.round(["acme"])
+    assert (first.status, first.size) == ("cosigned", older)
+    assert service.store.latest("acme", tenant=None).cosignatures, "the cosignature is on the record"
+    assert witness.round(["acme"])[0].status == "current"
+
+    grown.appender.append(
+        [validate_event(example_event("annotation.created", tenant="acme")) for _ in range(300)]
+    )
+    newer = service.sign("acme").tree_size
+    assert witness.round(["acme"])[0].status == "cosigned"
+    kept = state.path("acme").read_bytes()
+
+    superuser.execute("DELETE FROM ledger_events WHERE log = 'acme' AND position > %s", (older,))
+    superuser.execute("DELETE FROM proj_checkpoints WHERE log = 'acme' AND tree_size > %s", (older,))
+    rebuild_tree(superuser, "acme")
+    [refused] = witness.round(["acme"])
+    assert refused.status == "refused"
+    assert f"size {older}, smaller than the {newer}" in refused.message
+    assert state.path("acme").read_bytes() == kept, "the saved state is unchanged"
+    # The witness's state directory is a place `ledger verify --against` reads checkpoints from too.
+    [problem] = audit(grown, against=[state.root]).checkpoint_problems
+    assert (problem.size, problem.source) == (newer, str(state.path("acme")))
+
+
+def test_the_witness_refuses_a_checkpoint_that_does_not_extend_the_one_it_holds(
+    grown: Ledger, superuser: psycopg.Connection, witnessed
+) -> None:
+    service, client, state, witness = witnessed
+    service.sign("acme")
+    assert witness.round(["acme"])[0].status == "cosigned"
+    kept = state.path("acme").read_bytes()
+
+    rewrite_event(superuser, "acme", 3)  # history rewritten consistently inside the database
+    grown.appender.append(
+        [validate_event(example_event("annotation.created", tenant="acme")) for _ in range(5)]
+    )
+    newer = service.sign("acme").tree_size  # the ledger signs its (rewritten) tree: valid signature
+    [refused] = witness.round(["acme"])
+    assert refused.status == "refused"
+    assert f"at size {newer} does not extend the saved one" in refused.message
+    assert state.path("acme").read_bytes() == kept
+    assert len(client.posted) == 1
