@@ -194,7 +194,9 @@ class LedgerClient:
     def keys(self) -> list[VerifierKey]:
         """The ledger's checkpoint verifier keys (``GET /v1/keys``): every ``vkey`` string it lists."""
         found: list[VerifierKey] = []
-        for text in _vkeys(self._get("/v1/keys").json()):
+        body = self._get("/v1/keys").json()
+        listed = body.get("checkpoint_keys", body) if isinstance(body, dict) else body  # not witnesses'
+        for text in _vkeys(listed):
             try:
                 key = parse_vkey(text)
             except VerifierError as exc:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ledger import __version__
 from ledger.auth.tokens import ROLES, issue_dev_token
-from ledger.cli import kafka_commands, projection_commands, witness_commands
+from ledger.cli import checkpoint_commands, kafka_commands, projection_commands, witness_commands
 from ledger.cli.progress import ProgressBar
 from ledger.domain.envelope import ReceivedEvent
 from ledger.domain.errors import ConfigurationError, LedgerError
@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _EXTRA_HANDLERS.update(kafka_commands.register(sub))
     _EXTRA_HANDLERS.update(projection_commands.register(sub))
+    _EXTRA_HANDLERS.update(checkpoint_commands.register(sub))
     _EXTRA_HANDLERS.update(witness_commands.register(sub))
     return parser
 
@@ -197,6 +198,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from ledger.api.app import create_app
     from ledger.api.logs import serve_log_config
+    from ledger.checkpoints import CheckpointRunner
     from ledger.domain.errors import ConfigurationError
 
     host = args.host or settings.host
@@ -222,6 +224,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         )
         server = uvicorn.Server(config)
         print(f"ledger serving on http://{host}:{port} (OpenAPI at /schema)", file=sys.stderr)
+        # Checkpoints are signed beside the server, in a thread of their own; stopped (after the round
+        # in hand) before the database is released.
+        runner = CheckpointRunner(ledger.checkpoints).start()
         try:
             server.run(sockets=[listener])
         except SystemExit:
@@ -229,6 +234,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 raise
             msg = "the HTTP application did not start; the log above says why"
             raise ConfigurationError(msg) from None
+        finally:
+            runner.stop()
+            ledger.checkpoints.close()
     return EXIT_OK
 
 
