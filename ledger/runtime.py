@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from ledger.checkpoints import CheckpointService, DirectoryPublisher, KafkaPublisher, Publisher
+from ledger.crypto.checkpoint_keys import LocalCheckpointKeyFile
 from ledger.crypto.keys import LocalKeyFileProvider
 from ledger.crypto.sealing import Sealer
 from ledger.domain.errors import ConfigurationError
@@ -31,6 +33,7 @@ class Ledger:
     queries: EventQueries
     projections: ProjectionQueries
     trees: LogTrees
+    checkpoints: CheckpointService
 
 
 @contextmanager
@@ -66,7 +69,44 @@ def wire(settings: Settings, db: Database, *, project: bool = True) -> Ledger:
         lock_timeout=settings.db_lock_timeout,
         statement_timeout=settings.db_statement_timeout,
     )
-    return Ledger(settings, db, sealer, appender, EventQueries(db), ProjectionQueries(db), LogTrees(db))
+    trees = LogTrees(db)
+    return Ledger(
+        settings,
+        db,
+        sealer,
+        appender,
+        EventQueries(db),
+        ProjectionQueries(db),
+        trees,
+        checkpoint_service(settings, db, trees, appender),
+    )
+
+
+def checkpoint_service(
+    settings: Settings, db: Database, trees: LogTrees, appender: AppendService
+) -> CheckpointService:
+    """The checkpoint service: the local key file, the publication directory, and the
+    ``ledger.checkpoints`` topic when Kafka is configured."""
+    from ledger.verifier.checkpoint import checkpoint_key_name
+    from ledger.verifier.keys import parse_vkey
+
+    cfg = settings.checkpoints
+    key_name = checkpoint_key_name(cfg.deployment)
+    publishers: list[Publisher] = []
+    if settings.kafka_bootstrap:
+        publishers.append(KafkaPublisher(settings.kafka_bootstrap, settings.kafka))
+    return CheckpointService(
+        db=db,
+        trees=trees,
+        appender=appender,
+        keys=lambda: LocalCheckpointKeyFile(settings.checkpoint_key_file, key_name),
+        deployment=cfg.deployment,
+        every=cfg.every,
+        seconds=cfg.seconds,
+        directory=DirectoryPublisher(settings.checkpoint_dir),
+        publishers=publishers,
+        witness_keys=[parse_vkey(k) for k in cfg.witness_keys],
+    )
 
 
 def _require_current_schema(db: Database) -> None:

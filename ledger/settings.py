@@ -74,6 +74,25 @@ class Limits:
     page_max_bytes: int = 4 * MiB
 
 
+# ---- Signed checkpoints (issue 8) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """When and where each log's tree head is signed and published (``ledger.checkpoints``).
+
+    ``dir`` and ``key_file`` default (``None``) to places under ``LEDGER_HOME``: see
+    ``Settings.checkpoint_dir`` and ``Settings.checkpoint_key_file``.
+    """
+
+    deployment: str = "ledger.local"  # names the deployment in every origin and in the key name
+    every: int = 1000  # new events that make a checkpoint due
+    seconds: float = 60.0  # or this long since the log's last checkpoint (if it grew)
+    dir: Path | None = None
+    key_file: Path | None = None
+    witness_keys: tuple[str, ...] = ()  # vkeys whose cosignatures are accepted
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob the ledger has. Nothing deeper in the code reads the environment."""
@@ -98,6 +117,19 @@ class Settings:
     # Tokens whose exp - iat is longer are refused: a stolen long-lived token is a standing key.
     jwt_max_lifetime_seconds: int = 24 * 3600
     limits: Limits = field(default_factory=Limits)
+    checkpoints: CheckpointSettings = field(default_factory=CheckpointSettings)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where signed checkpoints are published as files (``LEDGER_CHECKPOINT_DIR``)."""
+        return self.checkpoints.dir or self.home / "checkpoints"
+
+    @property
+    def checkpoint_key_file(self) -> Path:
+        """The local checkpoint key file (``LEDGER_CHECKPOINT_KEY_FILE``)."""
+        from ledger.crypto.checkpoint_keys import default_key_file
+
+        return self.checkpoints.key_file or default_key_file(self.home)
 
     @property
     def embedded(self) -> bool:
@@ -150,6 +182,7 @@ class Settings:
                 env, "LEDGER_JWT_MAX_LIFETIME_SECONDS", Settings.jwt_max_lifetime_seconds
             ),
             limits=_limits(env),
+            checkpoints=_checkpoints(env),
         )
 
 
@@ -175,6 +208,43 @@ def _limits(env: Mapping[str, str]) -> Limits:
         msg = f"LEDGER_LARGE_BODY_WAIT_SECONDS must not be negative, got {limits.large_body_wait_seconds}"
         raise ConfigurationError(msg)
     return limits
+
+
+def _checkpoints(env: Mapping[str, str]) -> CheckpointSettings:
+    """The ``LEDGER_CHECKPOINT_*`` and ``LEDGER_WITNESS_KEYS`` variables, each checked here."""
+    from ledger.verifier.checkpoint import checkpoint_key_name
+    from ledger.verifier.errors import VerifierError
+    from ledger.verifier.keys import COSIGNATURE_ED25519, parse_vkey
+
+    default = CheckpointSettings()
+    deployment = env.get("LEDGER_DEPLOYMENT") or default.deployment
+    try:
+        checkpoint_key_name(deployment)
+    except VerifierError:
+        msg = f"LEDGER_DEPLOYMENT must be a signed-note key name (no spaces, no '+'), got {deployment!r}"
+        raise ConfigurationError(msg) from None
+    seconds = _float(env, "LEDGER_CHECKPOINT_SECONDS", default.seconds)
+    if not seconds > 0:
+        msg = f"LEDGER_CHECKPOINT_SECONDS must be a number of seconds above 0, got {env.get('LEDGER_CHECKPOINT_SECONDS')!r}"
+        raise ConfigurationError(msg)
+    witnesses = tuple(k.strip() for k in (env.get("LEDGER_WITNESS_KEYS") or "").split(",") if k.strip())
+    for text in witnesses:
+        try:
+            key = parse_vkey(text)
+        except VerifierError as exc:
+            msg = f"LEDGER_WITNESS_KEYS: {exc.message}"
+            raise ConfigurationError(msg) from None
+        if key.signature_type != COSIGNATURE_ED25519:
+            msg = f"LEDGER_WITNESS_KEYS: {key.label} is not an Ed25519 cosignature/v1 key (type 0x04)"
+            raise ConfigurationError(msg)
+    return CheckpointSettings(
+        deployment=deployment,
+        every=_positive(env, "LEDGER_CHECKPOINT_EVERY", default.every),
+        seconds=seconds,
+        dir=_path(env, "LEDGER_CHECKPOINT_DIR"),
+        key_file=_path(env, "LEDGER_CHECKPOINT_KEY_FILE"),
+        witness_keys=witnesses,
+    )
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:

@@ -15,6 +15,7 @@ from ledger.api import params as p
 from ledger.api.bodies import BodyGate
 from ledger.api.ingest import parse_request
 from ledger.api.openapi import READ_ERRORS, SECURITY, BatchReceipts, PostEventsOperation, Receipt, responses
+from ledger.api.proofs import inclusion_body
 from ledger.auth.tokens import READERS, WRITERS, Principal
 from ledger.domain.registry import EVENT_TYPES
 from ledger.runtime import Ledger
@@ -138,8 +139,9 @@ class EventController(Controller):
         "/{event_id:path}",
         summary="One event with its receipt",
         description=(
-            "With `proof=true`, also the event's RFC 9162 inclusion proof against its log's current tree "
-            "(as `GET /v1/logs/{log}/proofs/inclusion` answers it)."
+            "With `proof=true`, also the event's RFC 9162 inclusion proof against its log's latest signed "
+            "checkpoint, with that checkpoint (as `GET /v1/logs/{log}/proofs/inclusion` answers it without "
+            "`tree_size`: against the current tree, checkpoint null, while no checkpoint covers the event yet)."
         ),
         responses=responses(*READ_ERRORS, 404),
     )
@@ -156,8 +158,10 @@ class EventController(Controller):
         stored = await to_thread.run_sync(partial(ledger.queries.get, principal.tenant, ident))
         body = stored.as_dict()
         if proof:
-            prove = partial(ledger.trees.inclusion, stored.log, stored.position, tenant=principal.tenant)
-            body["proof"] = (await to_thread.run_sync(prove)).as_dict()
+            prove = partial(
+                inclusion_body, ledger, stored.log, stored.position, None, tenant=principal.tenant
+            )
+            body["proof"] = await to_thread.run_sync(prove)
         return body
 
 

@@ -93,9 +93,71 @@ class BatchReceipts(TypedDict):
     receipts: list[Receipt]
 
 
+class CheckpointBody(TypedDict):
+    """A signed checkpoint on the record: ``note`` is the C2SP signed note (origin ``<deployment>/logs/<log>``,
+    tree size, base64 root; the log's Ed25519 and ML-DSA-44 signatures, then witnesses' cosignatures)."""
+
+    log: str
+    tree_size: int
+    root: str
+    signed_at: str
+    event_id: str
+    position: int
+    cosignatures: int
+    note: str
+
+
+class CheckpointPageBody(TypedDict):
+    """A page of a log's checkpoints by tree size; follow ``next_cursor`` (null at the end)."""
+
+    checkpoints: list[CheckpointBody]
+    next_cursor: str | None
+
+
+class CosignedBody(TypedDict):
+    """What a cosignature POST recorded: the witness keys whose lines were new, those already on the record,
+    and the checkpoint with every cosignature now."""
+
+    log: str
+    tree_size: int
+    recorded: list[str]
+    repeated: list[str]
+    checkpoint: CheckpointBody
+
+
+class CheckpointKeyBody(TypedDict):
+    """A checkpoint verifier key (signed-note vkey) and the window in which it signs."""
+
+    vkey: str
+    key_name: str
+    key_id: str
+    type: str
+    created_at: str
+    retired_at: str | None
+    current: bool
+
+
+class WitnessKeyBody(TypedDict):
+    """A witness key whose cosignatures this ledger accepts."""
+
+    vkey: str
+    key_name: str
+    key_id: str
+
+
+class KeysBody(TypedDict):
+    """The keys an auditor verifies checkpoints with, and the witnesses the ledger accepts."""
+
+    key_name: str
+    origin_prefix: str
+    checkpoint_keys: list[CheckpointKeyBody]
+    witness_keys: list[WitnessKeyBody]
+
+
 class InclusionProofBody(TypedDict):
     """RFC 9162 inclusion proof: ``hashes`` (base64, leaf to root) lead from ``leaf_hash`` at
-    ``leaf_index`` to ``root``, the root of the log's first ``tree_size`` leaves."""
+    ``leaf_index`` to ``root``, the root of the log's first ``tree_size`` leaves; ``checkpoint`` is the
+    signed checkpoint of that size, or null when none was signed at it."""
 
     log: str
     tree_size: int
@@ -103,12 +165,21 @@ class InclusionProofBody(TypedDict):
     leaf_index: int
     leaf_hash: str
     hashes: list[str]
+    checkpoint: CheckpointBody | None
 
 
 # "from" is a Python keyword: the functional form of TypedDict takes it as a key.
 ConsistencyProofBody = TypedDict(
     "ConsistencyProofBody",
-    {"log": str, "from": int, "to": int, "from_root": str, "to_root": str, "hashes": list[str]},
+    {
+        "log": str,
+        "from": int,
+        "to": int,
+        "from_root": str,
+        "to_root": str,
+        "hashes": list[str],
+        "checkpoint": CheckpointBody | None,
+    },
 )
 """RFC 9162 consistency proof: the tree of ``to`` leaves (``to_root``) extends that of ``from`` (``from_root``)."""
 
@@ -196,6 +267,22 @@ class PostEventsOperation(Operation):
             for attr, needed, why in _CE_HEADERS
         ]
         self.parameters = [*(self.parameters or []), *headers]
+
+
+@dataclass
+class CosignatureOperation(Operation):
+    """``POST /v1/logs/{log}/cosignatures``: a text/plain signed note as the request body."""
+
+    def __post_init__(self) -> None:
+        """Add the text/plain request body Litestar cannot see (the handler reads the raw body)."""
+        self.request_body = RequestBody(
+            required=True,
+            description=(
+                "The checkpoint note as GET /v1/logs/{log}/checkpoint serves it, with the witness's C2SP "
+                "cosignature/v1 line(s) added after the signatures (lines of other keys are ignored)."
+            ),
+            content={"text/plain": OpenAPIMediaType(schema=Schema(type=cast(Any, "string")))},
+        )
 
 
 @dataclass

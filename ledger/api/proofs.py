@@ -1,13 +1,15 @@
 """``/v1/logs/{log}/proofs``: RFC 9162 inclusion and consistency proofs from a log's Merkle tree.
 
 Tenant-scoped like every read: a log of another tenant is not found (404). Proofs are relative to a tree
-size, by default the log's current one; signed checkpoints (issue 8) will name the checkpoint as well.
+size: by default the latest signed checkpoint's (when it covers what is proved), otherwise the log's
+current one. ``"checkpoint"`` carries the signed checkpoint of that size, or ``null`` when none was signed
+at it (then the proof is relative to a tree head no one signed yet: ask again after the next checkpoint).
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 from anyio import to_thread
 from litestar import Controller, get
@@ -16,7 +18,8 @@ from litestar.params import QueryParameter
 
 from ledger.api import params as p
 from ledger.api.openapi import READ_ERRORS, SECURITY, ConsistencyProofBody, InclusionProofBody, responses
-from ledger.auth.tokens import READERS, Principal
+from ledger.auth.tokens import CHECKPOINT_READERS, READERS, Principal
+from ledger.checkpoints import SignedCheckpoint
 from ledger.runtime import Ledger
 
 Log = Annotated[str, p.path("the log's name (today, its tenant's)", max_length=p.NAME_MAX)]
@@ -38,8 +41,10 @@ class ProofController(Controller):
         "/inclusion",
         summary="Inclusion proof of the event at a position (RFC 9162 §2.1.3)",
         description=(
-            "The audit path from the leaf at `position` to the root of the tree of `tree_size` leaves "
-            "(default: the log's current size), hashes in base64, leaf to root."
+            "The audit path from the leaf at `position` to the root of the tree of `tree_size` leaves, "
+            "hashes in base64, leaf to root. Without `tree_size`: the latest signed checkpoint's size when "
+            "it covers `position`, else the log's current size. `checkpoint` is the signed checkpoint of "
+            "that size (its note with any cosignatures), or null when none was signed at it."
         ),
         responses=responses(*READ_ERRORS, 404),
     )
@@ -49,20 +54,23 @@ class ProofController(Controller):
         principal: NamedDependency[Principal],
         log: Log,
         position: Annotated[int, _size("the event's position in its log (its leaf index)")],
-        tree_size: Annotated[int | None, _size("size of the tree to prove against; default current")] = None,
+        tree_size: Annotated[
+            int | None, _size("size of the tree to prove against; default the latest checkpoint's")
+        ] = None,
     ) -> InclusionProofBody:
-        """The inclusion proof, with the root and leaf hash it leads between."""
+        """The inclusion proof, with the root and leaf hash it leads between and the checkpoint."""
         principal.require(READERS)
-        query = partial(ledger.trees.inclusion, log, position, tree_size, tenant=principal.tenant)
-        proof = await to_thread.run_sync(query)
-        return cast(InclusionProofBody, proof.as_dict())
+        query = partial(inclusion_body, ledger, log, position, tree_size, tenant=principal.tenant)
+        return cast(InclusionProofBody, await to_thread.run_sync(query))
 
     @get(
         "/consistency",
         summary="Consistency proof between two tree sizes (RFC 9162 §2.1.4)",
         description=(
-            "Proves that the tree of `to` leaves (default: the log's current size) extends the tree of "
-            "`from` leaves; both roots and the proof's hashes in base64."
+            "Proves that the tree of `to` leaves extends the tree of `from` leaves; both roots and the "
+            "proof's hashes in base64. Without `to`: the latest signed checkpoint's size when it is at "
+            "least `from`, else the log's current size. `checkpoint` is the signed checkpoint of size `to`, "
+            "or null when none was signed at it. A witness may ask too."
         ),
         responses=responses(*READ_ERRORS, 404),
     )
@@ -72,10 +80,36 @@ class ProofController(Controller):
         principal: NamedDependency[Principal],
         log: Log,
         from_: Annotated[int, _size("the older tree size", name="from")],
-        to: Annotated[int | None, _size("the newer tree size; default current")] = None,
+        to: Annotated[int | None, _size("the newer tree size; default the latest checkpoint's")] = None,
     ) -> ConsistencyProofBody:
-        """The consistency proof, with the roots of both sizes."""
-        principal.require(READERS)
-        query = partial(ledger.trees.consistency, log, from_, to, tenant=principal.tenant)
-        proof = await to_thread.run_sync(query)
-        return cast(ConsistencyProofBody, proof.as_dict())
+        """The consistency proof, with the roots of both sizes and the checkpoint of ``to``."""
+        principal.require(CHECKPOINT_READERS)
+        query = partial(consistency_body, ledger, log, from_, to, tenant=principal.tenant)
+        return cast(ConsistencyProofBody, await to_thread.run_sync(query))
+
+
+def inclusion_body(
+    ledger: Ledger, log: str, position: int, tree_size: int | None, *, tenant: str
+) -> dict[str, Any]:
+    """The JSON of an inclusion proof and its checkpoint (also ``GET /v1/events/{id}?proof=true``)."""
+    store = ledger.checkpoints.store
+    checkpoint: SignedCheckpoint | None
+    if tree_size is None:
+        latest = store.latest(log, tenant=tenant)
+        checkpoint = latest if latest is not None and position < latest.tree_size else None
+        tree_size = checkpoint.tree_size if checkpoint else None
+    else:
+        checkpoint = store.at(log, tree_size, tenant=tenant)
+    proof = ledger.trees.inclusion(log, position, tree_size, tenant=tenant)
+    return {**proof.as_dict(), "checkpoint": checkpoint.as_dict() if checkpoint else None}
+
+
+def consistency_body(ledger: Ledger, log: str, old: int, new: int | None, *, tenant: str) -> dict[str, Any]:
+    """The JSON of a consistency proof and the checkpoint of its newer size."""
+    store = ledger.checkpoints.store
+    if new is None:
+        latest = store.latest(log, tenant=tenant)
+        new = latest.tree_size if latest is not None and latest.tree_size >= old else None
+    proof = ledger.trees.consistency(log, old, new, tenant=tenant)
+    checkpoint = store.at(log, proof.new_size, tenant=tenant)
+    return {**proof.as_dict(), "checkpoint": checkpoint.as_dict() if checkpoint else None}

@@ -21,10 +21,14 @@ from ledger.domain.envelope import TENANT_PATTERN
 from ledger.domain.errors import AuthenticationFailed, ConfigurationError, FieldError, PermissionDenied
 from ledger.settings import Settings
 
-ROLES = ("ingest", "auditor", "security", "regulatory", "admin")
+ROLES = ("ingest", "auditor", "security", "regulatory", "admin", "witness")
 READERS = frozenset({"auditor", "security", "regulatory", "admin"})
 # Writing is a service's job: only ingest tokens post events, admin included (README "Roles").
 WRITERS = frozenset({"ingest"})
+# An external witness (C2SP tlog-witness) posts cosignatures and reads only what it checks before
+# cosigning: checkpoints, consistency proofs, keys. It reads no events.
+WITNESSES = frozenset({"witness"})
+CHECKPOINT_READERS = READERS | WITNESSES
 ANY_ROLE = frozenset(ROLES)
 LEEWAY_SECONDS = 30
 """Clock skew tolerated on exp, nbf and iat."""

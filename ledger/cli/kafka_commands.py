@@ -22,7 +22,7 @@ from ledger.domain.errors import ConfigurationError, FieldError, ValidationFaile
 from ledger.settings import KafkaSettings, Settings
 
 Handler = Callable[[Settings, argparse.Namespace], int]
-_CONSUME_POOL = 4  # the writer, offset reads, and subject-key creation during sealing
+_CONSUME_POOL = 6  # the writer, offset reads, subject-key creation during sealing, the checkpointer (2)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[str, Handler]:
@@ -111,6 +111,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def _consume(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.checkpoints import CheckpointRunner
     from ledger.kafka.consumer import Worker
     from ledger.kafka.transport import open_consumer, open_producer
     from ledger.runtime import open_ledger
@@ -120,6 +121,7 @@ def _consume(settings: Settings, args: argparse.Namespace) -> int:
     stop = threading.Event()
     with _stop_on_signals(stop), open_ledger(settings, pool_size=_CONSUME_POOL) as ledger:
         dlq = open_producer(bootstrap, kafka)
+        runner = CheckpointRunner(ledger.checkpoints).start()
         try:
             worker = Worker(
                 db=ledger.db,
@@ -128,9 +130,12 @@ def _consume(settings: Settings, args: argparse.Namespace) -> int:
                 dlq=dlq,
                 kafka=kafka,
                 stop=stop,
+                after_commit=runner.poke,  # a batch may have made a log due: look at once
             )
             stats = worker.run(stop_after_idle=args.stop_after_idle)
         finally:
+            runner.stop()
+            ledger.checkpoints.close()
             dlq.close()
     print(
         f"consumed {stats.committed:,} messages from {kafka.topic}: {stats.recorded:,} new events, "

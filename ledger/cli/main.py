@@ -12,13 +12,21 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ledger import __version__
 from ledger.auth.tokens import ROLES, issue_dev_token
-from ledger.cli import bundle_commands, kafka_commands, projection_commands
+from ledger.cli import (
+    bundle_commands,
+    checkpoint_commands,
+    kafka_commands,
+    projection_commands,
+    witness_commands,
+)
 from ledger.cli.progress import ProgressBar
 from ledger.domain.envelope import ReceivedEvent
-from ledger.domain.errors import LedgerError
+from ledger.domain.errors import ConfigurationError, LedgerError
+from ledger.domain.verification import VerificationReport
 from ledger.runtime import Ledger, open_ledger
 from ledger.settings import Settings
 from ledger.storage.embedded import EmbeddedPostgres
@@ -93,9 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser(
         "verify",
-        help="re-hash every event and check the chains",
-        description="Recompute leaf hashes and hash chains of every log and compare with the log heads. "
-        "Exits 0 when everything verifies, 1 when a log is broken (naming the log and position).",
+        help="re-hash every event and check the chains, Merkle trees and checkpoints",
+        description="Recompute leaf hashes, hash chains and Merkle trees of every log and compare them with "
+        "the log heads, the stored tiles and every signed checkpoint on the record (and, with --against, "
+        "checkpoints kept elsewhere). Exits 0 when everything verifies, 1 when a log is broken (naming the "
+        "log and position) or disagrees with a checkpoint (naming the log, the size and the checkpoint).",
     )
     verify.add_argument("--log", help="verify this log only")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -105,6 +115,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="worker processes checking position ranges in parallel (default: one per core)",
+    )
+    verify.add_argument(
+        "--against",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE|DIR",
+        help="also check these checkpoints: a saved note file, or every *.checkpoint file under a directory "
+        "(the publication directory LEDGER_CHECKPOINT_DIR, a witness's --state directory); repeatable",
+    )
+    verify.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="VKEY",
+        help="verify checkpoint signatures with this verifier key (signed-note vkey) instead of the "
+        "ledger's own published keys; repeatable",
     )
 
     demo = sub.add_parser(
@@ -124,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     _EXTRA_HANDLERS.update(kafka_commands.register(sub))
     _EXTRA_HANDLERS.update(projection_commands.register(sub))
     _EXTRA_HANDLERS.update(bundle_commands.register(sub))
+    _EXTRA_HANDLERS.update(checkpoint_commands.register(sub))
+    _EXTRA_HANDLERS.update(witness_commands.register(sub))
     return parser
 
 
@@ -176,6 +205,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from ledger.api.app import create_app
     from ledger.api.logs import serve_log_config
+    from ledger.checkpoints import CheckpointRunner
     from ledger.domain.errors import ConfigurationError
 
     host = args.host or settings.host
@@ -201,6 +231,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         )
         server = uvicorn.Server(config)
         print(f"ledger serving on http://{host}:{port} (OpenAPI at /schema)", file=sys.stderr)
+        # Checkpoints are signed beside the server, in a thread of their own; stopped (after the round
+        # in hand) before the database is released.
+        runner = CheckpointRunner(ledger.checkpoints).start()
         try:
             server.run(sockets=[listener])
         except SystemExit:
@@ -208,6 +241,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 raise
             msg = "the HTTP application did not start; the log above says why"
             raise ConfigurationError(msg) from None
+        finally:
+            runner.stop()
+            ledger.checkpoints.close()
     return EXIT_OK
 
 
@@ -314,36 +350,65 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
 def _verify(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from ledger.storage.verify import count_events, record, verify
+    from ledger.audit import audit
+    from ledger.storage.verify import count_events, record
+    from ledger.verifier.errors import VerifierError
+    from ledger.verifier.keys import parse_vkey
 
+    try:
+        keys = [parse_vkey(k) for k in args.key]
+    except VerifierError as exc:
+        raise ConfigurationError(f"--key: {exc.message}") from None
     with open_ledger(settings) as ledger:
         started, started_at = time.monotonic(), datetime.now(UTC)
         with ProgressBar(count_events(ledger.db, args.log), "verifying") as bar:
-            report = verify(ledger.db, log=args.log, progress=bar.advance, jobs=args.jobs)
+            report = audit(ledger, log=args.log, against=args.against, keys=keys, progress=bar.advance,
+                           jobs=args.jobs)  # fmt: skip
         elapsed = time.monotonic() - started
         if args.log is None:  # a whole-ledger result is what reports cite
             record(ledger.db, report, started_at, datetime.now(UTC))
     if args.json:
-        print(json.dumps({
-            "intact": report.intact,
-            "events_checked": report.checked,
-            "seconds": round(elapsed, 3),
-            "logs": [{"log": r.log, "size": r.head_size, "events_checked": r.checked,
-                      "head_hash": r.head_hash.hex() if r.head_hash else None, "intact": r.intact,
-                      "first_break": None if r.first_break is None else
-                      {"position": r.first_break.position, "reason": r.first_break.reason}} for r in report.logs],
-        }, indent=2, default=str))  # fmt: skip
+        print(json.dumps(_verify_json(report, elapsed), indent=2, default=str))
     else:
-        for r in report.logs:
-            if r.first_break is None:
-                # The whole hash: it is compared with reports and checkpoints.
-                head = r.head_hash.hex() if r.head_hash else "-"
-                print(f"ok      {r.log}: {r.checked:,} events, head {head}")
-            else:
-                print(f"BROKEN  {r.log} at position {r.first_break.position}: {r.first_break.reason}")
-        verdict = "intact" if report.intact else "NOT intact"
-        print(f"{len(report.logs)} log(s), {report.checked:,} events re-hashed in {elapsed:.1f}s: {verdict}")
+        _print_verify(report, elapsed)
     return EXIT_OK if report.intact else EXIT_BROKEN
+
+
+def _verify_json(report: VerificationReport, elapsed: float) -> dict[str, object]:
+    return {
+        "intact": report.intact,
+        "events_checked": report.checked,
+        "seconds": round(elapsed, 3),
+        "checkpoints_checked": report.checkpoints_checked,
+        "logs": [{"log": r.log, "size": r.head_size, "events_checked": r.checked,
+                  "head_hash": r.head_hash.hex() if r.head_hash else None,
+                  "tree_size": r.tree_size,
+                  "root": r.roots[r.tree_size].hex() if r.tree_size is not None and r.tree_size in r.roots else None,
+                  "intact": r.intact,
+                  "first_break": None if r.first_break is None else
+                  {"position": r.first_break.position, "reason": r.first_break.reason,
+                   **({"details": r.first_break.details} if r.first_break.details else {})}}
+                 for r in report.logs],
+        "checkpoint_problems": [{"log": p.log, "tree_size": p.size, "checkpoint": p.source, "reason": p.reason}
+                                for p in report.checkpoint_problems],
+    }  # fmt: skip
+
+
+def _print_verify(report: VerificationReport, elapsed: float) -> None:
+    for r in report.logs:
+        if r.first_break is None:
+            # The whole hashes: they are compared with reports and checkpoints.
+            head = r.head_hash.hex() if r.head_hash else "-"
+            root = r.roots.get(r.tree_size) if r.tree_size is not None else None
+            print(f"ok      {r.log}: {r.checked:,} events, head {head}, root {root.hex() if root else '-'}")
+        else:
+            print(f"BROKEN  {r.log} at position {r.first_break.position}: {r.first_break.reason}")
+    for p in report.checkpoint_problems:
+        where = f"{p.log} at size {p.size}" if p.log is not None else f"size {p.size}"
+        print(f"CHECKPOINT  {where} ({p.source}): {p.reason}")
+    verdict = "intact" if report.intact else "NOT intact"
+    print(f"{len(report.logs)} log(s), {report.checked:,} events re-hashed, {report.checkpoints_checked:,}"
+          f" checkpoint(s) checked in {elapsed:.1f}s: {verdict}")  # fmt: skip
 
 
 def _append_counting(ledger: Ledger, batch: list[ReceivedEvent]) -> tuple[int, int]:

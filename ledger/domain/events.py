@@ -7,6 +7,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ledger.domain.fields import (
+    IDENTIFIER_PATTERN,
     MAX_ADJUDICATED_ANNOTATIONS,
     MAX_IDENTIFIER_LENGTH,
     MAX_ITEMS_PER_EVENT,
@@ -15,6 +16,7 @@ from ledger.domain.fields import (
     MAX_SAFE_INTEGER,
     MAX_SHORT_VALUE_LENGTH,
     MAX_URI_LENGTH,
+    PRINTABLE_PATTERN,
     TENANT_CONTEXT,
     Coordinate,
     Count,
@@ -390,6 +392,26 @@ class CheckpointSigned(EventData):
     tree_size: int = Field(strict=True, ge=0, le=MAX_SAFE_INTEGER)
     root_hash: Sha256Hex
     note: str = Field(min_length=1, max_length=10000, description="The C2SP signed note.")
+
+
+class CheckpointCosigned(EventData):
+    """``ledger.checkpoint_cosigned``: a witness's C2SP ``cosignature/v1`` on a checkpoint of this log."""
+
+    log: Identifier
+    tree_size: int = Field(strict=True, ge=0, le=MAX_SAFE_INTEGER)
+    root_hash: Sha256Hex
+    witness_key: str = Field(
+        min_length=1,
+        max_length=300,
+        pattern=IDENTIFIER_PATTERN,
+        description="The witness's verifier key (vkey).",
+    )
+    cosignature: str = Field(
+        min_length=1,
+        max_length=1000,
+        pattern=PRINTABLE_PATTERN,
+        description="The signed-note signature line, without its newline.",
+    )
 
 
 class KeyRotated(EventData):

@@ -102,6 +102,7 @@ _ALL: list[EventType] = [
     ),
     *_types(ev.ErasureChanged, "Crypto-shredding asked for or done", "erasure.requested", "erasure.executed"),
     *_types(ev.CheckpointSigned, "A signed tree head", "ledger.checkpoint_signed", internal=True),
+    *_types(ev.CheckpointCosigned, "A witness's cosignature", "ledger.checkpoint_cosigned", internal=True),
     *_types(ev.KeyRotated, "A key rotated", "ledger.key_rotated", internal=True),
     *_types(ev.IngestRejected, "A message refused at ingest", "ledger.ingest_rejected", internal=True),
     *_types(ev.ReportGenerated, "A report produced", "ledger.report_generated", internal=True),

@@ -25,6 +25,14 @@ from ledger.domain.errors import ValidationFailed, VerificationBreak
 from ledger.domain.fields import parse_rfc3339
 from ledger.domain.hashing import GENESIS_HASH, chain_hash, leaf_hash
 from ledger.domain.stored import format_time
+from ledger.domain.tree_verification import (
+    RangeTiles,
+    StoredTree,
+    TreeFold,
+    TreePiece,
+    check_leaves,
+    compare_tree,
+)
 
 
 class StoredRow(NamedTuple):
@@ -91,6 +99,10 @@ class LogResult:
     head_size: int | None = None
     head_hash: bytes | None = None
     first_break: VerificationBreak | None = None
+    tree_size: int | None = None
+    """Leaves of the recomputed Merkle tree: the rows that verified (None: no tree was checked)."""
+    roots: dict[int, bytes] = field(default_factory=dict)
+    """Recomputed roots, by tree size: at ``tree_size`` and at every checkpoint size it reaches."""
 
     @property
     def intact(self) -> bool:
@@ -98,16 +110,40 @@ class LogResult:
         return self.first_break is None
 
 
+@dataclass(frozen=True)
+class CheckpointClaim:
+    """What a signed checkpoint (already opened: its signature verified) says: ``log`` had ``root`` at
+    ``size``; ``source`` names where it was found (a stored checkpoint, a file)."""
+
+    log: str
+    size: int
+    root: bytes
+    source: str
+
+
+@dataclass(frozen=True)
+class CheckpointProblem:
+    """A checkpoint the ledger does not agree with, or one that does not open (``log`` None when its
+    log is not known)."""
+
+    log: str | None
+    size: int | None
+    source: str
+    reason: str
+
+
 @dataclass
 class VerificationReport:
-    """Every log checked, and the first break in each."""
+    """Every log checked, and the first break in each; the checkpoints checked, and their problems."""
 
     logs: list[LogResult] = field(default_factory=list)
+    checkpoints_checked: int = 0
+    checkpoint_problems: list[CheckpointProblem] = field(default_factory=list)
 
     @property
     def intact(self) -> bool:
-        """True when every log verifies."""
-        return all(r.intact for r in self.logs)
+        """True when every log verifies and every checkpoint agrees with it."""
+        return all(r.intact for r in self.logs) and not self.checkpoint_problems
 
     @property
     def breaks(self) -> list[VerificationBreak]:
@@ -136,19 +172,29 @@ class Segment:
     last_hash: bytes | None
     next_expected: int
     first_break: VerificationBreak | None = None
+    tree: TreePiece | None = None
 
 
-def check_range(log: str, rows: Iterable[Sequence[Any]], start: int) -> Segment:
-    """Check ``rows`` (``StoredRow`` fields, in position order) of one range of ``log``, from ``start``.
+def check_range(
+    log: str, rows: Iterable[Sequence[Any]], start: int, tiles: RangeTiles | None = None
+) -> Segment:
+    """Check ``rows`` (``StoredRow`` fields, in position order) of one range of ``log``, from ``start``;
+    with ``tiles``, also the verified leaves against the stored level-0 tiles (``check_leaves``).
 
     Stops at the first break. The first row's ``prev_hash`` is taken as given here and checked by ``join``.
     """
     expected, prev, checked = start, b"", 0
     first_position: int | None = None
     first_prev: bytes | None = None
+    leaves: list[bytes] | None = None if tiles is None else []
 
     def segment(problem: VerificationBreak | None = None) -> Segment:
-        return Segment(start, checked, first_position, first_prev, prev or None, expected, problem)
+        piece, verified = None, checked
+        if tiles is not None and leaves is not None:
+            piece, tile_problem = check_leaves(log, start, leaves, tiles)
+            if tile_problem is not None:  # it lies before every row that did not verify
+                problem, verified = tile_problem, len(leaves)
+        return Segment(start, verified, first_position, first_prev, prev or None, expected, problem, piece)
 
     for row in rows:
         position = row[1]
@@ -163,7 +209,8 @@ def check_range(log: str, rows: Iterable[Sequence[Any]], start: int) -> Segment:
                 VerificationBreak(log, expected, "prev_hash does not equal the hash of the previous event")
             )
         canonical = row[12]
-        digest = chain_hash(prev, leaf_hash(canonical))
+        leaf = leaf_hash(canonical)
+        digest = chain_hash(prev, leaf)
         if digest != row[11]:
             reason = "the hash does not match the canonical bytes: the event or its hash was changed"
             return segment(VerificationBreak(log, expected, reason))
@@ -171,33 +218,104 @@ def check_range(log: str, rows: Iterable[Sequence[Any]], start: int) -> Segment:
         if problem is not None:
             return segment(problem)
         prev, expected, checked = digest, expected + 1, checked + 1
+        if leaves is not None:
+            leaves.append(leaf)
     return segment()
 
 
-def join(log: str, segments: Iterable[Segment], head: tuple[int, bytes] | None) -> LogResult:
-    """The verdict on ``log`` from its ranges' segments (any order) and its head ``(size, head_hash)``.
+def join(
+    log: str,
+    segments: Iterable[Segment],
+    head: tuple[int, bytes] | None,
+    tree: StoredTree | None = None,
+    sizes: Sequence[int] = (),
+) -> LogResult:
+    """The verdict on ``log`` from its ranges' segments (any order) and its head ``(size, head_hash)``;
+    with ``tree`` (the stored Merkle tree), also the tree rebuilt from the verified leaves, and its roots
+    at ``sizes``.
 
     Equal to checking every row in one pass: the first break by position wins, with the same reason.
     """
     result = LogResult(log, head_size=head[0] if head else None, head_hash=head[1] if head else None)
+    fold = None if tree is None else TreeFold(sizes)
+    problem = _join_chain(log, segments, head, result, fold)
+    if fold is not None and tree is not None:
+        tree_problem = compare_tree(log, fold, tree, to_head=problem is None)
+        if tree_problem is not None and (problem is None or tree_problem.position < problem.position):
+            problem = tree_problem
+        result.tree_size = fold.size
+        result.roots = fold.roots(fold.levels())
+    result.first_break = problem
+    return result
+
+
+def _join_chain(
+    log: str,
+    segments: Iterable[Segment],
+    head: tuple[int, bytes] | None,
+    result: LogResult,
+    fold: TreeFold | None,
+) -> VerificationBreak | None:
     expected, prev = 0, GENESIS_HASH
     for seg in sorted(segments, key=lambda s: s.start):
         if seg.first_position is None:
             continue  # an empty range: a later range, or the head, tells what is missing
         if expected != seg.start:  # the ranges before ended short of this one
-            result.first_break = _missing(log, expected, seg.first_position)
-            return result
+            return _missing(log, expected, seg.first_position)
         if seg.first_prev is not None and seg.first_prev != prev:
-            reason = "prev_hash does not equal the hash of the previous event"
-            result.first_break = VerificationBreak(log, seg.start, reason)
-            return result
+            return VerificationBreak(
+                log, seg.start, "prev_hash does not equal the hash of the previous event"
+            )
         result.checked += seg.checked
+        if fold is not None and seg.tree is not None:
+            fold.add(seg.tree)
         if seg.first_break is not None:
-            result.first_break = seg.first_break
-            return result
+            return seg.first_break
         expected, prev = seg.next_expected, seg.last_hash or prev
-    result.first_break = _head_problem(log, expected, prev, head)
-    return result
+    return _head_problem(log, expected, prev, head)
+
+
+def judge_checkpoints(
+    report: VerificationReport, claims: Iterable[CheckpointClaim]
+) -> list[CheckpointProblem]:
+    """Compare each claim with the root ``report`` recomputed at its size.
+
+    Checkpoints need no consistency proofs between them here: every root compared comes from the one tree
+    recomputed from the log's events, so two checkpoints that each equal it at their sizes are consistent
+    with each other (RFC 9162 §2.1.4), and one that does not is inconsistent with every one that does.
+    """
+    by_log = {r.log: r for r in report.logs}
+    problems = []
+    for claim in sorted(claims, key=lambda c: (c.log, c.size, c.source)):
+        result = by_log.get(claim.log)
+        reason = _claim_problem(claim, result)
+        if reason is not None:
+            problems.append(CheckpointProblem(claim.log, claim.size, claim.source, reason))
+    return problems
+
+
+def _claim_problem(claim: CheckpointClaim, result: LogResult | None) -> str | None:
+    if result is None or (result.head_size is None and not result.tree_size):
+        return (
+            f"the log does not exist, but a checkpoint was signed when it held {claim.size} events:"
+            " it was deleted or rolled back"
+        )
+    size = result.head_size if result.head_size is not None else result.tree_size or 0
+    if claim.size > size:
+        return (
+            f"the log holds {size} events, fewer than the {claim.size} this checkpoint was signed at:"
+            " it was truncated or rolled back"
+        )
+    root = result.roots.get(claim.size)
+    if root is None:
+        at = result.first_break.position if result.first_break else result.tree_size
+        return f"not confirmed: the log breaks at position {at}, before the checkpoint's size {claim.size}"
+    if root != claim.root:
+        return (
+            f"the root recomputed from the events at size {claim.size} ({root.hex()}) differs from the"
+            f" checkpoint's ({claim.root.hex()}): the log is inconsistent with it, events were rewritten"
+        )
+    return None
 
 
 def verify_rows(name: str, rows: Iterable[Sequence[Any]], head: tuple[int, bytes] | None) -> LogResult:

@@ -60,8 +60,10 @@ class Worker:
         dlq: ProducerTransport,
         kafka: KafkaSettings,
         stop: threading.Event | None = None,
+        after_commit: Callable[[], None] | None = None,
     ) -> None:
         self._kafka = kafka
+        self._after_commit = after_commit  # e.g. the checkpointer's poke: told after each committed batch
         self._consumer = consumer
         self.stop = stop or threading.Event()
         self._store = OffsetStore(db, kafka.group, kafka.topic)
@@ -149,6 +151,8 @@ class Worker:
             self.stats.batches += 1
             self.stats.last_commit = time.monotonic()
             self._consumer.commit({p: a.next for p, a in batch.advances.items()})
+            if self._after_commit is not None:
+                self._after_commit()
         elif isinstance(outcome, Conflicted):
             self.stats.conflicts += 1
             _log.warning("%s; re-reading the stored offsets", outcome.error.detail)

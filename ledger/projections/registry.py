@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ledger.projections.checkpoints import CheckpointProjector
 from ledger.projections.provenance import ProvenanceProjector
 from ledger.projections.retention import RetentionProjector
 from ledger.projections.workflow import WorkflowProjector
@@ -19,4 +20,4 @@ class NamedProjector(Projector, Protocol):
 
 def all_projectors() -> list[NamedProjector]:
     """Fresh instances of every projection."""
-    return [WorkflowProjector(), ProvenanceProjector(), RetentionProjector()]
+    return [WorkflowProjector(), ProvenanceProjector(), RetentionProjector(), CheckpointProjector()]

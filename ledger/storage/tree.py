@@ -200,8 +200,8 @@ class InclusionProof:
     hashes: tuple[bytes, ...]
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON form the API serves, hashes in base64. (A signed checkpoint of ``tree_size`` will be
-        served beside it as ``"checkpoint"`` once checkpoints exist.)"""
+        """The JSON form the API serves, hashes in base64. The API adds the signed checkpoint of
+        ``tree_size`` beside it as ``"checkpoint"`` (``ledger.api.proofs.inclusion_body``)."""
         return {
             "log": self.log,
             "tree_size": self.tree_size,

@@ -1,8 +1,10 @@
-"""``ledger verify``: re-read every event, recompute leaf hashes and the chain, compare with the heads.
+"""``ledger verify``: re-read every event, recompute leaf hashes, the chain and the Merkle tree, compare
+with the heads, the stored tiles and the right edges.
 
 Trusts nothing the database says beyond the bytes it returns: the canonical bytes are re-hashed, the
-columns derived from them are re-checked, positions must be gap-free from 0, and each log must end
-where its head says it ends (the checks themselves are in ``ledger.domain.verification``).
+columns derived from them are re-checked, positions must be gap-free from 0, each log must end where its
+head says it ends, and its Merkle tree, rebuilt from the recomputed leaves, must be the one stored (the
+checks themselves are in ``ledger.domain.verification`` and ``ledger.domain.tree_verification``).
 
 Rows are streamed with binary COPY, which converts nothing that could fail (a timestamptz arrives as its
 int8 of microseconds). Each log is cut into position ranges; with more than one range and ``jobs`` > 1
@@ -25,6 +27,8 @@ import psycopg
 from psycopg import sql
 
 from ledger.domain.errors import NotFound
+from ledger.domain.merkle import TILE_HEIGHT, TILE_WIDTH
+from ledger.domain.tree_verification import RangeTiles, StoredTree
 from ledger.domain.verification import (
     LogResult,
     Segment,
@@ -37,6 +41,7 @@ from ledger.domain.verification import (
     verify_rows,
 )
 from ledger.storage.database import storage_error
+from ledger.storage.tree import decode_edge
 
 if TYPE_CHECKING:
     from ledger.storage.database import Database
@@ -75,6 +80,10 @@ class Range:
     log: str
     start: int
     end: int | None
+    head_size: int = 0
+    """What the log's head says, which tells which level-0 tiles must be stored."""
+    sizes: tuple[int, ...] = ()
+    """The tree sizes whose roots are wanted (checkpoints)."""
 
 
 def default_jobs() -> int:
@@ -102,12 +111,15 @@ def verify(
     progress: Progress | None = None,
     jobs: int | None = None,
     range_size: int | None = None,
+    sizes: dict[str, set[int]] | None = None,
 ) -> VerificationReport:
     """Verify one log, or every log, with up to ``jobs`` worker processes (default: one per core).
 
     ``progress`` is called with the number of rows read since the last call. ``range_size`` (positions per
-    range) is chosen from the ledger's size and ``jobs`` unless given.
+    range) is chosen from the ledger's size and ``jobs`` unless given. ``sizes`` are tree sizes per log
+    whose recomputed roots the report must carry (``LogResult.roots``), such as checkpoints' sizes.
     """
+    wanted = {name: tuple(sorted(s)) for name, s in (sizes or {}).items()}
     jobs = jobs or default_jobs()
     with db.connect() as conn, conn.transaction():
         # One snapshot for heads and rows, so appends racing with the check cannot look like a break.
@@ -116,8 +128,12 @@ def verify(
         if log is not None and not _exists(conn, log):
             msg = f"there is no log {log!r}; `ledger verify` without --log checks every log"
             raise NotFound(msg)
-        heads = _heads(conn, log)
-        ranges = _plan(conn, heads, log, jobs, range_size)
+        heads, edges = _heads(conn, log)
+        ranges = _plan(conn, heads, log, jobs, range_size, wanted)
+        trees = {
+            name: _stored_tree(conn, name, heads.get(name, (0, b""))[0], edges.get(name))
+            for name in {*heads, *(r.log for r in ranges)}
+        }
         if jobs > 1 and len(ranges) > 1:
             # Workers import this transaction's snapshot, which stays valid while it is open.
             exported = conn.execute("SELECT pg_export_snapshot()").fetchone()
@@ -129,7 +145,12 @@ def verify(
     for r, segment in segments:
         by_log.setdefault(r.log, []).append(segment)
     names = sorted(set(heads) | set(by_log))
-    return VerificationReport([join(name, by_log.get(name, []), heads.get(name)) for name in names])
+    return VerificationReport(
+        [
+            join(name, by_log.get(name, []), heads.get(name), trees[name], wanted.get(name, ()))
+            for name in names
+        ]
+    )
 
 
 def _exists(conn: psycopg.Connection[Any], log: str) -> bool:
@@ -142,10 +163,43 @@ def _exists(conn: psycopg.Connection[Any], log: str) -> bool:
     return bool(row and row[0])
 
 
-def _heads(conn: psycopg.Connection[Any], log: str | None) -> dict[str, tuple[int, bytes]]:
+def _heads(
+    conn: psycopg.Connection[Any], log: str | None
+) -> tuple[dict[str, tuple[int, bytes]], dict[str, bytes]]:
+    """Each log's ``(size, head_hash)``, and its stored right edge."""
     where, params = ("", ()) if log is None else (" WHERE log = %s", (log,))
-    rows = conn.execute("SELECT log, size, head_hash FROM ledger_log_heads" + where, params)
-    return {str(r[0]): (int(r[1]), bytes(r[2])) for r in rows}
+    rows = conn.execute(
+        "SELECT log, size, head_hash, tree_edge FROM ledger_log_heads" + where, params
+    ).fetchall()
+    return {str(r[0]): (int(r[1]), bytes(r[2])) for r in rows}, {str(r[0]): bytes(r[3]) for r in rows}
+
+
+_MAX_LEVEL = 8  # 256**8 leaves is past the 2**64 - 1 a checkpoint can state
+
+
+def _stored_tree(conn: psycopg.Connection[Any], log: str, size: int, edge: bytes | None) -> StoredTree:
+    """The stored tree of ``log`` above level 0 (level 0 is read range by range), its edge, and the first
+    stored tile of each level that the head's ``size`` does not cover (one index probe per level).
+
+    The tiles above level 0 are one per 65,536 events: 8 KiB each, 128 bytes per 1,000 events."""
+    rows = conn.execute(
+        "SELECT level, tile, hashes FROM ledger_merkle_tiles WHERE log = %s AND level >= 1", (log,)
+    ).fetchall()
+    past = []
+    for level in range(_MAX_LEVEL):
+        row = conn.execute(
+            "SELECT tile FROM ledger_merkle_tiles WHERE log = %s AND level = %s AND tile >= %s"
+            " ORDER BY tile LIMIT 1",
+            (log, level, size >> (TILE_HEIGHT * (level + 1))),
+        ).fetchone()
+        if row is not None:
+            past.append((level, int(row[0])))
+    try:
+        decoded = None if edge is None else decode_edge(edge)
+    except ValueError:
+        decoded = None
+    tiles = {(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
+    return StoredTree(size, tiles, decoded if edge is not None else (), past)
 
 
 def _plan(
@@ -154,6 +208,7 @@ def _plan(
     log: str | None,
     jobs: int,
     range_size: int | None,
+    roots_at: dict[str, tuple[int, ...]],
 ) -> list[Range]:
     """The ranges to check: every log holding events, cut into ranges of equal size, the last one open."""
     sizes = {}
@@ -167,7 +222,9 @@ def _plan(
     for name, size in sizes.items():
         step = max(range_size, -(-size // _MAX_RANGES_PER_LOG))
         starts = range(0, max(size, 1), step)
-        ranges += [Range(name, s, s + step) for s in starts[:-1]] + [Range(name, starts[-1], None)]
+        head, wanted = heads.get(name, (0, b""))[0], roots_at.get(name, ())
+        ranges += [Range(name, s, s + step, head, wanted) for s in starts[:-1]]
+        ranges.append(Range(name, starts[-1], None, head, wanted))
     return ranges
 
 
@@ -189,7 +246,9 @@ def _extents(conn: psycopg.Connection[Any], log: str | None) -> list[tuple[str, 
 
 
 def _read_and_check(conn: psycopg.Connection[Any], r: Range, progress: Progress | None) -> Segment:
-    """Stream one range with binary COPY and check it; rows after a break are read and dropped."""
+    """Stream one range with binary COPY and check it, with the level-0 tiles it overlaps; rows after a
+    break are read and dropped."""
+    tiles = _level0_tiles(conn, r)
     query = _RANGE_SQL + ("" if r.end is None else " AND position < %s") + " ORDER BY position"
     params = (r.log, r.start) if r.end is None else (r.log, r.start, r.end)
     read = 0
@@ -205,12 +264,22 @@ def _read_and_check(conn: psycopg.Connection[Any], r: Range, progress: Progress 
                     progress(1000)
                 yield row
 
-        segment = check_range(r.log, counted(), r.start)
+        segment = check_range(r.log, counted(), r.start, RangeTiles(tiles, r.head_size, r.sizes))
         for _ in rows:  # the rest of the range after a break: finish the COPY
             read += 1
     if progress is not None and read % 1000:
         progress(read % 1000)
     return segment
+
+
+def _level0_tiles(conn: psycopg.Connection[Any], r: Range) -> dict[int, bytes]:
+    """The stored level-0 tiles holding any position of ``r`` (8 KiB per 256 events)."""
+    query = "SELECT tile, hashes FROM ledger_merkle_tiles WHERE log = %s AND level = 0 AND tile >= %s"
+    params: tuple[Any, ...] = (r.log, r.start // TILE_WIDTH)
+    if r.end is not None:
+        query += " AND tile < %s"
+        params += (-(-r.end // TILE_WIDTH),)
+    return {int(t): bytes(h) for t, h in conn.execute(query, params)}
 
 
 # ---- worker processes -------------------------------------------------------------------------------

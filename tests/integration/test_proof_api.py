@@ -79,7 +79,8 @@ class TestInclusion:
         body = response.json()
         size = tree_size or SIZE
         stored = leaves(shared_ledger, tenant)
-        assert set(body) == {"log", "tree_size", "root", "leaf_index", "leaf_hash", "hashes"}
+        assert set(body) == {"log", "tree_size", "root", "leaf_index", "leaf_hash", "hashes", "checkpoint"}
+        assert body["checkpoint"] is None  # no checkpoint signed in these tests: the current tree
         assert (body["log"], body["tree_size"], body["leaf_index"]) == (tenant, size, position)
         assert b64(body["leaf_hash"]) == stored[position]
         assert b64(body["root"]) == root_of(stored, size)
@@ -113,7 +114,7 @@ class TestConsistency:
         body = response.json()
         stored = leaves(shared_ledger, tenant)
         to = new or SIZE
-        assert set(body) == {"log", "from", "to", "from_root", "to_root", "hashes"}
+        assert set(body) == {"log", "from", "to", "from_root", "to_root", "hashes", "checkpoint"}
         assert (body["log"], body["from"], body["to"]) == (tenant, old, to)
         assert (b64(body["from_root"]), b64(body["to_root"])) == (root_of(stored, old), root_of(stored, to))
         merkle.verify_consistency(

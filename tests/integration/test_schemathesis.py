@@ -29,6 +29,7 @@ ROLES: dict[str, dict[str, Any]] = {
     "security": {"roles": ("security",)},
     "regulatory": {"roles": ("regulatory",)},
     "admin-mfa": {"roles": ("admin",), "mfa": True},
+    "witness": {"roles": ("witness",)},
 }
 OPERATIONS = [
     "GET /health",
@@ -44,6 +45,10 @@ OPERATIONS = [
     "GET /v1/reports/retention",
     "GET /v1/logs/{log}/proofs/inclusion",
     "GET /v1/logs/{log}/proofs/consistency",
+    "GET /v1/logs/{log}/checkpoint",
+    "GET /v1/logs/{log}/checkpoints",
+    "POST /v1/logs/{log}/cosignatures",
+    "GET /v1/keys",
 ]
 # What the document promises: no 5xx, only documented statuses, media types and headers, bodies matching
 # their schemas, schema-invalid requests refused, and a token needed where one is documented.
