@@ -214,20 +214,28 @@ def read_topic(bootstrap: str, topic: str, *, expect: int, timeout: float = 30.0
 # ---- the ledger side ------------------------------------------------------------------------------------
 
 
+# `ledger consume` signs checkpoints of the logs it appends to: their bookkeeping events are the ledger's
+# own, not messages consumed, so the helpers below leave them out (unless a type is asked for).
+_BOOKKEEPING = ["ledger.checkpoint_signed", "ledger.checkpoint_cosigned"]
+
+
 def count_events(database_url: str, *, type_: str | None = None) -> int:
-    """Events in the ledger (of one type, if given)."""
+    """Events in the ledger (of one type, if given; else all but checkpoint bookkeeping)."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM ledger_events WHERE %(t)s::text IS NULL OR type = %(t)s", {"t": type_}
+            "SELECT count(*) FROM ledger_events"
+            " WHERE (%(t)s::text IS NULL AND type <> ALL(%(b)s)) OR type = %(t)s",
+            {"t": type_, "b": _BOOKKEEPING},
         ).fetchone()
     return int(row[0]) if row else 0
 
 
 def ids_in_log_order(database_url: str, log: str) -> list[str]:
-    """The event ids of ``log`` by position."""
+    """The event ids of ``log`` by position, checkpoint bookkeeping left out."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT event_id FROM ledger_events WHERE log = %s ORDER BY position", (log,)
+            "SELECT event_id FROM ledger_events WHERE log = %s AND type <> ALL(%s) ORDER BY position",
+            (log, _BOOKKEEPING),
         ).fetchall()
     return [str(r[0]) for r in rows]
 
