@@ -160,8 +160,20 @@ def test_serve_shares_its_database_with_other_commands_and_stops_it_on_exit(home
         posted = httpx.post(f"{base}/v1/events", json=event, headers={"authorization": f"Bearer {ingest}"})
         assert posted.status_code == 201, posted.text
 
-        verified = run(home, "verify", "--json")  # joins the running server
-        assert json.loads(verified.stdout)["events_checked"] == 1
+        # serve signs a log's first checkpoint at its next round; wait for it, so what verify sees is fixed
+        auditor = run(home, "token", "--role", "auditor", "--tenant", "acme").stdout.strip()
+        while (
+            httpx.get(
+                f"{base}/v1/logs/acme/checkpoint", headers={"authorization": f"Bearer {auditor}"}
+            ).status_code
+            != 200
+        ):
+            assert time.monotonic() < deadline, "ledger serve signed no checkpoint"
+            time.sleep(0.2)
+
+        verified = json.loads(run(home, "verify", "--json").stdout)  # joins the running server
+        assert verified["events_checked"] == 2  # the event and the checkpoint recorded for it
+        assert verified["checkpoints_checked"] == 1
         assert status(home)["running"] is True  # verify leaving did not stop serve's database
     finally:
         serve.send_signal(signal.SIGTERM)
