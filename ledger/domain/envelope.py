@@ -324,6 +324,7 @@ def _refuse_oversized(encoded: bytes) -> None:
 def _refuse_direct_identifiers(raw: dict[str, Any], event_type: EventType, encoded: bytes | None) -> None:
     """Every string is scanned except sealed values that are not free text (addresses, license numbers):
     those are erasable and never stored in plaintext. Sealed free text (comments, reasons) is scanned too.
+    The signed notes and signature lines of ``ledger.*`` events are not scanned (``SIGNED_ENCODING``).
 
     Fast path: one scan over the event's JSON text. Each string stands in it verbatim between quotes,
     and a quote acts on the patterns' look-arounds exactly as a string's edge does, so a clean text
@@ -333,6 +334,7 @@ def _refuse_direct_identifiers(raw: dict[str, Any], event_type: EventType, encod
     if encoded is not None and b"\\" not in encoded and find_direct_identifier(encoded) is None:
         return
     sealed = {("data", *p) for p in event_type.sensitive_paths if p not in event_type.free_text_paths}
+    sealed |= {("data", *p) for p in event_type.signed_encoding_paths}
     errors = [
         FieldError(_dotted(path), f"contains what looks like {kind}; remove it before sending")
         for path, text in _strings(raw, ())

@@ -17,6 +17,7 @@ from ledger.domain.fields import (
     MAX_SHORT_VALUE_LENGTH,
     MAX_URI_LENGTH,
     PRINTABLE_PATTERN,
+    SIGNED_ENCODING,
     TENANT_CONTEXT,
     Coordinate,
     Count,
@@ -391,7 +392,12 @@ class CheckpointSigned(EventData):
     log: Identifier
     tree_size: int = Field(strict=True, ge=0, le=MAX_SAFE_INTEGER)
     root_hash: Sha256Hex
-    note: str = Field(min_length=1, max_length=10000, description="The C2SP signed note.")
+    note: str = Field(
+        min_length=1,
+        max_length=10000,
+        description="The C2SP signed note.",
+        json_schema_extra={SIGNED_ENCODING: True},
+    )
 
 
 class CheckpointCosigned(EventData):
@@ -405,12 +411,14 @@ class CheckpointCosigned(EventData):
         max_length=300,
         pattern=IDENTIFIER_PATTERN,
         description="The witness's verifier key (vkey).",
+        json_schema_extra={SIGNED_ENCODING: True},
     )
     cosignature: str = Field(
         min_length=1,
         max_length=1000,
         pattern=PRINTABLE_PATTERN,
         description="The signed-note signature line, without its newline.",
+        json_schema_extra={SIGNED_ENCODING: True},
     )
 
 

@@ -18,6 +18,10 @@ from pydantic import (
 
 SENSITIVE = "x-ledger-sensitive"
 FREE_TEXT = "x-ledger-free-text"
+SIGNED_ENCODING = "x-ledger-signed-encoding"
+"""Marks text the ledger itself writes in a signed format (a signed note, a signature line, a key):
+base64 may spell anything, an "MRN" followed by digits included, so it is not scanned for direct
+identifiers. Only ``ledger.*`` types, which producers cannot send, carry such fields."""
 TIME_RANGE = "x-ledger-range"
 MAX_FUTURE_SKEW_MARKER = "x-ledger-max-future-skew-seconds"
 TENANT_CONTEXT = "tenant"

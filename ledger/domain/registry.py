@@ -7,7 +7,7 @@ from functools import cached_property
 from typing import Any
 
 from ledger.domain import events as ev
-from ledger.domain.fields import FREE_TEXT, SENSITIVE, EventData
+from ledger.domain.fields import FREE_TEXT, SENSITIVE, SIGNED_ENCODING, EventData
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,11 @@ class EventType:
     def free_text_paths(self) -> tuple[tuple[str, ...], ...]:
         """Paths inside ``data`` of human-written text scanned for direct identifiers."""
         return tuple(_marked_paths(self.data_schema, FREE_TEXT))
+
+    @cached_property
+    def signed_encoding_paths(self) -> tuple[tuple[str, ...], ...]:
+        """Paths inside ``data`` of signed-format text the ledger writes, not scanned for identifiers."""
+        return tuple(_marked_paths(self.data_schema, SIGNED_ENCODING))
 
     @property
     def subject_field(self) -> str | None:

@@ -72,3 +72,24 @@ def test_every_free_text_field_with_an_identifier_is_named() -> None:
     with pytest.raises(ForbiddenIdentifier) as caught:
         validate_event(raw)
     assert fields_of(caught) == ["data.reason"]
+
+
+def test_the_ledgers_signed_notes_are_not_screened_for_identifiers() -> None:
+    # Base64 spells anything: about one checkpoint note in a thousand holds "MRN" and digits, and such a
+    # checkpoint must still be recorded. Producers cannot send these types, so nothing of theirs is exempt.
+    from ledger.domain.internal import ledger_event
+    from ledger.domain.registry import EVENT_TYPES
+
+    note = "ledger.local/logs/acme\n5\nAAAA\n\n— ledger.local/checkpoints AbC+MRN12345678/Q==\n"
+    event = ledger_event(
+        "ledger.checkpoint_signed",
+        "acme",
+        {"log": "acme", "tree_size": 5, "root_hash": "0" * 64, "note": note},
+    )
+    assert event.raw["data"]["note"] == note
+    with pytest.raises(ForbiddenIdentifier):  # the same text anywhere else is still refused
+        ledger_event("ledger.ingest_rejected", "acme",
+                     {"raw_sha256": "0" * 64, "reason": note, "transport": "http"})  # fmt: skip
+    marked = {name for name, t in EVENT_TYPES.items() if t.signed_encoding_paths}
+    assert marked == {"ledger.checkpoint_signed", "ledger.checkpoint_cosigned"}
+    assert all(EVENT_TYPES[name].internal for name in marked)
