@@ -15,6 +15,7 @@ from litestar.static_files import create_static_files_router
 
 from ledger import __version__
 from ledger.api.bodies import BodyGate, ReturnMemory
+from ledger.api.bundles import bundle
 from ledger.api.checkpoints import CheckpointController, keys
 from ledger.api.events import EventController
 from ledger.api.openapi import COMPONENTS, SECURITY, complete, responses
@@ -125,6 +126,7 @@ def create_app(ledger: Ledger) -> Litestar:
             ProofController,
             CheckpointController,
             keys,
+            bundle,
             create_static_files_router(_UI, directories=[STATIC / "swagger-ui"], include_in_schema=False),
         ],
         dependencies={

@@ -310,6 +310,33 @@ class RetentionReportOperation(Operation):
         self.responses = {**(self.responses or {}), "200": ok}
 
 
+@dataclass
+class BundleOperation(Operation):
+    """``GET /v1/bundles``: an evidence bundle file (``ledger-evidence-bundle/v1``) as an attachment."""
+
+    def __post_init__(self) -> None:
+        """Replace the generated ``string`` body with the bundle's JSON and its headers."""
+        text = Schema(type=cast(Any, "string"))
+        ok = OpenAPIResponse(
+            description=(
+                "The bundle (RFC 8785 JSON; its JSON Schema is ledger/verifier/bundle.schema.json); its "
+                "SHA-256 is recorded in the ledger as ledger.report_generated (report evidence_bundle)"
+            ),
+            content={"application/json": OpenAPIMediaType(schema=Schema(type=cast(Any, "object")))},
+            headers={
+                "Content-Disposition": OpenAPIHeader(
+                    schema=text, description="attachment; filename=<scope>.bundle.json"
+                ),
+                "X-Bundle-SHA256": OpenAPIHeader(schema=text, description="SHA-256 of the body, hex"),
+                "X-Ledger-Position": OpenAPIHeader(
+                    schema=text,
+                    description="position of the ledger.report_generated event in the tenant's log",
+                ),
+            },
+        )
+        self.responses = {**(self.responses or {}), "200": ok}
+
+
 def complete(document: OpenAPI) -> None:
     """Add the CloudEvent schemas to the generated document's components (Litestar regenerates
     ``components.schemas`` from the handlers' types, so they cannot be passed in the config)."""

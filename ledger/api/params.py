@@ -36,6 +36,10 @@ SUBJECT_MAX = 500  # CloudEvents subject
 NAME_MAX = 100  # event type, flag kind, log
 TIME_MAX = 64  # an RFC 3339 time or a date
 CURSOR_MAX = 1024  # the cursors this server issues are far shorter
+SCOPE_MAX = 2 * ID_MAX + 1  # DATASET/ITEM, DATASET@RELEASE
+# A list of event ids in one query string: the whole request head must stay under the HTTP server's
+# bound on it (uvicorn's h11 default is 16 KiB), token included; longer lists are a log range or a release.
+EVENT_IDS_MAX = 8000
 
 
 def query(
