@@ -33,7 +33,10 @@ from ledger.verifier.errors import VerifierError
 from ledger.verifier.keys import ED25519, TYPE_NAMES, KeyWindow, VerifierKey, find_key, key_valid_at
 from ledger.verifier.note import Ed25519NoteVerifier, verify_note
 
-KeySource = Literal["pinned", "bundle"]
+KeySource = Literal["pinned", "bundle", "pinned-checkpoints"]
+"""Which keys a verdict rests on: the auditor's (``pinned``), the bundle's own (``bundle``: integrity only),
+or pinned for the checkpoints while the seal (scope, key windows, signing times) verified only under a key
+the bundle supplies (``pinned-checkpoints``: each event's inclusion is proven, what the seal attests is not)."""
 _CHECKPOINT_KEY_SUFFIX = "/checkpoints"
 
 
@@ -80,11 +83,13 @@ class BundleReport:
             return f"UNUSABLE: not a {FORMAT} bundle this verifier can read ({len(self.checks)} problem(s))"
         n = self.counts
         what = f"{n.get('events', 0)} event(s), {n.get('checkpoints', 0)} checkpoint(s) of {n.get('logs', 0)} log(s)"
-        keys = (
-            "pinned keys (origin proven)"
-            if self.key_source == "pinned"
-            else "keys supplied by the bundle (integrity only: pin the ledger's key with --key to prove origin)"
-        )
+        keys = {
+            "pinned": "pinned keys (origin proven)",
+            "pinned-checkpoints": "pinned keys for the checkpoints (each event's inclusion proven), but the seal "
+            "(scope, key windows, signing times) only under a key the bundle supplies: pin the ledger's "
+            "Ed25519 key too to prove it",
+            "bundle": "keys supplied by the bundle (integrity only: pin the ledger's key with --key to prove origin)",
+        }[self.key_source]
         if self.verified:
             return f"VERIFIED: {what}, under {keys}"
         return f"FAILED: {len(self.failures)} of {len(self.checks)} checks failed on {what}, under {keys}"
@@ -129,7 +134,8 @@ def verify_bundle(
     run.consistency()
     run.events()
     run.scope()
-    run.seal()
+    if not run.seal() and key_source == "pinned":
+        key_source = "pinned-checkpoints"
     counts = {
         "events": len(bundle.events),
         "checkpoints": len(bundle.checkpoints),
@@ -398,7 +404,8 @@ class _Run:
                 f"item {scope['item']}: which events belong to it is attested by the seal",
             )
 
-    def seal(self) -> None:
+    def seal(self) -> bool:
+        """Check the seal; true when its signature verified under a pinned key."""
         expected = seal_text(self.bundle.digests).split("\n")
         found = self.bundle.seal.text.split("\n")
         changed = [
@@ -418,15 +425,17 @@ class _Run:
             result = verify_note(self.bundle.seal, [Ed25519NoteVerifier(k) for k in keys])
         except VerifierError as exc:
             self.fail("seal", "signature", exc.message)
-            return
+            return False
         key = result.verified[0].key
         window = next((w for w in self.windows if w.key == key), None)
         when = self.bundle.created_at
         if window is not None and not key_valid_at(window, when):
             self.fail("seal", "key window", f"created_at {_iso(when)} is outside the window of {key.label}")
-            return
-        label = "pinned" if source == "pinned" and self.pinned_keys else "supplied by the bundle"
+            return False
+        pinned = source == "pinned" and self.pinned_keys
+        label = "pinned" if pinned else "supplied by the bundle"
         self.add("seal", "signature", f"verified by {key.label} (key {label}), made at {_iso(when)}")
+        return pinned
 
 
 def _has_window(key: VerifierKey | KeyWindow, listed: dict[VerifierKey, KeyWindow]) -> bool:

@@ -70,7 +70,7 @@ def test_json_output_and_pinned_keys(files: dict[str, Path], tmp_path: Path) -> 
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     assert report["verified"] is True
-    assert report["key_source"] == "pinned"
+    assert report["key_source"] == "pinned-checkpoints"  # the ML-DSA-44 key alone: the seal is Ed25519
     bad_key = _run(sys.executable, "-m", "ledger.verifier", files["good"], "--key", "nonsense", home=tmp_path)
     assert bad_key.returncode == 2
     assert "--key 'nonsense'" in bad_key.stderr
