@@ -17,7 +17,8 @@ The stable API (other packages build on it; keep it as it is):
   ``KafkaPublisher`` produces to ``TOPIC`` = ``ledger.checkpoints``, key the log, value ``full_note``.
 * ``CheckpointRunner(service).start() / .poke() / .stop()``: the periodic signer of serve and consume.
 
-Event ids are deterministic: ``checkpoint-<size>``, ``cosignature-<size>-<witness key id>-<timestamp>``.
+Event ids are deterministic: ``ledger:checkpoint:<size>``, ``ledger:cosignature:<size>:<witness key id>:<timestamp>``
+(the ``ledger:`` prefix is refused on producers' events, so none can take such an id first).
 """
 
 from __future__ import annotations

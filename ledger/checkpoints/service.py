@@ -2,7 +2,7 @@
 
 A checkpoint is signed under a PostgreSQL advisory lock per log, so two ledger processes never sign the
 same log at once, and recorded through the one write path (``AppendService``) as a
-``ledger.checkpoint_signed`` event with the id ``checkpoint-<size>``: it is on the record before it is
+``ledger.checkpoint_signed`` event with the id ``ledger:checkpoint:<size>``: it is on the record before it is
 published, and a publication that fails is retried on the next round, never lost.
 """
 
@@ -169,7 +169,7 @@ class CheckpointService:
         )
         text = note.to_bytes().decode()
         data = {"log": state.log, "tree_size": size, "root_hash": root.hex(), "note": text}
-        event = ledger_event(SIGNED, state.tenant, data, event_id=f"checkpoint-{size}")
+        event = ledger_event(SIGNED, state.tenant, data, event_id=f"checkpoint:{size}")
         receipt = self._appender.append([event])[0]
         _log.info(
             "signed checkpoint of log %s at size %d (event at position %d)", state.log, size, receipt.position
@@ -264,7 +264,7 @@ class CheckpointService:
                         "witness_key": v.key.vkey,
                         "cosignature": v.signature.line,
                     },
-                    event_id=f"cosignature-{stored.tree_size}-{v.key.key_id:08x}-{v.signature.timestamp}",
+                    event_id=f"cosignature:{stored.tree_size}:{v.key.key_id:08x}:{v.signature.timestamp}",
                 )
                 for v in fresh
             ]
@@ -287,7 +287,7 @@ class CheckpointService:
         generation = self.keys.rotate()
         new = tuple(_label(s.name, s.key_id) for s in generation.signers)
         data = {"key_id": ",".join(new), "purpose": "checkpoint_signing", "previous_key_id": ",".join(old)}
-        event_id = f"key-rotated-checkpoint-{generation.number}-{generation.signers[0].key_id:08x}"
+        event_id = f"key-rotated:checkpoint:{generation.number}:{generation.signers[0].key_id:08x}"
         self._appender.append([ledger_event(KEY_ROTATED, system_tenant, data, event_id=event_id)])
         return Rotation(old, new, generation)
 

@@ -19,6 +19,7 @@ from ledger.domain.errors import FieldError, ForbiddenIdentifier, MalformedReque
 from ledger.domain.fields import (
     IDENTIFIER_PATTERN,
     INT32_MAX,
+    LEDGER_ID_PREFIX,
     MAX_EVENT_BYTES,
     MAX_EXTENSIONS,
     MAX_FUTURE_SKEW,
@@ -266,6 +267,9 @@ def _validate(
     if event_type.internal and not allow_internal:
         msg = f"{envelope.type!r} is written only by the ledger itself"
         raise ValidationFailed(msg, errors=[FieldError("type", msg)])
+    if not event_type.internal and envelope.id.startswith(LEDGER_ID_PREFIX):
+        msg = f"ids beginning with {LEDGER_ID_PREFIX!r} are reserved for the ledger's own events"
+        raise ValidationFailed(msg, errors=[FieldError("id", msg)])
     versioned = event_type_at(envelope.type, envelope.schemaversion)
     if versioned is None:
         msg = f"schemaversion {envelope.schemaversion} of {envelope.type!r} is not accepted; send version {event_type.schemaversion}"

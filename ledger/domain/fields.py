@@ -18,6 +18,9 @@ from pydantic import (
 
 SENSITIVE = "x-ledger-sensitive"
 FREE_TEXT = "x-ledger-free-text"
+LEDGER_ID_PREFIX = "ledger:"
+"""Event ids beginning with this are the ledger's own (``ledger.*`` types only): a producer's event can
+never take the id the ledger gives a checkpoint, and so never stop one from being recorded."""
 SIGNED_ENCODING = "x-ledger-signed-encoding"
 """Marks text the ledger itself writes in a signed format (a signed note, a signature line, a key):
 base64 may spell anything, an "MRN" followed by digits included, so it is not scanned for direct

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger.domain.envelope import ReceivedEvent, validate_event
+from ledger.domain.fields import LEDGER_ID_PREFIX
 
 LEDGER_ACTOR = "ledger"
 LEDGER_SOURCE = "urn:ledger"
@@ -15,10 +16,12 @@ LEDGER_SOURCE = "urn:ledger"
 def ledger_event(
     type_: str, tenant: str, data: dict[str, Any], *, event_id: str | None = None, subject: str | None = None
 ) -> ReceivedEvent:
-    """A validated ``ledger.*`` event for ``tenant``; a deterministic ``event_id`` makes a retry a duplicate."""
+    """A validated ``ledger.*`` event for ``tenant``; a deterministic ``event_id`` makes a retry a duplicate.
+
+    Its id is ``ledger:<event_id>`` (``ledger:<random hex>`` without one): producers cannot use that prefix."""
     raw: dict[str, Any] = {
         "specversion": "1.0",
-        "id": event_id or f"ledger-{uuid.uuid4().hex}",
+        "id": LEDGER_ID_PREFIX + (event_id or uuid.uuid4().hex),
         "source": LEDGER_SOURCE,
         "type": type_,
         "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),

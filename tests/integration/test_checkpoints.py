@@ -62,7 +62,7 @@ def test_a_checkpoint_verifies_under_each_published_key_alone_and_its_root_is_th
         assert opened.checkpoint.origin == origin_for("ledger.local", tenant)
         assert (opened.checkpoint.size, opened.checkpoint.root) == (300, signed.root)
         check_key_windows(opened, windows, signed_at=signed.signed_at)
-    assert checkpoint_events(ledger, tenant) == [(300, "checkpoint-300")]
+    assert checkpoint_events(ledger, tenant) == [(300, "ledger:checkpoint:300")]
 
 
 def test_an_idle_log_is_not_signed_again(ledger: Ledger, tenant: str) -> None:
@@ -112,7 +112,7 @@ def test_two_services_signing_at_once_make_one_checkpoint_per_size(ledger: Ledge
         t.join()
 
     assert sorted(cp.tree_size for cp in results if cp is not None) == [50]
-    assert checkpoint_events(ledger, tenant) == [(50, "checkpoint-50")]
+    assert checkpoint_events(ledger, tenant) == [(50, "ledger:checkpoint:50")]
 
 
 def test_the_publication_directory_holds_the_signed_note(ledger: Ledger, tenant: str) -> None:

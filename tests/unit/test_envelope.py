@@ -93,3 +93,19 @@ def test_the_ledgers_signed_notes_are_not_screened_for_identifiers() -> None:
     marked = {name for name, t in EVENT_TYPES.items() if t.signed_encoding_paths}
     assert marked == {"ledger.checkpoint_signed", "ledger.checkpoint_cosigned"}
     assert all(EVENT_TYPES[name].internal for name in marked)
+
+
+def test_ids_beginning_with_ledger_colon_are_the_ledgers_own() -> None:
+    # Otherwise a producer could post "ledger:checkpoint:<n+1>" and that size would never be signed.
+    with pytest.raises(ValidationFailed) as refused:
+        validate_event(example_event("annotation.created", tenant="acme", id="ledger:checkpoint:7"))
+    assert [e.field for e in refused.value.errors] == ["id"]
+    validate_event(
+        example_event("annotation.created", tenant="acme", id="ledger-checkpoint:7")
+    )  # not the prefix
+
+    from ledger.domain.internal import ledger_event
+
+    own = ledger_event("ledger.report_generated", "acme",
+                       {"report": "r", "sha256": "0" * 64, "parameters": {}}, event_id="report:1")  # fmt: skip
+    assert own.raw["id"] == "ledger:report:1"
