@@ -10,6 +10,7 @@ the log no longer reaches that size.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ledger.domain.errors import ConfigurationError
+from ledger.domain.fields import parse_rfc3339
 from ledger.domain.verification import CheckpointClaim, CheckpointProblem, judge_checkpoints
 from ledger.verifier.checkpoint import check_key_windows, open_checkpoint
 from ledger.verifier.errors import VerifierError
@@ -48,17 +50,40 @@ class Opened:
 
 
 def stored_notes(ledger: Ledger, log: str | None) -> list[Note]:
-    """Every checkpoint on the record (``proj_checkpoints``), with its witnesses' cosignatures."""
+    """Every checkpoint on the record, with its witnesses' cosignatures, read from the hashed
+    ``ledger.checkpoint_signed`` and ``ledger.checkpoint_cosigned`` events themselves (the chain check of
+    the same run vouches for them), not from ``proj_checkpoints``, a projection the ledger's role may write."""
     with ledger.db.connect() as conn, conn.transaction():
-        rows = conn.execute(
-            "SELECT log, tree_size, note, cosignatures, signed_at, root_hash FROM proj_checkpoints"
-            " WHERE %s::text IS NULL OR log = %s ORDER BY log, tree_size",
+        heads = conn.execute(
+            "SELECT log, tenant FROM ledger_log_heads WHERE %s::text IS NULL OR log = %s ORDER BY log",
             (log, log),
         ).fetchall()
+        rows = [
+            (str(name), bytes(r[0]))
+            for name, tenant in heads
+            for r in conn.execute(
+                "SELECT canonical FROM ledger_events WHERE tenant = %s AND log = %s"
+                " AND type IN ('ledger.checkpoint_signed', 'ledger.checkpoint_cosigned') ORDER BY position",
+                (tenant, name),
+            ).fetchall()
+        ]
+    signed: dict[tuple[str, int], tuple[str, datetime]] = {}
+    lines: dict[tuple[str, int], dict[str, None]] = {}
+    for name, canonical in rows:
+        try:
+            doc = json.loads(canonical)
+            event, data = doc["event"], doc["event"]["data"]
+            key = (name, int(data["tree_size"]))
+        except (ValueError, KeyError, TypeError):
+            continue  # bytes that are no such document are a break the row check names
+        if event["type"] == "ledger.checkpoint_signed":
+            signed.setdefault(key, (str(data["note"]), parse_rfc3339(doc["recorded_at"])))
+        else:
+            lines.setdefault(key, {})[str(data["cosignature"])] = None
     notes = []
-    for name, size, note, cosignatures, signed_at, _ in rows:
-        text = str(note) + "".join(line + "\n" for line in cosignatures or ())
-        notes.append(Note(f"stored checkpoint {name}/{size}", text.encode(), signed_at))
+    for (name, size), (note, recorded_at) in sorted(signed.items()):
+        text = note + "".join(line + "\n" for line in lines.get((name, size), {}))
+        notes.append(Note(f"stored checkpoint {name}/{size}", text.encode(), recorded_at))
     return notes
 
 
@@ -96,8 +121,11 @@ def open_notes(
                 msg = f"it is larger than {MAX_CHECKPOINT_FILE} bytes"
                 raise VerifierError(msg)
             signed = open_checkpoint(note.data, verifier_keys)
-            if note.signed_at is not None or signed.signed_at is not None:
-                check_key_windows(signed, keys, note.signed_at)
+            # The time a verified ML-DSA-44 signature states is the signing time; the recorded time is only
+            # the fallback (with the Ed25519 key alone), since an append may wait on a lock past a rotation.
+            when = None if signed.signed_at is not None else note.signed_at
+            if when is not None or signed.signed_at is not None:
+                check_key_windows(signed, keys, when)
         except VerifierError as exc:
             opened.problems.append(
                 CheckpointProblem(None, None, note.source, f"does not verify: {exc.message}")
