@@ -154,6 +154,10 @@ def read_bundle(data: bytes) -> Bundle:
         raise BundleUnusable([f"the bundle is not UTF-8 (byte {exc.start})"]) from None
     except ValueError as exc:
         raise BundleUnusable([f"the bundle is not JSON: {exc}"]) from None
+    try:  # JSON may escape a lone surrogate, which no UTF-8 (and so no digest of a member) can hold
+        canonical_json(doc)
+    except UnicodeEncodeError as exc:
+        raise BundleUnusable([f"the bundle holds a lone surrogate ({exc.object[exc.start]!r})"]) from None
     problems: list[str] = []
     if not isinstance(doc, dict):
         raise BundleUnusable(["the bundle is not a JSON object"])

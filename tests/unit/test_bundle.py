@@ -375,6 +375,7 @@ def test_unusable_input_lists_every_structural_problem() -> None:
         (b"[]", "the bundle is not a JSON object"),
         (b'{"format": "ledger-evidence-bundle/v2"}', "format 'ledger-evidence-bundle/v2' is not"),
         (b'{"format": "ledger-evidence-bundle/v1", "format": "x"}', "appears twice"),
+        (b'{"format": "ledger-evidence-bundle/v1", "scope": {"item": "\\ud800/x"}}', "lone surrogate"),
     ],
 )
 def test_what_is_not_a_bundle_is_unusable(data: bytes, problem: str) -> None:
