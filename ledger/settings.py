@@ -77,6 +77,9 @@ class Limits:
 # ---- Signed checkpoints (issue 8) --------------------------------------------------------------------
 
 
+MAX_DEPLOYMENT_LENGTH = 64
+
+
 @dataclass(frozen=True)
 class CheckpointSettings:
     """When and where each log's tree head is signed and published (``ledger.checkpoints``).
@@ -212,6 +215,7 @@ def _limits(env: Mapping[str, str]) -> Limits:
 
 def _checkpoints(env: Mapping[str, str]) -> CheckpointSettings:
     """The ``LEDGER_CHECKPOINT_*`` and ``LEDGER_WITNESS_KEYS`` variables, each checked here."""
+    from ledger.domain.identifiers import find_direct_identifier
     from ledger.verifier.checkpoint import checkpoint_key_name
     from ledger.verifier.errors import VerifierError
     from ledger.verifier.keys import COSIGNATURE_ED25519, parse_vkey
@@ -223,6 +227,14 @@ def _checkpoints(env: Mapping[str, str]) -> CheckpointSettings:
     except VerifierError:
         msg = f"LEDGER_DEPLOYMENT must be a signed-note key name (no spaces, no '+'), got {deployment!r}"
         raise ConfigurationError(msg) from None
+    # The name goes into every checkpoint origin and key id the ledger records: bounded so they stay within
+    # the recorded events' limits, and never something the direct-identifier screen refuses.
+    if len(deployment) > MAX_DEPLOYMENT_LENGTH:
+        msg = f"LEDGER_DEPLOYMENT must be at most {MAX_DEPLOYMENT_LENGTH} characters, got {len(deployment)}"
+        raise ConfigurationError(msg)
+    if kind := find_direct_identifier(deployment):
+        msg = f"LEDGER_DEPLOYMENT {deployment!r} looks like {kind}; choose a name without it"
+        raise ConfigurationError(msg)
     seconds = _float(env, "LEDGER_CHECKPOINT_SECONDS", default.seconds)
     if not seconds > 0:
         msg = f"LEDGER_CHECKPOINT_SECONDS must be a number of seconds above 0, got {env.get('LEDGER_CHECKPOINT_SECONDS')!r}"

@@ -252,7 +252,14 @@ class CheckpointService:
                     " its origin, root hash or extension lines differ"
                 )
                 raise ValidationFailed(msg, errors=[FieldError("body", msg)])
-            fresh = [v for v in verified if v.signature.line not in stored.cosignatures]
+            # One cosignature per witness key and checkpoint: each new timestamp would otherwise add a line,
+            # and past 100 signature lines the note is one no signed-note reader accepts.
+            held = {(s.name, s.key_id) for s in parse_note(stored.full_note.encode()).signatures}
+            fresh = []
+            for v in verified:
+                if (v.signature.name, v.signature.key_id) not in held:
+                    held.add((v.signature.name, v.signature.key_id))
+                    fresh.append(v)
             events = [
                 ledger_event(
                     COSIGNED,

@@ -225,6 +225,18 @@ class TestCosignatures:
         keys = client.get("/v1/keys", headers=auth).json()
         assert keys["witness_keys"][0]["vkey"] == WITNESS.vkey
 
+    def test_a_witness_cosigns_a_checkpoint_once_whatever_its_timestamps(self, setup, tenant: str) -> None:
+        # Each timestamp makes a new line; kept, they would push the note past 100 signatures.
+        _, client, auth = setup
+        note = client.get(f"/v1/logs/{tenant}/checkpoint", headers=auth).text
+        checkpoint = parse_checkpoint(parse_note(note.encode()).text)
+        for i, status in enumerate((201, 200, 200)):
+            body = note + cosign(checkpoint, WITNESS, int(time.time()) + i).line + "\n"
+            response = client.post(f"/v1/logs/{tenant}/cosignatures", content=body, headers={**auth, **TEXT})
+            assert response.status_code == status, response.text
+        served = parse_note(client.get(f"/v1/logs/{tenant}/checkpoint", headers=auth).content)
+        assert [s.name for s in served.signatures].count(WITNESS.verifier_key.name) == 1
+
     def test_an_unknown_witness_is_refused_naming_its_key(self, setup, tenant: str) -> None:
         _, client, auth = setup
         stranger = SeedSigner.generate("stranger.example", COSIGNATURE_ED25519)

@@ -31,6 +31,8 @@ def test_witness_keys_are_read_comma_separated() -> None:
     [
         ({"LEDGER_DEPLOYMENT": "my ledger"}, "LEDGER_DEPLOYMENT"),
         ({"LEDGER_DEPLOYMENT": "a+b"}, "LEDGER_DEPLOYMENT"),
+        ({"LEDGER_DEPLOYMENT": "x" * 65}, "LEDGER_DEPLOYMENT"),  # key ids would outgrow ledger.key_rotated
+        ({"LEDGER_DEPLOYMENT": "mrn-ledger1"}, "LEDGER_DEPLOYMENT"),  # the screen would refuse its records
         ({"LEDGER_CHECKPOINT_EVERY": "0"}, "LEDGER_CHECKPOINT_EVERY"),
         ({"LEDGER_CHECKPOINT_SECONDS": "0"}, "LEDGER_CHECKPOINT_SECONDS"),
         ({"LEDGER_CHECKPOINT_SECONDS": "soon"}, "LEDGER_CHECKPOINT_SECONDS"),
