@@ -1,6 +1,7 @@
 """The offline verifier: C2SP signed notes, checkpoints and cosignatures, with nothing beyond ``cryptography``.
 
-An auditor can copy this package alone: it imports only the standard library, ``cryptography`` and its own
-modules (``tests/unit/test_signed_note.py`` proves it), so checking the ledger's evidence needs no trust in
-the ledger's code paths that touch a database or the network.
+It imports only the standard library, ``cryptography``, its own modules and the RFC 9162 math of
+``ledger.domain.merkle`` (itself standard library only; ``tests/unit/test_merkle_stdlib_only.py`` proves
+both), so an auditor can copy this package with that one module, and checking the ledger's evidence needs
+no trust in the ledger's code paths that touch a database or the network.
 """

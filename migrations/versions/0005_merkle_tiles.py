@@ -5,8 +5,9 @@ in the manner of C2SP tlog-tiles; the trees of the events recorded before this r
 subtrees of 256**L leaves it covers, concatenated. ``ledger_log_heads.tree_edge`` holds the partial tile of
 every level: per level from 0 up, one byte counting its hashes (0-255), then the hashes. The edge and tile
 forms are written out here as they are at this revision (``ledger.storage.tree`` reads them; the
-migration test checks that an upgraded database has the tree that appends build), so that a later change
-of the code cannot change what this revision wrote.
+migration test checks that an upgraded database has the tree that appends build). The hashing comes from
+``ledger.domain.merkle`` (RFC 9162 leaf and node hashes, and the C2SP tile layout): those are fixed by the
+standards, not by this code.
 
 Revision ID: 0005_merkle_tiles
 Revises: 0004_projection_evidence
