@@ -16,7 +16,6 @@ httpx: no database, none of the ledger's storage code.
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from urllib.parse import quote
 import httpx
 
 from ledger.domain.merkle import ProofError, verify_consistency
+from ledger.files import write_atomically
 from ledger.verifier.checkpoint import LOG_SIGNATURE_TYPES, Checkpoint, open_checkpoint, parse_checkpoint
 from ledger.verifier.cosignature import cosign
 from ledger.verifier.errors import VerifierError
@@ -95,24 +95,6 @@ def load_signer(path: Path) -> SeedSigner:
 # ---- the state directory -----------------------------------------------------------------------------
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    try:
-        with tmp.open("xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class State:
     """The witness's directory: the last checkpoint it cosigned per log (``<log>.checkpoint``, the note as
     served) and the ledger's pinned verifier keys (``ledger.vkeys``)."""
@@ -138,7 +120,7 @@ class State:
 
     def save(self, log: str, note: bytes) -> None:
         """Keep ``note`` as the last checkpoint of ``log`` (written whole, then renamed)."""
-        _write_atomically(self.path(log), note)
+        write_atomically(self.path(log), note)
 
     def logs(self) -> list[str]:
         """The logs the directory holds a checkpoint of."""
@@ -163,7 +145,7 @@ class State:
 
     def pin(self, keys: Sequence[VerifierKey]) -> None:
         """Pin the ledger's keys."""
-        _write_atomically(self.root / PINNED_KEYS, "".join(k.vkey + "\n" for k in keys).encode())
+        write_atomically(self.root / PINNED_KEYS, "".join(k.vkey + "\n" for k in keys).encode())
 
 
 # ---- one round -----------------------------------------------------------------------------------------

@@ -6,12 +6,11 @@ replaced by the same bytes; a topic reader keys by log and reads the size from t
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ledger.checkpoints.store import SignedCheckpoint
+from ledger.files import write_atomically
 from ledger.settings import KafkaSettings
 
 if TYPE_CHECKING:
@@ -61,22 +60,7 @@ class DirectoryPublisher:
 
     def publish(self, checkpoint: SignedCheckpoint) -> None:
         """Write the file atomically."""
-        path = self.path(checkpoint)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        try:
-            with tmp.open("xb") as fh:
-                fh.write(checkpoint.full_note.encode())
-                fh.flush()
-                os.fsync(fh.fileno())
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # the rename itself must survive a crash
-        finally:
-            os.close(fd)
+        write_atomically(self.path(checkpoint), checkpoint.full_note.encode())
 
     def close(self) -> None:
         """Nothing to release."""

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from ledger.crypto.keys import read_or_create_secret
 from ledger.domain.errors import ConfigurationError, KeyUnavailable
+from ledger.files import write_atomically
 from ledger.verifier.errors import VerifierError
 from ledger.verifier.keys import COSIGNATURE_MLDSA44, ED25519, KeyWindow, SeedSigner, check_key_name
 
@@ -143,7 +144,7 @@ class LocalCheckpointKeyFile:
             retired = max(retired, old.created_at + timedelta(seconds=1))
             kept = [*self._generations[:-1], KeyGeneration(old.number, old.created_at, retired, old.signers)]
             rows = [*(_generation_row(g) for g in kept), _new_generation(old.number + 1, moment)]
-            _write_atomically(self._path, _encode(self._name, rows))
+            write_atomically(self._path, _encode(self._name, rows), mode=0o600)
             self._stamp = None
             self._refresh()
         return self._generations[-1]
@@ -226,22 +227,3 @@ def _generation_row(g: KeyGeneration) -> dict[str, Any]:
         "retired_at": g.retired_at.isoformat() if g.retired_at else None,
         **{f: base64.b64encode(seeds[t]).decode() for t, f in _SEED_FIELDS.items()},
     }
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` whole (temporary file 0600, fsync, rename, fsync of the directory)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

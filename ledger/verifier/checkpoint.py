@@ -194,7 +194,9 @@ def open_checkpoint(data: bytes, keys: Sequence[VerifierKey]) -> SignedCheckpoin
         found = ", ".join(v.signature.label for v in signed.verified)
         msg = f"checkpoint {checkpoint.origin} at size {checkpoint.size} has no verified log signature (only {found})"
         raise VerifierError(msg)
-    if checkpoint.extensions and all(v.key.signature_type == COSIGNATURE_MLDSA44 for v in signed.log_signatures):
+    if checkpoint.extensions and all(
+        v.key.signature_type == COSIGNATURE_MLDSA44 for v in signed.log_signatures
+    ):
         msg = f"checkpoint {checkpoint.origin}: its extension lines are not covered by any verified signature"
         raise VerifierError(msg)
     return signed
