@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from ledger.domain.errors import ConfigurationError
 from ledger.domain.fields import parse_rfc3339
+from ledger.domain.internal import CHECKPOINT_BOOKKEEPING, CHECKPOINT_SIGNED
 from ledger.domain.verification import CheckpointClaim, CheckpointProblem, judge_checkpoints
 from ledger.verifier.checkpoint import check_key_windows, open_checkpoint
 from ledger.verifier.errors import VerifierError
@@ -63,8 +64,8 @@ def stored_notes(ledger: Ledger, log: str | None) -> list[Note]:
             for name, tenant in heads
             for r in conn.execute(
                 "SELECT canonical FROM ledger_events WHERE tenant = %s AND log = %s"
-                " AND type IN ('ledger.checkpoint_signed', 'ledger.checkpoint_cosigned') ORDER BY position",
-                (tenant, name),
+                " AND type = ANY(%s) ORDER BY position",
+                (tenant, name, list(CHECKPOINT_BOOKKEEPING)),
             ).fetchall()
         ]
     signed: dict[tuple[str, int], tuple[str, datetime]] = {}
@@ -76,7 +77,7 @@ def stored_notes(ledger: Ledger, log: str | None) -> list[Note]:
             key = (name, int(data["tree_size"]))
         except (ValueError, KeyError, TypeError):
             continue  # bytes that are no such document are a break the row check names
-        if event["type"] == "ledger.checkpoint_signed":
+        if event["type"] == CHECKPOINT_SIGNED:
             signed.setdefault(key, (str(data["note"]), parse_rfc3339(doc["recorded_at"])))
         else:
             lines.setdefault(key, {})[str(data["cosignature"])] = None

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 from ledger.checkpoints.publication import TOPIC, DirectoryPublisher, KafkaPublisher, Publisher
 from ledger.checkpoints.runner import CheckpointRunner
-from ledger.checkpoints.service import COSIGNED, KEY_ROTATED, SIGNED, CheckpointService, Cosigned, Rotation
+from ledger.checkpoints.service import COSIGNED, SIGNED, CheckpointService, Cosigned, Rotation
 from ledger.checkpoints.store import BOOKKEEPING, CheckpointPage, CheckpointStore, LogState, SignedCheckpoint
+from ledger.domain.internal import KEY_ROTATED
 
 __all__ = [
     "BOOKKEEPING",

@@ -25,7 +25,7 @@ from ledger.domain.errors import (
     NotFound,
     ValidationFailed,
 )
-from ledger.domain.internal import ledger_event
+from ledger.domain.internal import CHECKPOINT_COSIGNED, CHECKPOINT_SIGNED, KEY_ROTATED, ledger_event
 from ledger.domain.logs import log_for
 from ledger.storage.append import AppendService
 from ledger.storage.database import Database
@@ -37,9 +37,7 @@ from ledger.verifier.keys import KeyWindow, VerifierKey
 from ledger.verifier.note import parse_note
 
 _log = logging.getLogger("ledger.checkpoints")
-SIGNED = "ledger.checkpoint_signed"
-COSIGNED = "ledger.checkpoint_cosigned"
-KEY_ROTATED = "ledger.key_rotated"
+SIGNED, COSIGNED = CHECKPOINT_SIGNED, CHECKPOINT_COSIGNED
 # pg_advisory_xact_lock(int4, int4): this constant ("LCKP") in the first half, hashtext(log) in the second.
 _LOCK_CLASS = 0x4C434B50
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ledger.domain.internal import CHECKPOINT_BOOKKEEPING
 from ledger.domain.stored import format_time
 from ledger.storage.database import Database
 from ledger.storage.queries import decode_cursor, encode_cursor
@@ -62,9 +63,7 @@ class CheckpointPage:
     next_cursor: str | None
 
 
-#: The ledger's own checkpoint bookkeeping: events of these types alone never make a log "grown", or an
-#: idle log would checkpoint itself (and a witness cosign it) for ever.
-BOOKKEEPING = ("ledger.checkpoint_signed", "ledger.checkpoint_cosigned")
+BOOKKEEPING = CHECKPOINT_BOOKKEEPING
 
 
 @dataclass(frozen=True)

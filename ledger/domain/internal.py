@@ -9,6 +9,13 @@ from typing import Any
 from ledger.domain.envelope import ReceivedEvent, validate_event
 from ledger.domain.fields import LEDGER_ID_PREFIX
 
+CHECKPOINT_SIGNED = "ledger.checkpoint_signed"
+CHECKPOINT_COSIGNED = "ledger.checkpoint_cosigned"
+KEY_ROTATED = "ledger.key_rotated"
+CHECKPOINT_BOOKKEEPING = (CHECKPOINT_SIGNED, CHECKPOINT_COSIGNED)
+"""The ledger's own checkpoint records: events of these types alone never make a log "grown", or an idle log
+would checkpoint itself (and a witness cosign it) for ever."""
+
 LEDGER_ACTOR = "ledger"
 LEDGER_SOURCE = "urn:ledger"
 

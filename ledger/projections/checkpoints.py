@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ledger.domain.internal import CHECKPOINT_COSIGNED, CHECKPOINT_SIGNED
 from ledger.projections.bulk import Rows, save_rows
 from ledger.projections.tables import Connection, select_by_pairs
 from ledger.storage.append import Recorded
 
 TABLE = "proj_checkpoints"
-SIGNED = "ledger.checkpoint_signed"
-COSIGNED = "ledger.checkpoint_cosigned"
 
 
 class CheckpointProjector:
@@ -28,14 +27,14 @@ class CheckpointProjector:
 
     def apply(self, conn: Connection, events: Sequence[Recorded]) -> None:
         """Add the checkpoints of ``events`` and the cosignatures on them."""
-        mine = [r for r in events if r.event["type"] in (SIGNED, COSIGNED)]
+        mine = [r for r in events if r.event["type"] in (CHECKPOINT_SIGNED, CHECKPOINT_COSIGNED)]
         if not mine:
             return
-        rows = _load(conn, [_key(r) for r in mine if r.event["type"] == COSIGNED])
+        rows = _load(conn, [_key(r) for r in mine if r.event["type"] == CHECKPOINT_COSIGNED])
         changed: set[tuple[str, int]] = set()
         for r in mine:
             key = _key(r)
-            if r.event["type"] == SIGNED:
+            if r.event["type"] == CHECKPOINT_SIGNED:
                 rows[key] = _signed(r)
             elif key in rows:
                 line = str(r.event["data"]["cosignature"])
