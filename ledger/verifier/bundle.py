@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from ledger.domain.logs import log_for
 from ledger.domain.merkle import ProofError, leaf_hash, verify_consistency, verify_inclusion
 from ledger.verifier.bundle_format import (
     FORMAT,
@@ -327,6 +328,12 @@ class _Run:
             self.fail(part, "canonical bytes", "; ".join(wrong))
             return
         about = _document(event)["event"]
+        tenant = about.get("tenant")
+        if not isinstance(tenant, str) or log_for(tenant) != event.log:  # the rule the ledger files it by
+            self.fail(
+                part, "canonical bytes", f"an event of tenant {tenant!r} does not belong in log {event.log}"
+            )
+            return
         detail = (
             f"log {event.log}, position {event.position}, type {about.get('type')!r}, id {about.get('id')!r}"
         )
