@@ -24,37 +24,19 @@ from ledger.crypto.keys import read_or_create_secret
 from ledger.domain.errors import ConfigurationError, KeyUnavailable
 from ledger.files import write_atomically
 from ledger.verifier.errors import VerifierError
-from ledger.verifier.keys import COSIGNATURE_MLDSA44, ED25519, KeyWindow, SeedSigner, check_key_name
+from ledger.verifier.keys import COSIGNATURE_MLDSA44, ED25519, KeyWindow, SeedSigner, Signer, check_key_name
 
 _FORMAT = "ledger-checkpoint-keys/1"
 _SEED_FIELDS = {ED25519: "ed25519_seed", COSIGNATURE_MLDSA44: "mldsa44_seed"}
 
 
-class CheckpointSigner(Protocol):
-    """One signing key: what a signature line names, and raw signing of the message its type defines."""
-
-    @property
-    def name(self) -> str:
-        """The key name (``<deployment>/checkpoints``)."""
-        ...
-
-    @property
-    def key_id(self) -> int:
-        """The signed-note key id of this key under its name and signature type."""
-        ...
-
-    @property
-    def signature_type(self) -> int:
-        """``ED25519`` (0x01) or ``COSIGNATURE_MLDSA44`` (0x06)."""
-        ...
+class CheckpointSigner(Signer, Protocol):
+    """One signing key (``Signer``: its name ``<deployment>/checkpoints``, key id, signature type, and raw
+    signing, which a KMS performs without exposing the key), plus the verifier key text it publishes."""
 
     @property
     def vkey(self) -> str:
         """The verifier key text published for auditors."""
-        ...
-
-    def sign(self, message: bytes) -> bytes:
-        """The bare signature of ``message`` (a KMS performs this without exposing the key)."""
         ...
 
 
