@@ -39,6 +39,7 @@ from ledger.verifier.keys import (
     parse_vkey,
 )
 from ledger.verifier.note import parse_note
+from ledger.verifier.transition import follow_transitions
 
 PINNED_KEYS = "ledger.vkeys"
 """The file in the state directory holding the ledger's verifier keys, one vkey a line."""
@@ -191,6 +192,12 @@ class LedgerClient:
             raise WitnessError(msg)
         return found
 
+    def transitions(self) -> list[bytes]:
+        """The key transition notes ``GET /v1/keys`` lists (each generation vouched for by the one before)."""
+        body = self._get("/v1/keys").json()
+        listed = body.get("transitions", []) if isinstance(body, dict) else []
+        return [t.encode() for t in listed if isinstance(t, str)]
+
     def checkpoint(self, log: str) -> bytes:
         """The latest signed checkpoint note of ``log``."""
         return self._get(f"/v1/logs/{quote(log, safe='')}/checkpoint").content
@@ -266,12 +273,27 @@ class Witness:
         keys = self.keys()
         return [self._one(log, keys) for log in logs]
 
+    def _follow_rotation(self, keys: Sequence[VerifierKey]) -> list[VerifierKey] | None:
+        """After ``ledger keys rotate``: the pinned keys plus those a pinned key vouched for (transition
+        notes of ``GET /v1/keys``), pinned from now on; None when nothing new is vouched for, or when the
+        keys were given on the command line (the operator's choice stands)."""
+        if self._given_keys:
+            return None
+        followed = follow_transitions(keys, self._client.transitions())
+        if len(followed) == len(keys):
+            return None
+        self._state.pin(followed)
+        return followed
+
     def _one(self, log: str, keys: Sequence[VerifierKey]) -> Outcome:
         served = self._client.checkpoint(log)
         try:
             signed = open_checkpoint(served, keys)
         except VerifierError as exc:
-            return Outcome(log, "refused", 0, f"log {log}: the checkpoint does not verify: {exc.message}")
+            followed = self._follow_rotation(keys)
+            if followed is None:
+                return Outcome(log, "refused", 0, f"log {log}: the checkpoint does not verify: {exc.message}")
+            return self._one(log, followed)
         new = signed.checkpoint
         if not new.origin.endswith(f"/logs/{log}"):
             return Outcome(

@@ -159,6 +159,7 @@ async def keys(ledger: NamedDependency[Ledger], principal: NamedDependency[Princ
     principal.require(CHECKPOINT_READERS)
     service = ledger.checkpoints
     windows = await to_thread.run_sync(service.verifier_keys)
+    transitions = await to_thread.run_sync(service.key_transitions)
     return {
         "key_name": checkpoint_key_name(service.deployment),
         "origin_prefix": f"{service.deployment}/logs/",
@@ -174,6 +175,7 @@ async def keys(ledger: NamedDependency[Ledger], principal: NamedDependency[Princ
             }
             for w in windows
         ],
+        "transitions": [note.decode() for note in transitions],
         "witness_keys": [
             {"vkey": k.vkey, "key_name": k.name, "key_id": f"{k.key_id:08x}"} for k in service.witness_keys
         ],

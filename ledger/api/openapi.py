@@ -151,6 +151,9 @@ class KeysBody(TypedDict):
     key_name: str
     origin_prefix: str
     checkpoint_keys: list[CheckpointKeyBody]
+    transitions: list[str]
+    """Signed notes (``ledger-key-transition/v1``): each key generation vouched for by the one before, so a
+    verifier that pinned old keys follows a rotation without trusting this list."""
     witness_keys: list[WitnessKeyBody]
 
 

@@ -109,6 +109,10 @@ class CheckpointService:
         """Every generation's public keys with their validity windows, oldest first."""
         return self.keys.verifier_keys()
 
+    def key_transitions(self) -> tuple[bytes, ...]:
+        """The signed notes by which each key generation vouches for the next (``GET /v1/keys``)."""
+        return self.keys.transitions()
+
     # ---- signing -------------------------------------------------------------------------------------
 
     def due(self, log: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import itertools
 import json
 import os
 import secrets
@@ -25,6 +26,7 @@ from ledger.domain.errors import ConfigurationError, KeyUnavailable
 from ledger.files import write_atomically
 from ledger.verifier.errors import VerifierError
 from ledger.verifier.keys import COSIGNATURE_MLDSA44, ED25519, KeyWindow, SeedSigner, Signer, check_key_name
+from ledger.verifier.transition import sign_transition
 
 _FORMAT = "ledger-checkpoint-keys/1"
 _SEED_FIELDS = {ED25519: "ed25519_seed", COSIGNATURE_MLDSA44: "mldsa44_seed"}
@@ -53,6 +55,11 @@ class CheckpointKeyProvider(Protocol):
 
     def rotate(self, now: datetime | None = None) -> KeyGeneration:
         """Retire the current generation and start a new one; returns the new generation."""
+        ...
+
+    def transitions(self) -> tuple[bytes, ...]:
+        """For every generation after the first, the signed note by which the one before vouches for it
+        (``ledger.verifier.transition``), oldest first."""
         ...
 
 
@@ -112,6 +119,15 @@ class LocalCheckpointKeyFile:
         """All generations' public keys with their windows, oldest first."""
         self._refresh()
         return tuple(w for g in self._generations for w in g.windows())
+
+    def transitions(self) -> tuple[bytes, ...]:
+        """Each generation after the first, vouched for by the previous generation's Ed25519 key. Ed25519
+        signatures are deterministic, so the same notes come back every time from the same key file."""
+        self._refresh()
+        return tuple(
+            sign_transition(new.number, [s.verifier_key for s in new.signers], old.signers[0])
+            for old, new in itertools.pairwise(self._generations)
+        )
 
     def rotate(self, now: datetime | None = None) -> KeyGeneration:
         """Retire the current generation at ``now`` and write a new one, under a lock against a concurrent rotate."""

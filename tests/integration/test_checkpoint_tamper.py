@@ -217,6 +217,9 @@ class InProcess:
     def keys(self):
         return [w.key for w in self.service.verifier_keys()]
 
+    def transitions(self) -> list[bytes]:
+        return list(self.service.key_transitions())
+
     def checkpoint(self, log: str) -> bytes:
         return self.service.store.latest(log, tenant=None).full_note.encode()
 
@@ -292,3 +295,46 @@ def test_the_witness_refuses_a_checkpoint_that_does_not_extend_the_one_it_holds(
     assert f"at size {newer} does not extend the saved one" in refused.message
     assert state.path("acme").read_bytes() == kept
     assert len(client.posted) == 1
+
+
+def test_the_witness_follows_a_key_rotation_the_old_key_vouched_for(grown: Ledger, witnessed) -> None:
+    service, _, state, witness = witnessed
+    service.sign("acme")
+    assert witness.round(["acme"])[0].status == "cosigned"
+    first_keys = state.pinned_keys()
+
+    service.rotate_keys("ledger")
+    grown.appender.append([validate_event(example_event("annotation.created", tenant="acme"))])
+    newer = service.sign("acme").tree_size  # signed by the new generation only
+    [followed] = witness.round(["acme"])
+    assert (followed.status, followed.size) == ("cosigned", newer)
+    assert state.pinned_keys() == [w.key for w in service.verifier_keys()]  # old and new, pinned
+    assert first_keys is not None
+    assert set(first_keys) < set(state.pinned_keys())
+
+
+def test_the_witness_does_not_follow_keys_nobody_it_trusts_vouched_for(
+    grown: Ledger, witnessed, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from ledger.crypto.checkpoint_keys import LocalCheckpointKeyFile
+    from ledger.runtime import checkpoint_service
+
+    service, client, state, witness = witnessed
+    service.sign("acme")
+    assert witness.round(["acme"])[0].status == "cosigned"
+    # The database is taken over by someone with keys of their own: same name, no transition from ours.
+    cfg = dataclasses.replace(grown.settings.checkpoints, key_file=tmp_path / "other-keys.json")
+    other = checkpoint_service(
+        dataclasses.replace(grown.settings, checkpoints=cfg), grown.db, grown.trees, grown.appender
+    )
+    assert isinstance(other.keys, LocalCheckpointKeyFile)
+    grown.appender.append([validate_event(example_event("annotation.created", tenant="acme"))])
+    other.sign("acme")
+    client.service = other  # the ledger now serves the other keys and their (own) transitions
+    kept = state.pinned_keys()
+    [refused] = witness.round(["acme"])
+    assert refused.status == "refused"
+    assert "does not verify" in refused.message
+    assert state.pinned_keys() == kept

@@ -37,6 +37,7 @@ def _modules_loaded_by(module: str) -> tuple[list[str], set[str]]:
     [
         "ledger.domain.merkle",
         "ledger.verifier.bundle",
+        "ledger.verifier.transition",
         "ledger.verifier.bundle_format",
         "ledger.verifier.__main__",
     ],
