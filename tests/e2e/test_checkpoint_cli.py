@@ -3,17 +3,13 @@ runs them on the embedded default: what they print, what they publish, and that 
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import httpx
 
 from ledger.verifier.checkpoint import open_checkpoint
 from ledger.verifier.keys import parse_vkey
-from tests.conftest import free_port
-from tests.e2e.test_cli import LEDGER, env_for, run
+from tests.e2e.test_cli import env_for, run, serve_process, until
 from tests.factories import example_event
 
 
@@ -65,21 +61,13 @@ def test_checkpoint_signs_prints_and_publishes_then_rotation_keeps_old_ones_veri
 def test_serve_signs_checkpoints_by_itself(tmp_path: Path) -> None:
     home = tmp_path / "home"
     assert run(home, "demo", "--events", "40").returncode == 0
-    port = free_port()
     env = {**env_for(home), "LEDGER_CHECKPOINT_SECONDS": "0.5", "LEDGER_CHECKPOINT_EVERY": "5"}
-    serve = subprocess.Popen(
-        [*LEDGER, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while 40 not in published(home, "acme"):
-            assert serve.poll() is None, serve.stdout.read().decode() if serve.stdout else ""
-            assert time.monotonic() < deadline, "ledger serve signed no checkpoint"
-            time.sleep(0.2)
+    with serve_process(home, env) as (serve, base):
+        until(lambda: 40 in published(home, "acme"), "ledger serve signed no checkpoint", serve)
         token = run(home, "token", "--role", "ingest", "--tenant", "acme").stdout.strip()
         body = [example_event("annotation.created", tenant="acme") for _ in range(6)]
         posted = httpx.post(
-            f"http://127.0.0.1:{port}/v1/events",
+            f"{base}/v1/events",
             json=body,
             headers={
                 "authorization": f"Bearer {token}",
@@ -87,13 +75,8 @@ def test_serve_signs_checkpoints_by_itself(tmp_path: Path) -> None:
             },
         )
         assert posted.status_code == 201, posted.text
-        while 47 not in published(home, "acme"):  # 40, the first checkpoint's event, 6 more
-            assert serve.poll() is None
-            assert time.monotonic() < deadline, "ledger serve did not sign the grown log"
-            time.sleep(0.2)
-    finally:
-        serve.send_signal(signal.SIGTERM)
-        serve.wait(timeout=60)
+        # 40, the first checkpoint's event, 6 more
+        until(lambda: 47 in published(home, "acme"), "ledger serve did not sign the grown log", serve)
     assert serve.returncode == 0
     keys = listed_keys(home)
     for note in published(home, "acme").values():

@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -36,6 +37,45 @@ def run(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedPro
     return subprocess.run(
         [*LEDGER, *args], env=env_for(home), capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def until(
+    condition: Callable[[], bool], what: str, serve: subprocess.Popen[bytes], timeout: float = 60
+) -> None:
+    """Wait for ``condition``; fail saying ``what`` did not happen, or with serve's output if it died."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert serve.poll() is None, serve.stdout.read().decode() if serve.stdout else ""
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@contextmanager
+def serve_process(
+    home: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A real ``ledger serve`` over ``home`` and its base URL, once ``/health`` answers; SIGTERM after."""
+    port = free_port()
+    serve = subprocess.Popen(
+        [*LEDGER, "serve", "--port", str(port)],
+        env=env or env_for(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        until(lambda: _answers(f"{base}/health"), "ledger serve did not come up", serve)
+        yield serve, base
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=60)
 
 
 def status(home: Path) -> dict:
@@ -134,26 +174,7 @@ def test_a_database_that_cannot_be_reached_is_exit_2_with_a_message(home: Path) 
 
 
 def test_serve_shares_its_database_with_other_commands_and_stops_it_on_exit(home: Path) -> None:
-    port = free_port()
-    serve = subprocess.Popen(
-        [*LEDGER, "serve", "--port", str(port)],
-        env=env_for(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert serve.poll() is None, serve.stdout.read().decode() if serve.stdout else ""
-            assert time.monotonic() < deadline, "ledger serve did not come up"
-            time.sleep(0.2)
-
+    with serve_process(home) as (serve, base):
         assert serve.pid in status(home)["users"]
         ingest = run(home, "token", "--role", "ingest", "--tenant", "acme").stdout.strip()
         event = example_event("annotation.created", tenant="acme")
@@ -162,22 +183,14 @@ def test_serve_shares_its_database_with_other_commands_and_stops_it_on_exit(home
 
         # serve signs a log's first checkpoint at its next round; wait for it, so what verify sees is fixed
         auditor = run(home, "token", "--role", "auditor", "--tenant", "acme").stdout.strip()
-        while (
-            httpx.get(
-                f"{base}/v1/logs/acme/checkpoint", headers={"authorization": f"Bearer {auditor}"}
-            ).status_code
-            != 200
-        ):
-            assert time.monotonic() < deadline, "ledger serve signed no checkpoint"
-            time.sleep(0.2)
+        checkpoint = f"{base}/v1/logs/acme/checkpoint"
+        auth = {"authorization": f"Bearer {auditor}"}
+        until(lambda: httpx.get(checkpoint, headers=auth).status_code == 200, "no checkpoint signed", serve)
 
         verified = json.loads(run(home, "verify", "--json").stdout)  # joins the running server
         assert verified["events_checked"] == 2  # the event and the checkpoint recorded for it
         assert verified["checkpoints_checked"] == 1
         assert status(home)["running"] is True  # verify leaving did not stop serve's database
-    finally:
-        serve.send_signal(signal.SIGTERM)
-        serve.wait(timeout=60)
     assert status(home)["running"] is False
 
 

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port
-from tests.e2e.test_cli import LEDGER, env_for, home, run
+from tests.e2e.test_cli import env_for, home, run, serve_process
 
 __all__ = ["home"]  # the fixture
 
@@ -29,22 +25,8 @@ def test_the_witness_pins_the_keys_cosigns_each_extension_and_its_cosignature_is
 
     assert run(home, "demo", "--events", "300").returncode == 0
     assert run(home, "checkpoint", "--log", "acme").returncode == 0
-    port = free_port()
     env = {**env_for(home), "LEDGER_WITNESS_KEYS": vkey, "LEDGER_CHECKPOINT_SECONDS": "3600"}
-    serve = subprocess.Popen([*LEDGER, "serve", "--port", str(port)], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert serve.poll() is None, serve.stdout.read().decode() if serve.stdout else ""
-            assert time.monotonic() < deadline, "ledger serve did not come up"
-            time.sleep(0.2)
+    with serve_process(home, env) as (_, base):
         token = run(home, "token", "--role", "witness", "--tenant", "acme").stdout.strip()
         witness = [
             "witness",
@@ -70,9 +52,8 @@ def test_the_witness_pins_the_keys_cosigns_each_extension_and_its_cosignature_is
         assert run(home, "checkpoint", "--log", "acme").returncode == 0
         second = run(home, *witness)
         assert second.returncode == 0, second.stderr
-        assert (
-            "cosigned size 502 (extends size 300)"
-        )  # 300, its checkpoint, a cosignature, 200 in second.stdout
+        # 300 events, their checkpoint's event, the cosignature's event, 200 more
+        assert "cosigned size 502 (extends size 300)" in second.stdout
         again = run(home, *witness)
         assert (again.returncode, "cosigned already" in again.stdout) == (0, True)
 
@@ -81,6 +62,3 @@ def test_the_witness_pins_the_keys_cosigns_each_extension_and_its_cosignature_is
         report = json.loads(verified.stdout)
         assert report["checkpoints_checked"] >= 3  # two on the record, one kept by the witness
         assert report["checkpoint_problems"] == []
-    finally:
-        serve.send_signal(signal.SIGTERM)
-        serve.wait(timeout=60)
