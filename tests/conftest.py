@@ -70,15 +70,26 @@ def template_url(pg_server: str) -> str:
     return url
 
 
+@contextmanager
+def fresh_database(pg_server: str, name: str, *, migrated: bool = True) -> Iterator[str]:
+    """A database of its own on the test server (a copy of the migrated template, or empty with
+    ``migrated=False``), dropped afterwards; yields its URL. Callers with ``migrated`` need ``template_url``."""
+    template = f" TEMPLATE {TEMPLATE}" if migrated else ""
+    with psycopg.connect(_admin_url(pg_server, "postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}{template}")
+    try:
+        yield _admin_url(pg_server, name)
+    finally:
+        with psycopg.connect(_admin_url(pg_server, "postgres"), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture
 def database_url(pg_server: str, template_url: str) -> Iterator[str]:
     """A fresh, migrated database of this test's own."""
-    name = f"ledger_test_{os.getpid()}_{next(_counter)}"
-    with psycopg.connect(_admin_url(pg_server, "postgres"), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
-    yield _admin_url(pg_server, name)
-    with psycopg.connect(_admin_url(pg_server, "postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_database(pg_server, f"ledger_test_{os.getpid()}_{next(_counter)}") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -109,14 +120,10 @@ def ledger(database_url: str, tmp_path: Path, signing_key: Ed25519PrivateKey) ->
 def shared_ledger(pg_server: str, template_url: str, tmp_path_factory: pytest.TempPathFactory,
                   signing_key: Ed25519PrivateKey) -> Iterator[Ledger]:  # fmt: skip
     """One database for the HTTP tests, which keep apart by using a tenant each."""
-    name = f"ledger_test_shared_{os.getpid()}"
-    with psycopg.connect(_admin_url(pg_server, "postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
-    url = _admin_url(pg_server, name)
-    db = Database(url, pool_size=8)
-    yield wire(_settings(tmp_path_factory.mktemp("shared-home"), url, signing_key), db)
-    db.dispose()
+    with fresh_database(pg_server, f"ledger_test_shared_{os.getpid()}") as url:
+        db = Database(url, pool_size=8)
+        yield wire(_settings(tmp_path_factory.mktemp("shared-home"), url, signing_key), db)
+        db.dispose()
 
 
 @contextmanager

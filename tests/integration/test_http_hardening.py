@@ -6,9 +6,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import os
 import re
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,17 +17,14 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.api.app import create_app
 from ledger.api.bodies import size_text
 from ledger.domain.registry import EVENT_TYPES
 from ledger.runtime import Ledger, wire
 from ledger.settings import Limits
 from ledger.storage.database import Database
-from ledger.storage.embedded import free_port
-from tests.conftest import TokenFactory, _settings, make_event
+from tests.conftest import TokenFactory, _settings, fresh_database, make_event, serving
 
 STRUCTURED = {"content-type": "application/cloudevents+json"}
 BATCH = {"content-type": "application/cloudevents-batch+json"}
@@ -193,33 +190,15 @@ def small_server(
     signing_key: Ed25519PrivateKey,
 ) -> Iterator[tuple[str, Ledger]]:
     """A second real server over its own database, with tight limits so that tests can reach them."""
-    import psycopg
-
-    name = f"ledger_test_small_{int(time.time() * 1000)}"
-    admin = pg_server.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template_url.rsplit('/', 1)[1]}")
-    url = pg_server.rsplit("/", 1)[0] + "/" + name
-    db = Database(url, pool_size=4)
-    settings = dataclasses.replace(
-        _settings(tmp_path_factory.mktemp("small"), url, signing_key), limits=SMALL
-    )
-    ledger = wire(settings, db)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(ledger), host="127.0.0.1", port=free_port(), log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the small server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{server.config.port}", ledger
-    server.should_exit = True
-    thread.join(timeout=10)
-    db.dispose()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_database(pg_server, f"ledger_test_small_{os.getpid()}") as url:
+        db = Database(url, pool_size=4)
+        settings = dataclasses.replace(
+            _settings(tmp_path_factory.mktemp("small"), url, signing_key), limits=SMALL
+        )
+        ledger = wire(settings, db)
+        with serving(ledger) as base:
+            yield base, ledger
+        db.dispose()
 
 
 @pytest.fixture

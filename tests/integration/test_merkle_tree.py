@@ -19,7 +19,7 @@ from ledger.projections.registry import all_projectors
 from ledger.runtime import Ledger, wire
 from ledger.storage import migrate, tree
 from ledger.storage.database import Database
-from tests.conftest import _admin_url
+from tests.conftest import fresh_database
 from tests.factories import example_event
 
 BATCHES = (1, 255, 256, 257, 1000)
@@ -77,24 +77,18 @@ def grown(
     """One database whose two logs were appended to in batches of awkward sizes, mixed in each batch."""
     from tests.conftest import _settings
 
-    name = f"ledger_test_tree_{os.getpid()}"
-    with psycopg.connect(_admin_url(pg_server, "postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE ledger_test_template")
-    url = _admin_url(pg_server, name)
-    db = Database(url, pool_size=2)
-    ledger = wire(_settings(tmp_path_factory.mktemp("tree-home"), url, signing_key), db, project=False)
-    for n in BATCHES:
-        batch = events("acme", n) + events("other", n // 3 + 1)
-        random.Random(n).shuffle(batch)
-        ledger.appender.append(batch)
-        # the root right after each batch, as a checkpoint taken then would sign it
-        size, root = ledger.trees.root("acme", tenant="acme")
-        assert root == merkle.root(size, reference(leaves_of(db, "acme")))
-    yield ledger
-    db.dispose()
-    with psycopg.connect(_admin_url(pg_server, "postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_database(pg_server, f"ledger_test_tree_{os.getpid()}") as url:
+        db = Database(url, pool_size=2)
+        ledger = wire(_settings(tmp_path_factory.mktemp("tree-home"), url, signing_key), db, project=False)
+        for n in BATCHES:
+            batch = events("acme", n) + events("other", n // 3 + 1)
+            random.Random(n).shuffle(batch)
+            ledger.appender.append(batch)
+            # the root right after each batch, as a checkpoint taken then would sign it
+            size, root = ledger.trees.root("acme", tenant="acme")
+            assert root == merkle.root(size, reference(leaves_of(db, "acme")))
+        yield ledger
+        db.dispose()
 
 
 class TestTheTreeAppendsGrow:
@@ -266,36 +260,30 @@ def test_the_migration_builds_the_tree_appends_build(pg_server: str, tmp_path, s
     """Events appended, the tree dropped by going back to 0004, and rebuilt by 0005 from the stored events."""
     from tests.conftest import _settings
 
-    name = f"ledger_test_tree_migration_{os.getpid()}"
-    with psycopg.connect(_admin_url(pg_server, "postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name}")
-    url = _admin_url(pg_server, name)
-    db = Database(url, pool_size=1)
-    try:
-        migrate.upgrade(db)
-        ledger = wire(_settings(tmp_path, url, signing_key), db, project=False)
-        for n in (300, 1, 700):
-            ledger.appender.append(events("acme", n) + events("other", n // 2))
-        ledger.appender.append(events("tiny", 1))
-        with db.connect() as conn, conn.transaction():  # a log with a head and no events yet
-            conn.execute(
-                "INSERT INTO ledger_log_heads (log, tenant, size, head_hash) VALUES ('empty', 'empty', 0, %s)",
-                (bytes(32),),
-            )
-        built = stored_tree(db)
-        assert len(built[0]) == 3 + 1  # acme's 1001 leaves fill 3 tiles, other's 500 one
+    with fresh_database(pg_server, f"ledger_test_tree_migration_{os.getpid()}", migrated=False) as url:
+        db = Database(url, pool_size=1)
+        try:
+            migrate.upgrade(db)
+            ledger = wire(_settings(tmp_path, url, signing_key), db, project=False)
+            for n in (300, 1, 700):
+                ledger.appender.append(events("acme", n) + events("other", n // 2))
+            ledger.appender.append(events("tiny", 1))
+            with db.connect() as conn, conn.transaction():  # a log with a head and no events yet
+                conn.execute(
+                    "INSERT INTO ledger_log_heads (log, tenant, size, head_hash) VALUES ('empty', 'empty', 0, %s)",
+                    (bytes(32),),
+                )
+            built = stored_tree(db)
+            assert len(built[0]) == 3 + 1  # acme's 1001 leaves fill 3 tiles, other's 500 one
 
-        command.downgrade(migrate.alembic_config(db), "0004_projection_evidence")
-        with db.connect() as conn:
-            assert conn.execute("SELECT to_regclass('ledger_merkle_tiles')").fetchone() == (None,)
-        migrate.upgrade(db)
+            command.downgrade(migrate.alembic_config(db), "0004_projection_evidence")
+            with db.connect() as conn:
+                assert conn.execute("SELECT to_regclass('ledger_merkle_tiles')").fetchone() == (None,)
+            migrate.upgrade(db)
 
-        assert stored_tree(db) == built
-        ledger.appender.append(events("acme", 100))  # and the rebuilt tree grows on
-        size, root = ledger.trees.root("acme", tenant="acme")
-        assert (size, root) == (1101, merkle.root(1101, reference(leaves_of(db, "acme"))))
-    finally:
-        db.dispose()
-        with psycopg.connect(_admin_url(pg_server, "postgres"), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            assert stored_tree(db) == built
+            ledger.appender.append(events("acme", 100))  # and the rebuilt tree grows on
+            size, root = ledger.trees.root("acme", tenant="acme")
+            assert (size, root) == (1101, merkle.root(1101, reference(leaves_of(db, "acme"))))
+        finally:
+            db.dispose()

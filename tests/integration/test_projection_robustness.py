@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from psycopg.rows import dict_row
 
@@ -29,7 +28,7 @@ from ledger.reports import retention
 from ledger.runtime import Ledger
 from ledger.storage import migrate
 from ledger.storage.database import Database
-from tests.conftest import TokenFactory, _admin_url
+from tests.conftest import TokenFactory, fresh_database
 from tests.integration.test_projections import snapshot
 from tests.stories import DATASET, Story, at
 
@@ -187,40 +186,39 @@ def test_rebuild_replaces_rows_the_old_projection_wrote_from_such_events(ledger:
 
 
 def test_the_migration_removes_rows_no_reader_can_load_and_keeps_holds(pg_server: str) -> None:
-    name = f"ledger_test_migration_{os.getpid()}"
-    with psycopg.connect(_admin_url(pg_server, "postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name}")
-    db = Database(_admin_url(pg_server, name), pool_size=1)
-    try:
-        migrate.upgrade(db, "0003")
-        with db.connect() as conn, conn.transaction():
-            for valid_from, credential in ((EARLY, "bad-early"), (LATE, "bad-late"), ("2026-01-01Z", "good")):
+    with fresh_database(pg_server, f"ledger_test_migration_{os.getpid()}", migrated=False) as url:
+        db = Database(url, pool_size=1)
+        try:
+            migrate.upgrade(db, "0003")
+            with db.connect() as conn, conn.transaction():
+                for valid_from, credential in (
+                    (EARLY, "bad-early"),
+                    (LATE, "bad-late"),
+                    ("2026-01-01Z", "good"),
+                ):
+                    conn.execute(
+                        "INSERT INTO proj_credentials (tenant, credential_id, period, annotator, kind, issuer,"
+                        " valid_from, event_id, log, position) VALUES ('acme', %s, 1, 'ann-1', 'license', 'Board',"
+                        " %s, 'e', 'acme', 0)",
+                        (credential, valid_from),
+                    )
                 conn.execute(
-                    "INSERT INTO proj_credentials (tenant, credential_id, period, annotator, kind, issuer,"
-                    " valid_from, event_id, log, position) VALUES ('acme', %s, 1, 'ann-1', 'license', 'Board',"
-                    " %s, 'e', 'acme', 0)",
-                    (credential, valid_from),
+                    "INSERT INTO proj_holds (tenant, hold_id, scope, reason, approver, placed_at, released_at, log,"
+                    " position) VALUES ('acme', 'h', '{\"log\": \"acme\"}', 'r', 'a', %s, %s, 'acme', 1)",
+                    (EARLY, LATE),
                 )
-            conn.execute(
-                "INSERT INTO proj_holds (tenant, hold_id, scope, reason, approver, placed_at, released_at, log,"
-                " position) VALUES ('acme', 'h', '{\"log\": \"acme\"}', 'r', 'a', %s, %s, 'acme', 1)",
-                (EARLY, LATE),
-            )
 
-        migrate.upgrade(db)
+            migrate.upgrade(db)
 
-        with db.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
-            credentials = cur.execute("SELECT credential_id FROM proj_credentials").fetchall()
-            hold = cur.execute("SELECT placed_at, released_at FROM proj_holds").fetchone()
-        assert credentials == [{"credential_id": "good"}]
-        assert hold == {"placed_at": datetime(1900, 1, 1, tzinfo=UTC), "released_at": None}
-        report = retention.build(db, date(2030, 1, 1))
-        assert [h["hold_id"] for h in report.content["legal_holds"]] == ["h"]
-    finally:
-        db.dispose()
-        with psycopg.connect(_admin_url(pg_server, "postgres"), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            with db.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
+                credentials = cur.execute("SELECT credential_id FROM proj_credentials").fetchall()
+                hold = cur.execute("SELECT placed_at, released_at FROM proj_holds").fetchone()
+            assert credentials == [{"credential_id": "good"}]
+            assert hold == {"placed_at": datetime(1900, 1, 1, tzinfo=UTC), "released_at": None}
+            report = retention.build(db, date(2030, 1, 1))
+            assert [h["hold_id"] for h in report.content["legal_holds"]] == ["h"]
+        finally:
+            db.dispose()
 
 
 class TestLegalHoldsStayInTheirTenant:
