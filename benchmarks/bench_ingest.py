@@ -172,6 +172,18 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float:
     return sorted_values[rank - 1]
 
 
+def summary(samples_ms: Sequence[float]) -> dict[str, float]:
+    """Nearest-rank percentiles, max and mean of latency samples (ms)."""
+    ordered = sorted(samples_ms)
+    return {
+        "p50": percentile(ordered, 50),
+        "p90": percentile(ordered, 90),
+        "p99": percentile(ordered, 99),
+        "max": ordered[-1],
+        "mean": sum(ordered) / len(ordered),
+    }
+
+
 def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     """``items`` cut into consecutive slices of at most ``size``."""
     return [items[i : i + size] for i in range(0, len(items), size)]
@@ -715,13 +727,7 @@ def bench_latency(server: Serve, url: str, token: str, tenant: str, requests: in
         "warmup_requests_untimed": WARMUP_REQUESTS,
         "elapsed_s": elapsed,
         "requests_per_s": requests / elapsed,
-        "ms": {
-            "p50": percentile(samples, 50),
-            "p90": percentile(samples, 90),
-            "p99": percentile(samples, 99),
-            "max": samples[-1],
-            "mean": sum(samples) / len(samples),
-        },
+        "ms": summary(samples),
         "checkpoint_before": checkpointed,
     }
 

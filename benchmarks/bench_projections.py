@@ -48,6 +48,7 @@ from bench_ingest import (
     run_header,
     say,
     server_settings,
+    summary,
     token_key,
 )
 from psycopg import sql
@@ -320,18 +321,6 @@ def replayed_prefix_matches(url: str, prefix: int) -> dict[str, dict[str, Any]]:
                 "identical": tuple(a) == tuple(b),
             }
     return out
-
-
-def summary(samples_ms: list[float]) -> dict[str, float]:
-    """Nearest-rank percentiles, max and mean of latency samples (ms)."""
-    ordered = sorted(samples_ms)
-    return {
-        "p50": percentile(ordered, 50),
-        "p90": percentile(ordered, 90),
-        "p99": percentile(ordered, 99),
-        "max": ordered[-1],
-        "mean": sum(ordered) / len(ordered),
-    }
 
 
 def spread(samples_ms: list[float]) -> dict[str, float]:

@@ -53,11 +53,11 @@ from bench_ingest import (
     client,
     frozen_heap,
     load_average,
-    percentile,
     publish,
     require_complete,
     run_header,
     say,
+    summary,
     token_key,
 )
 
@@ -442,18 +442,6 @@ def profile_in_process(db: Database, timed: list[Sample]) -> str:
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(PROFILE_LINES)
     return out.getvalue()
-
-
-def summary(samples_ms: Sequence[float]) -> dict[str, float]:
-    """Nearest-rank percentiles, max and mean of latency samples (ms)."""
-    ordered = sorted(samples_ms)
-    return {
-        "p50": percentile(ordered, 50),
-        "p90": percentile(ordered, 90),
-        "p99": percentile(ordered, 99),
-        "max": ordered[-1],
-        "mean": sum(ordered) / len(ordered),
-    }
 
 
 def sign_checkpoint(settings: Settings, db: Database, log: str) -> dict[str, Any] | None:
