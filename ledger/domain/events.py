@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -168,8 +168,19 @@ class AdjudicationCompleted(EventData):
 # ---- access ---------------------------------------------------------------------------------------------
 
 PurposeOfUse = Literal[
-    "annotation", "review", "model_development", "quality_assurance", "audit", "treatment", "research"
+    "annotation",
+    "review",
+    "model_development",
+    "quality_assurance",
+    "audit",
+    "treatment",
+    "research",
+    "security",
+    "regulatory",
+    "operations",
 ]
+PURPOSES_OF_USE: tuple[str, ...] = get_args(PurposeOfUse)
+MAX_QUERY_PARAMETERS = 20
 
 
 class DataAccessed(EventData):
@@ -184,6 +195,23 @@ class DataAccessed(EventData):
     source_address: SensitiveValue | None = None
     user_agent: SensitiveValue | None = None
     reason: SensitiveText | None = Field(default=None, description="Why (e.g. a break-glass justification).")
+    # Set on the reads the ledger records itself (ledger.reads): the route, its parameters, its status.
+    route: str | None = Field(
+        default=None,
+        max_length=MAX_SHORT_VALUE_LENGTH,
+        pattern=PRINTABLE_PATTERN,
+        description="The ledger route read, e.g. GET /v1/items/{dataset}/{item}/provenance.",
+    )
+    query: (
+        dict[
+            Annotated[str, Field(min_length=1, max_length=100, pattern=IDENTIFIER_PATTERN)],
+            Annotated[str, Field(max_length=MAX_SHORT_VALUE_LENGTH, pattern=PRINTABLE_PATTERN)],
+        ]
+        | None
+    ) = Field(default=None, max_length=MAX_QUERY_PARAMETERS, description="The read's filters and parameters.")
+    status: int | None = Field(
+        default=None, strict=True, ge=100, le=599, description="The HTTP status the read answered."
+    )
 
 
 class LoginAttempted(EventData):
@@ -459,5 +487,5 @@ class AnomalyReviewed(EventData):
 
     anomaly_id: Identifier
     reviewer: Identifier
-    outcome: Literal["benign", "confirmed", "escalated"]
+    decision: Literal["benign", "policy_violation", "incident"]
     comment: SensitiveText | None = None
