@@ -28,6 +28,7 @@ from ledger.verifier.keys import ED25519, VerifierKey
 if TYPE_CHECKING:
     from ledger.checkpoints import SignedCheckpoint
     from ledger.crypto.checkpoint_keys import CheckpointSigner
+    from ledger.reports.service import RenderedReport
     from ledger.runtime import Ledger
     from ledger.storage.append import Receipt
 
@@ -114,7 +115,14 @@ def produce_bundle(
 
 def record_bundle(ledger: Ledger, produced: ProducedBundle, *, requested_by: str) -> Receipt:
     """Append the bundle's ``ledger.report_generated`` event in its tenant's log; deliver it only after."""
-    from ledger.reports.service import RenderedReport, record
+    from ledger.reports.service import record
+
+    return record(ledger, bundle_report(produced, requested_by=requested_by)).receipt
+
+
+def bundle_report(produced: ProducedBundle, *, requested_by: str) -> RenderedReport:
+    """The bundle as a report: what its ``ledger.report_generated`` event says."""
+    from ledger.reports.service import RenderedReport
 
     parameters = {
         **_scope_parameters(produced.scope),
@@ -123,8 +131,7 @@ def record_bundle(ledger: Ledger, produced: ProducedBundle, *, requested_by: str
         "requested_by": requested_by,
     }
     data = {"report": REPORT, "sha256": produced.sha256, "parameters": parameters}
-    rendered = RenderedReport(produced.body, MEDIA_TYPE, produced.sha256, produced.tenant, data)
-    return record(ledger, rendered).receipt
+    return RenderedReport(produced.body, MEDIA_TYPE, produced.sha256, produced.tenant, data, produced.events)
 
 
 def _scope_parameters(scope: Scope) -> dict[str, str]:

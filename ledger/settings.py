@@ -117,6 +117,8 @@ class Settings:
     db_lock_timeout: float = 5.0
     db_statement_timeout: float = 30.0
     access_log: bool = False
+    # The purpose of use a recorded read names when neither X-Purpose-Of-Use nor the token's purpose says.
+    purpose_of_use: str = "audit"
     # Tokens whose exp - iat is longer are refused: a stolen long-lived token is a standing key.
     jwt_max_lifetime_seconds: int = 24 * 3600
     limits: Limits = field(default_factory=Limits)
@@ -181,12 +183,23 @@ class Settings:
             db_lock_timeout=_seconds(env, "LEDGER_DB_LOCK_TIMEOUT", 5.0),
             db_statement_timeout=_seconds(env, "LEDGER_DB_STATEMENT_TIMEOUT", 30.0),
             access_log=env.get("LEDGER_ACCESS_LOG", "").lower() in _TRUE,
+            purpose_of_use=_purpose_of_use(env),
             jwt_max_lifetime_seconds=_positive(
                 env, "LEDGER_JWT_MAX_LIFETIME_SECONDS", Settings.jwt_max_lifetime_seconds
             ),
             limits=_limits(env),
             checkpoints=_checkpoints(env),
         )
+
+
+def _purpose_of_use(env: Mapping[str, str]) -> str:
+    from ledger.domain.events import PURPOSES_OF_USE
+
+    purpose = env.get("LEDGER_PURPOSE_OF_USE") or Settings.purpose_of_use
+    if purpose not in PURPOSES_OF_USE:
+        msg = f"LEDGER_PURPOSE_OF_USE must be one of {', '.join(PURPOSES_OF_USE)}, got {purpose!r}"
+        raise ConfigurationError(msg)
+    return purpose
 
 
 def _limits(env: Mapping[str, str]) -> Limits:

@@ -23,7 +23,8 @@ from ledger.api.params import refuse_unusable_parameters
 from ledger.api.problems import http_error_handler, ledger_error_handler, unexpected_error_handler
 from ledger.api.projections import ComplianceController, ItemController
 from ledger.api.proofs import ProofController
-from ledger.auth.tokens import ANY_ROLE, Principal, TokenVerifier
+from ledger.api.reads import Gate, Reader, ReadService, counted, reader_of
+from ledger.auth.tokens import Principal, TokenVerifier
 from ledger.domain.errors import LedgerError
 from ledger.domain.registry import EVENT_TYPES
 from ledger.runtime import Ledger
@@ -61,13 +62,15 @@ def health(ledger: NamedDependency[Ledger]) -> dict[str, Any]:
     "/v1/event-types",
     summary="Registered event types and the JSON Schema of their data",
     tags=["events"],
-    sync_to_thread=False,
     security=SECURITY,
     responses=responses(401, 403),
 )
-def event_types(principal: NamedDependency[Principal]) -> dict[str, Any]:
+async def event_types(reader: NamedDependency[Reader]) -> dict[str, Any]:
     """Every type the ledger accepts, with its schema version and sealed fields (any role may ask)."""
-    principal.require(ANY_ROLE)
+    return await reader.read(_event_types, resource="event-types", count=counted("event_types"))
+
+
+def _event_types() -> dict[str, Any]:
     return {
         "event_types": [
             {
@@ -104,11 +107,15 @@ def _openapi_config() -> OpenAPIConfig:
 
 def create_app(ledger: Ledger) -> Litestar:
     """The ledger's HTTP application over an opened ``Ledger``."""
-    verifier = TokenVerifier(ledger.settings)
+    reads = ReadService(ledger.appender.append)
+    guard = Gate(TokenVerifier(ledger.settings), reads, ledger.settings.purpose_of_use)
     gate = BodyGate(ledger.settings.limits)
 
-    async def authenticate(request: Request[Any, Any, Any]) -> Principal:
-        return verifier.verify(request.headers.get("authorization"))
+    async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+        return reader_of(request, reads).principal
+
+    async def provide_reader(request: Request[Any, Any, Any]) -> Reader:
+        return reader_of(request, reads)
 
     async def provide_ledger() -> Ledger:
         return ledger
@@ -131,7 +138,8 @@ def create_app(ledger: Ledger) -> Litestar:
         ],
         dependencies={
             "ledger": Provide(provide_ledger),
-            "principal": Provide(authenticate),
+            "principal": Provide(provide_principal),
+            "reader": Provide(provide_reader),
             "bodies": Provide(provide_gate),
         },
         exception_handlers={
@@ -140,6 +148,8 @@ def create_app(ledger: Ledger) -> Litestar:
             Exception: unexpected_error_handler,
         },
         middleware=[DefineMiddleware(ReturnMemory, gate=gate)],
+        # Every /v1 route: authenticated, authorized by ledger.auth.routes, refusals recorded.
+        guards=[guard],
         before_request=refuse_unusable_parameters,
         openapi_config=_openapi_config(),
         # BodyGate refuses larger bodies with the ledger's own message; this is the backstop for any route.

@@ -13,19 +13,18 @@ import threading
 from functools import partial
 from typing import Annotated
 
-from anyio import to_thread
 from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from ledger.api import params as p
 from ledger.api.openapi import READ_ERRORS, SECURITY, BundleOperation, responses
-from ledger.auth.tokens import READERS, Principal
+from ledger.api.reads import Reader
 from ledger.domain.errors import FieldError, Overloaded, ParameterInvalid
-from ledger.evidence import MEDIA_TYPE, ProducedBundle, produce_bundle, record_bundle, select_bundle
+from ledger.evidence import MEDIA_TYPE, ProducedBundle, bundle_report, produce_bundle, select_bundle
+from ledger.reports.service import report_event
 from ledger.runtime import Ledger
 from ledger.storage import bundles
-from ledger.storage.append import Receipt
 from ledger.storage.bundles import MAX_BUNDLE_EVENTS, MAX_EVENT_IDS, Scope
 
 CONCURRENT_BUNDLES = 2
@@ -59,7 +58,7 @@ def _position(description: str, name: str) -> QueryParameter:
 )
 async def bundle(
     ledger: NamedDependency[Ledger],
-    principal: NamedDependency[Principal],
+    reader: NamedDependency[Reader],
     item: Annotated[str | None, p.query("DATASET/ITEM", max_length=p.SCOPE_MAX)] = None,
     release: Annotated[str | None, p.query("DATASET@RELEASE", max_length=p.SCOPE_MAX)] = None,
     events: Annotated[
@@ -70,15 +69,19 @@ async def bundle(
     to: Annotated[int | None, _position("with log: the last position (included)", "to")] = None,
 ) -> Response[bytes]:
     """The bundle file, recorded before it is sent."""
-    principal.require(READERS)
     scope = bundle_scope(item=item, release=release, events=events, log=log, first=from_, last=to)
-    work = partial(_produce, ledger, scope, principal.tenant, principal.subject)
-    produced, receipt = await to_thread.run_sync(work)
+    requested_by = reader.principal.subject
+    produced, receipts = await reader.export(
+        partial(_produce, ledger, scope, reader.tenant),
+        resource=f"bundle:{scope.parameter}",
+        count=lambda b: b.events,
+        also=lambda b: [report_event(bundle_report(b, requested_by=requested_by))],
+    )
     name = f"{scope.parameter}-{produced.sha256[:16]}.bundle.json"
     headers = {
         "Content-Disposition": f'attachment; filename="{name}"',
         "X-Bundle-SHA256": produced.sha256,
-        "X-Ledger-Position": str(receipt.position),
+        "X-Ledger-Position": str(receipts[0].position),
     }
     return Response(produced.body, media_type=MEDIA_TYPE, headers=headers)
 
@@ -120,14 +123,13 @@ def bundle_scope(
     return bundles.log_scope(str(log), first, last)
 
 
-def _produce(ledger: Ledger, scope: Scope, tenant: str, subject: str) -> tuple[ProducedBundle, Receipt]:
+def _produce(ledger: Ledger, scope: Scope, tenant: str) -> ProducedBundle:
     selection = select_bundle(ledger, scope, tenant=tenant)
     if not _building.acquire(timeout=BUNDLE_WAIT_SECONDS):
         retry = int(BUNDLE_WAIT_SECONDS)
         msg = f"{CONCURRENT_BUNDLES} evidence bundles are being built; retry in {retry} s"
         raise Overloaded(msg, retry_after=retry)
     try:
-        produced = produce_bundle(ledger, selection)
+        return produce_bundle(ledger, selection)
     finally:
         _building.release()
-    return produced, record_bundle(ledger, produced, requested_by=subject)

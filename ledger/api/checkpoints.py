@@ -27,7 +27,9 @@ from ledger.api.openapi import (
     KeysBody,
     responses,
 )
-from ledger.auth.tokens import CHECKPOINT_READERS, WITNESSES, Principal
+from ledger.api.reads import Reader, one
+from ledger.auth.tokens import Principal
+from ledger.checkpoints import SignedCheckpoint
 from ledger.domain.errors import NotFound, UnsupportedMediaType
 from ledger.domain.stored import format_time
 from ledger.runtime import Ledger
@@ -58,15 +60,11 @@ class CheckpointController(Controller):
         responses=responses(*READ_ERRORS, 404),
     )
     async def latest(
-        self, ledger: NamedDependency[Ledger], principal: NamedDependency[Principal], log: Log
+        self, ledger: NamedDependency[Ledger], reader: NamedDependency[Reader], log: Log
     ) -> Response[str]:
         """The signed note of the checkpoint with the largest tree size."""
-        principal.require(CHECKPOINT_READERS)
-        query = partial(ledger.checkpoints.store.latest, log, tenant=principal.tenant)
-        checkpoint = await to_thread.run_sync(query)
-        if checkpoint is None:
-            msg = f"log {log!r} has no signed checkpoint (or there is no such log in tenant {principal.tenant!r})"
-            raise NotFound(msg)
+        query = partial(_latest, ledger, log, reader.tenant)
+        checkpoint = await reader.read(query, resource=f"log:{log}/checkpoint", count=one)
         return Response(checkpoint.full_note, media_type=NOTE_MEDIA_TYPE)
 
     @get(
@@ -78,7 +76,7 @@ class CheckpointController(Controller):
     async def list_checkpoints(
         self,
         ledger: NamedDependency[Ledger],
-        principal: NamedDependency[Principal],
+        reader: NamedDependency[Reader],
         log: Log,
         cursor: Annotated[
             str | None, p.query("next_cursor of the previous page", max_length=p.CURSOR_MAX)
@@ -86,11 +84,8 @@ class CheckpointController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1000, description="page size")] = 100,
     ) -> CheckpointPageBody:
         """A page of checkpoints, each with its signed note and cosignatures."""
-        principal.require(CHECKPOINT_READERS)
-        query = partial(
-            ledger.checkpoints.store.page, log, tenant=principal.tenant, cursor=cursor, limit=limit
-        )
-        page = await to_thread.run_sync(query)
+        query = partial(ledger.checkpoints.store.page, log, tenant=reader.tenant, cursor=cursor, limit=limit)
+        page = await reader.read(query, resource=f"log:{log}/checkpoints", count=lambda p: len(p.checkpoints))
         return {
             "checkpoints": [cast(Any, c.as_dict()) for c in page.checkpoints],
             "next_cursor": page.next_cursor,
@@ -123,7 +118,6 @@ class CheckpointController(Controller):
         log: Log,
     ) -> Response[CosignedBody]:
         """Verify the cosignatures against the configured witness keys and record the new ones."""
-        principal.require(WITNESSES)
         media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media_type != "text/plain":
             msg = f"send the cosigned checkpoint note as text/plain, not {media_type or 'no content type'}"
@@ -154,12 +148,26 @@ class CheckpointController(Controller):
     security=SECURITY,
     responses=responses(401, 403, 503),
 )
-async def keys(ledger: NamedDependency[Ledger], principal: NamedDependency[Principal]) -> KeysBody:
+async def keys(ledger: NamedDependency[Ledger], reader: NamedDependency[Reader]) -> KeysBody:
     """The keys an auditor needs to verify this deployment's checkpoints."""
-    principal.require(CHECKPOINT_READERS)
+    body = await reader.read(
+        partial(_keys, ledger), resource="keys", count=lambda b: len(b["checkpoint_keys"])
+    )
+    return cast(KeysBody, body)
+
+
+def _latest(ledger: Ledger, log: str, tenant: str) -> SignedCheckpoint:
+    checkpoint = ledger.checkpoints.store.latest(log, tenant=tenant)
+    if checkpoint is None:
+        msg = f"log {log!r} has no signed checkpoint (or there is no such log in tenant {tenant!r})"
+        raise NotFound(msg)
+    return checkpoint
+
+
+def _keys(ledger: Ledger) -> dict[str, Any]:
     service = ledger.checkpoints
-    windows = await to_thread.run_sync(service.verifier_keys)
-    transitions = await to_thread.run_sync(service.key_transitions)
+    windows = service.verifier_keys()
+    transitions = service.key_transitions()
     return {
         "key_name": checkpoint_key_name(service.deployment),
         "origin_prefix": f"{service.deployment}/logs/",

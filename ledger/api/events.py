@@ -16,7 +16,8 @@ from ledger.api.bodies import BodyGate
 from ledger.api.ingest import parse_request
 from ledger.api.openapi import READ_ERRORS, SECURITY, BatchReceipts, PostEventsOperation, Receipt, responses
 from ledger.api.proofs import inclusion_body
-from ledger.auth.tokens import READERS, WRITERS, Principal
+from ledger.api.reads import Reader, one
+from ledger.auth.tokens import Principal
 from ledger.domain.registry import EVENT_TYPES
 from ledger.runtime import Ledger
 from ledger.storage.append import Receipt as StoredReceipt
@@ -67,7 +68,6 @@ class EventController(Controller):
         bodies: NamedDependency[BodyGate],
     ) -> Response[Receipts]:
         """Validate, check tenant, append; 201 when anything new was recorded, 200 when all were repeats."""
-        principal.require(WRITERS)
         content_type = request.headers.get("content-type", "")
         async with bodies.body(request) as body:
             # Parsing and validating up to a batch of events is CPU work: keep it off the event loop too.
@@ -90,7 +90,7 @@ class EventController(Controller):
     async def list_events(
         self,
         ledger: NamedDependency[Ledger],
-        principal: NamedDependency[Principal],
+        reader: NamedDependency[Reader],
         log: Annotated[str | None, p.query("only this log", max_length=p.NAME_MAX)] = None,
         type_: Annotated[
             str | None,
@@ -114,9 +114,8 @@ class EventController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1000, description="page size")] = 100,
     ) -> dict[str, Any]:
         """A page of events of the caller's tenant, oldest first within each log."""
-        principal.require(READERS)
         flt = EventFilter(
-            tenant=principal.tenant,
+            tenant=reader.tenant,
             log=log,
             type=p.check_choice("type", type_, EVENT_TYPES),
             subject=subject,
@@ -131,7 +130,7 @@ class EventController(Controller):
             limit=limit,
             max_bytes=ledger.settings.limits.page_max_bytes,
         )
-        page = await to_thread.run_sync(query)
+        page = await reader.read(query, resource="events", count=lambda page: len(page.events))
         return {"events": [e.as_dict() for e in page.events], "next_cursor": page.next_cursor}
 
     # A path parameter, because CloudEvents ids may contain '/' (percent-encode it or not).
@@ -148,21 +147,22 @@ class EventController(Controller):
     async def get_event(
         self,
         ledger: NamedDependency[Ledger],
-        principal: NamedDependency[Principal],
+        reader: NamedDependency[Reader],
         event_id: Annotated[str, p.path_remainder("the producer's event id", max_length=p.ID_MAX)],
         proof: Annotated[bool, QueryParameter(description="add the event's inclusion proof")] = False,
     ) -> dict[str, Any]:
         """The event as stored (sensitive values sealed) and where it sits in its log."""
-        principal.require(READERS)
         ident = p.check_path_remainder("event_id", event_id, max_length=p.ID_MAX)
-        stored = await to_thread.run_sync(partial(ledger.queries.get, principal.tenant, ident))
-        body = stored.as_dict()
-        if proof:
-            prove = partial(
-                inclusion_body, ledger, stored.log, stored.position, None, tenant=principal.tenant
-            )
-            body["proof"] = await to_thread.run_sync(prove)
-        return body
+        fetch = partial(_event_body, ledger, reader.tenant, ident, proof=proof)
+        return await reader.read(fetch, resource=f"event:{ident}", count=one)
+
+
+def _event_body(ledger: Ledger, tenant: str, ident: str, *, proof: bool) -> dict[str, Any]:
+    stored = ledger.queries.get(tenant, ident)
+    body = stored.as_dict()
+    if proof:
+        body["proof"] = inclusion_body(ledger, stored.log, stored.position, None, tenant=tenant)
+    return body
 
 
 def _ingest(

@@ -38,6 +38,7 @@ STATUS: dict[type[e.LedgerError], int] = {
     e.VerificationError: 500,
     e.StorageRefused: 500,  # the database refused for a reason retrying cannot change (a bug, a grant)
     e.StorageUnavailable: 503,
+    e.ReadNotRecorded: 503,  # every read is recorded before data leaves; no record, no data
     e.KeyUnavailable: 503,  # the master key (or a KMS) cannot unwrap a subject key right now
     e.BrokerUnavailable: 503,
     e.Overloaded: 503,

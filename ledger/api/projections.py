@@ -6,16 +6,15 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any
 
-from anyio import to_thread
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from ledger.api import params as p
 from ledger.api.openapi import READ_ERRORS, SECURITY, RetentionReportOperation, responses
-from ledger.auth.tokens import READERS, Principal
+from ledger.api.reads import Reader, counted
 from ledger.reports.render import FORMATS
-from ledger.reports.service import retention_report
+from ledger.reports.service import render_retention, report_event
 from ledger.runtime import Ledger
 
 Dataset = Annotated[str, p.path("dataset id", max_length=p.ID_MAX)]
@@ -34,24 +33,27 @@ class ItemController(Controller):
         summary="Every event touching the item, in order, with each actor's standing then",
         responses=responses(*READ_ERRORS, 404),
     )
-    async def provenance(self, ledger: NamedDependency[Ledger], principal: NamedDependency[Principal],
+    async def provenance(self, ledger: NamedDependency[Ledger], reader: NamedDependency[Reader],
                          dataset: Dataset, item: Item) -> dict[str, Any]:  # fmt: skip
         """Annotations, reviews, adjudications and accesses, with credential status at each moment."""
-        principal.require(READERS)
-        return await to_thread.run_sync(
-            partial(ledger.projections.provenance, principal.tenant, dataset, item)
-        )
+        fetch = partial(ledger.projections.provenance, reader.tenant, dataset, item)
+        return await reader.read(fetch, count=counted("events"), **_item(dataset, item))
 
     @get(
         "/labels",
         summary="Current annotations with their lineage, and the final label",
         responses=responses(*READ_ERRORS, 404),
     )
-    async def labels(self, ledger: NamedDependency[Ledger], principal: NamedDependency[Principal],
+    async def labels(self, ledger: NamedDependency[Ledger], reader: NamedDependency[Reader],
                      dataset: Dataset, item: Item) -> dict[str, Any]:  # fmt: skip
         """Label state: status, review level, reviewers, guideline version, origin; final label after adjudication."""
-        principal.require(READERS)
-        return await to_thread.run_sync(partial(ledger.projections.labels, principal.tenant, dataset, item))
+        fetch = partial(ledger.projections.labels, reader.tenant, dataset, item)
+        return await reader.read(fetch, count=counted("annotations"), **_item(dataset, item))
+
+
+def _item(dataset: str, item: str) -> dict[str, str]:
+    """The resource of a read about one item."""
+    return {"resource": f"item:{dataset}/{item}", "dataset": dataset, "item": item}
 
 
 class ComplianceController(Controller):
@@ -69,18 +71,16 @@ class ComplianceController(Controller):
     async def credentials(
         self,
         ledger: NamedDependency[Ledger],
-        principal: NamedDependency[Principal],
+        reader: NamedDependency[Reader],
         actor: Annotated[str, p.path("the annotator's pseudonymous id", max_length=p.ID_MAX)],
         as_of: Annotated[
             str | None, p.query("RFC 3339 time; default now", max_length=p.TIME_MAX, format="date-time")
         ] = None,
     ) -> dict[str, Any]:
         """Every credential period; which are valid at ``as_of`` and which roles they qualify for."""
-        principal.require(READERS)
         when = p.parse_time("as_of", as_of) if as_of else datetime.now(UTC)
-        return await to_thread.run_sync(
-            partial(ledger.projections.credentials, principal.tenant, actor, when)
-        )
+        fetch = partial(ledger.projections.credentials, reader.tenant, actor, when)
+        return await reader.read(fetch, resource=f"annotator:{actor}", count=counted("credentials"))
 
     @get(
         "/guidelines",
@@ -88,12 +88,11 @@ class ComplianceController(Controller):
         responses=responses(401, 403, 503),
     )
     async def guidelines(
-        self, ledger: NamedDependency[Ledger], principal: NamedDependency[Principal]
+        self, ledger: NamedDependency[Ledger], reader: NamedDependency[Reader]
     ) -> dict[str, Any]:
         """Each version, when it was in effect, what superseded it, and how many annotations used it."""
-        principal.require(READERS)
-        rows = await to_thread.run_sync(partial(ledger.projections.guidelines, principal.tenant))
-        return {"guidelines": rows}
+        fetch = partial(ledger.projections.guidelines, reader.tenant)
+        return {"guidelines": await reader.read(fetch, resource="guidelines", count=len)}
 
     @get(
         "/compliance/flags", summary="Compliance flags with their evidence", responses=responses(*READ_ERRORS)
@@ -101,7 +100,7 @@ class ComplianceController(Controller):
     async def flags(
         self,
         ledger: NamedDependency[Ledger],
-        principal: NamedDependency[Principal],
+        reader: NamedDependency[Reader],
         kind: Annotated[str | None, p.query("e.g. unqualified_annotator", max_length=p.NAME_MAX)] = None,
         actor: Annotated[str | None, p.query("only this actor", max_length=p.ID_MAX)] = None,
         dataset: Annotated[str | None, p.query("only this dataset", max_length=p.ID_MAX)] = None,
@@ -111,10 +110,9 @@ class ComplianceController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1000, description="page size")] = 100,
     ) -> dict[str, Any]:
         """Flags in log order; each names its rule and the event ids that are its evidence."""
-        principal.require(READERS)
-        query = partial(ledger.projections.flags, principal.tenant, kind=kind, actor=actor, dataset=dataset,
+        query = partial(ledger.projections.flags, reader.tenant, kind=kind, actor=actor, dataset=dataset,
                         cursor=cursor, limit=limit)  # fmt: skip
-        return await to_thread.run_sync(query)
+        return await reader.read(query, resource="compliance-flags", count=counted("flags"))
 
     @get(
         "/reports/retention",
@@ -125,7 +123,7 @@ class ComplianceController(Controller):
     async def retention(
         self,
         ledger: NamedDependency[Ledger],
-        principal: NamedDependency[Principal],
+        reader: NamedDependency[Reader],
         as_of: Annotated[
             str | None, p.query("YYYY-MM-DD; default today", max_length=p.TIME_MAX, format="date")
         ] = None,
@@ -134,20 +132,20 @@ class ComplianceController(Controller):
         ] = "json",
     ) -> Response[bytes]:
         """Counts, oldest records, due dates, holds, erasures and integrity status; the report's SHA-256 is recorded."""
-        principal.require(READERS)
         day = p.parse_date("as_of", as_of) if as_of else datetime.now(UTC).date()
         p.check_choice("format", format_, FORMATS)
-        generated = await to_thread.run_sync(
-            partial(
-                retention_report,
-                ledger,
-                day,
-                format_,
-                tenant=principal.tenant,
-                requested_by=principal.subject,
-            )
+        render = partial(
+            render_retention,
+            ledger,
+            day,
+            format_,
+            tenant=reader.tenant,
+            requested_by=reader.principal.subject,
         )
-        headers = {"X-Report-SHA256": generated.sha256, "X-Ledger-Position": str(generated.receipt.position)}
+        generated, receipts = await reader.export(
+            render, resource="report:retention", count=lambda r: r.records, also=lambda r: [report_event(r)]
+        )
+        headers = {"X-Report-SHA256": generated.sha256, "X-Ledger-Position": str(receipts[0].position)}
         # Litestar adds "; charset=utf-8" to text/* itself: hand it the bare media type.
         media_type = generated.media_type.split(";", 1)[0].strip()
         return Response(generated.body, media_type=media_type, headers=headers)

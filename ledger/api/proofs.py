@@ -11,14 +11,13 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated, Any, cast
 
-from anyio import to_thread
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from ledger.api import params as p
 from ledger.api.openapi import READ_ERRORS, SECURITY, ConsistencyProofBody, InclusionProofBody, responses
-from ledger.auth.tokens import CHECKPOINT_READERS, READERS, Principal
+from ledger.api.reads import Reader, one
 from ledger.checkpoints import SignedCheckpoint
 from ledger.runtime import Ledger
 
@@ -51,7 +50,7 @@ class ProofController(Controller):
     async def inclusion(
         self,
         ledger: NamedDependency[Ledger],
-        principal: NamedDependency[Principal],
+        reader: NamedDependency[Reader],
         log: Log,
         position: Annotated[int, _size("the event's position in its log (its leaf index)")],
         tree_size: Annotated[
@@ -59,9 +58,8 @@ class ProofController(Controller):
         ] = None,
     ) -> InclusionProofBody:
         """The inclusion proof, with the root and leaf hash it leads between and the checkpoint."""
-        principal.require(READERS)
-        query = partial(inclusion_body, ledger, log, position, tree_size, tenant=principal.tenant)
-        return cast(InclusionProofBody, await to_thread.run_sync(query))
+        query = partial(inclusion_body, ledger, log, position, tree_size, tenant=reader.tenant)
+        return cast(InclusionProofBody, await reader.read(query, resource=f"log:{log}/inclusion", count=one))
 
     @get(
         "/consistency",
@@ -77,15 +75,15 @@ class ProofController(Controller):
     async def consistency(
         self,
         ledger: NamedDependency[Ledger],
-        principal: NamedDependency[Principal],
+        reader: NamedDependency[Reader],
         log: Log,
         from_: Annotated[int, _size("the older tree size", name="from")],
         to: Annotated[int | None, _size("the newer tree size; default the latest checkpoint's")] = None,
     ) -> ConsistencyProofBody:
         """The consistency proof, with the roots of both sizes and the checkpoint of ``to``."""
-        principal.require(CHECKPOINT_READERS)
-        query = partial(consistency_body, ledger, log, from_, to, tenant=principal.tenant)
-        return cast(ConsistencyProofBody, await to_thread.run_sync(query))
+        query = partial(consistency_body, ledger, log, from_, to, tenant=reader.tenant)
+        body = await reader.read(query, resource=f"log:{log}/consistency", count=one)
+        return cast(ConsistencyProofBody, body)
 
 
 def inclusion_body(

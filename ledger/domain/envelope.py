@@ -267,7 +267,7 @@ def _validate(
     if event_type.internal and not allow_internal:
         msg = f"{envelope.type!r} is written only by the ledger itself"
         raise ValidationFailed(msg, errors=[FieldError("type", msg)])
-    if not event_type.internal and envelope.id.startswith(LEDGER_ID_PREFIX):
+    if not allow_internal and envelope.id.startswith(LEDGER_ID_PREFIX):
         msg = f"ids beginning with {LEDGER_ID_PREFIX!r} are reserved for the ledger's own events"
         raise ValidationFailed(msg, errors=[FieldError("id", msg)])
     versioned = event_type_at(envelope.type, envelope.schemaversion)

@@ -95,6 +95,13 @@ class StorageUnavailable(LedgerError):
     title = "The database is unavailable"
 
 
+class ReadNotRecorded(LedgerError):
+    """A read could not be put on the record, so it returns nothing (DESIGN §6: reads fail closed)."""
+
+    code = "read_not_recorded"
+    title = "The read could not be recorded"
+
+
 class KeyUnavailable(LedgerError):
     """A sealing key is missing or was erased."""
 

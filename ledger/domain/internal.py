@@ -18,14 +18,28 @@ would checkpoint itself (and a witness cosign it) for ever."""
 
 LEDGER_ACTOR = "ledger"
 LEDGER_SOURCE = "urn:ledger"
+SYSTEM_TENANT = "ledger"
+"""The log of operator actions that span tenants (a report over every log, run from the CLI), and of refused
+requests whose tenant is unknown."""
+WITNESS_READ = "witness-read:"
+"""Id infix of the reads a witness makes (checkpoints, proofs, keys): recorded like every read, they alone
+never make a log "grown", or each witness poll would cause the next checkpoint, for ever."""
 
 
 def ledger_event(
-    type_: str, tenant: str, data: dict[str, Any], *, event_id: str | None = None, subject: str | None = None
+    type_: str,
+    tenant: str,
+    data: dict[str, Any],
+    *,
+    event_id: str | None = None,
+    subject: str | None = None,
+    actor: str = LEDGER_ACTOR,
+    actorrole: str = "system",
 ) -> ReceivedEvent:
-    """A validated ``ledger.*`` event for ``tenant``; a deterministic ``event_id`` makes a retry a duplicate.
+    """A validated event the ledger writes for ``tenant``; a deterministic ``event_id`` makes a retry a duplicate.
 
-    Its id is ``ledger:<event_id>`` (``ledger:<random hex>`` without one): producers cannot use that prefix."""
+    Its id is ``ledger:<event_id>`` (``ledger:<random hex>`` without one): producers cannot use that prefix.
+    ``actor`` is the ledger itself, or the principal a recorded read or review acted for."""
     raw: dict[str, Any] = {
         "specversion": "1.0",
         "id": LEDGER_ID_PREFIX + (event_id or uuid.uuid4().hex),
@@ -34,8 +48,8 @@ def ledger_event(
         "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "datacontenttype": "application/json",
         "tenant": tenant,
-        "actor": LEDGER_ACTOR,
-        "actorrole": "system",
+        "actor": actor,
+        "actorrole": actorrole,
         "data": data,
     }
     if subject is not None:

@@ -11,13 +11,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from ledger.domain.internal import ledger_event
+from ledger.domain.envelope import ReceivedEvent
+from ledger.domain.internal import SYSTEM_TENANT, ledger_event
 from ledger.reports import render, retention
 from ledger.runtime import Ledger
 from ledger.storage.append import Receipt
-
-SYSTEM_TENANT = "ledger"
-"""The log of operator actions that span tenants (a report over every log, run from the CLI)."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +27,8 @@ class RenderedReport:
     sha256: str
     tenant: str
     data: dict[str, Any]
+    records: int = 0
+    """How many records (rows, events) the report holds: the record count of its access event."""
 
 
 @dataclass(frozen=True)
@@ -55,13 +55,19 @@ def render_retention(
         "requested_by": requested_by,
     }
     data: dict[str, Any] = {"report": "retention", "sha256": digest, "parameters": parameters}
-    return RenderedReport(body, render.MEDIA_TYPES[fmt], digest, tenant or SYSTEM_TENANT, data)
+    c = report.content
+    rows = sum(len(c[k]) for k in ("logs", "guidelines", "credentials", "legal_holds", "erasures"))
+    return RenderedReport(body, render.MEDIA_TYPES[fmt], digest, tenant or SYSTEM_TENANT, data, rows)
+
+
+def report_event(rendered: RenderedReport) -> ReceivedEvent:
+    """The ``ledger.report_generated`` event of ``rendered``."""
+    return ledger_event("ledger.report_generated", rendered.tenant, rendered.data)
 
 
 def record(ledger: Ledger, rendered: RenderedReport) -> GeneratedReport:
     """Append the ``ledger.report_generated`` event of ``rendered``; deliver its bytes only after this."""
-    event = ledger_event("ledger.report_generated", rendered.tenant, rendered.data)
-    receipt = ledger.appender.append([event])[0]
+    receipt = ledger.appender.append([report_event(rendered)])[0]
     return GeneratedReport(rendered.body, rendered.media_type, rendered.sha256, receipt)
 
 

@@ -213,7 +213,11 @@ class TestAccessControl:
         other = token("auditor", tenant=f"{tenant}-other")
 
         assert http.get(f"/v1/events/{event['id']}", headers=bearer(other)).status_code == 404
-        assert http.get("/v1/events", headers=bearer(other)).json()["events"] == []
+        # The other tenant sees only its own log: the record of its failed read, nothing of the first.
+        seen = http.get("/v1/events", headers=bearer(other)).json()["events"]
+        assert [e["event"]["type"] for e in seen] == ["access.data_viewed"]
+        assert seen[0]["log"] == f"{tenant}-other"
+        assert seen[0]["event"]["data"]["status"] == 404
 
 
 class TestReading:
