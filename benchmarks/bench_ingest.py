@@ -520,10 +520,10 @@ class Server:
     """The real application under uvicorn on a free loopback port, in a background thread
     (bench_projections.py reads through it; this benchmark runs ``ledger serve`` itself, see ``Serve``)."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, app: Any = None) -> None:
         self.port = free_port()
         config = uvicorn.Config(
-            create_app(ledger), host="127.0.0.1", port=self.port, log_level="warning", access_log=False
+            app or create_app(ledger), host="127.0.0.1", port=self.port, log_level="warning", access_log=False
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="uvicorn", daemon=True)

@@ -53,6 +53,8 @@ from bench_ingest import (
 )
 from psycopg import sql
 
+from ledger.api.app import create_app
+from ledger.api.reads import ReadService
 from ledger.auth.tokens import sign_token
 from ledger.domain.envelope import ReceivedEvent, validate_event
 from ledger.projections.rebuild import rebuild
@@ -215,6 +217,16 @@ class Appender:
     def projector_us_per_event(self) -> dict[str, float]:
         """Microseconds per event spent in each projector's ``apply`` since the last reset."""
         return {p.inner.name: p.seconds / p.events * 1e6 for p in self.projectors if p.events}
+
+
+class Unrecorded(ReadService):
+    """Reads that leave no access event: only to measure, beside the real thing, what recording costs."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda events: [])
+
+    def read(self, reading: Any, fetch: Callable[[], Any], **_: Any) -> tuple[Any, list[Any]]:
+        return fetch(), []
 
 
 def appender(settings: Settings, db: Database, *, project: bool, event_clock: bool) -> Appender:
@@ -529,6 +541,37 @@ def bench_item_reads(
     }
 
 
+CONCURRENT_CLIENTS = 8
+
+
+def bench_concurrent_reads(url: str, token: str, sample: list[str]) -> dict[str, Any]:
+    """``sample`` provenance reads spread over ``CONCURRENT_CLIENTS`` keep-alive clients at once: reads per
+    second when requests overlap (recorded reads then share append transactions)."""
+    import threading
+
+    share = [sample[i::CONCURRENT_CLIENTS] for i in range(CONCURRENT_CLIENTS)]
+    failures: list[str] = []
+
+    def run(items_: list[str]) -> None:
+        with client(url, token) as http:
+            for item in items_:
+                response = http.get(f"/v1/items/{DATASET}/{item}/provenance")
+                if response.status_code != 200:
+                    failures.append(f"{item}: {response.status_code} {response.text[:200]}")
+
+    threads = [threading.Thread(target=run, args=(part,)) for part in share]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if failures:
+        raise RuntimeError(f"{len(failures)} concurrent reads failed, e.g. {failures[0]}")
+    return {"clients": CONCURRENT_CLIENTS, "requests": len(sample), "elapsed_s": elapsed,
+            "requests_per_s": len(sample) / elapsed}  # fmt: skip
+
+
 def bench_reports(ledger: Ledger, url: str, http: httpx.Client, repeats: int) -> dict[str, Any]:
     """The retention report over HTTP (HTML and JSON) and ``retention.build`` + ``render`` in-process."""
     out: dict[str, Any] = {"as_of": REPORT_AS_OF.isoformat(), "repeats": repeats}
@@ -657,6 +700,7 @@ def render_text(result: dict[str, Any]) -> str:
     cmp_, fill, rb = result["compare"], result["fill"], result["rebuild"]
     w, wo = cmp_["with_projections"], cmp_["without_projections"]
     prov, lab, rep = result["provenance"], result["labels"], result["reports"]
+    bare = result["provenance_unrecorded"]
     p99 = prov["ms"]["p99"]
     verdict = "met" if p99 < GOAL_P99_MS else "NOT met"
     segs = fill["segments"]
@@ -671,7 +715,8 @@ def render_text(result: dict[str, Any]) -> str:
         "          " + ", ".join(f"{k}={v}" for k, v in db["settings"].items()),
         f"ledger  : {lg['events_total']:,} events: {PROJECTED} {lg['events_projected_tenant']:,} (inline projections),"
         f" {PLAIN} {lg['events_plain_tenant']:,} (none),",
-        f"          {lg['warmup_events']:,} warm-up, {lg['report_events']:,} report events;"
+        f"          {lg['warmup_events']:,} warm-up, {lg['ledger_written_events']:,} written by the ledger"
+        " (recorded reads, reports);"
         f" {lg['items']:,} items in {PROJECTED}; recorded_at: {lg['recorded_clock']}",
         f"          database size {lg['database_mb']:,.0f} MB (ledger_events {lg['ledger_events_mb']:,.0f} MB,"
         f" projections {lg['projections_mb']:,.0f} MB)",
@@ -705,8 +750,15 @@ def render_text(result: dict[str, Any]) -> str:
         "",
         f"{'reads (ms)':<44} {'n':>6} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} {'mean':>8}",
         f"{'-' * 44} {'-' * 6} {'-' * 8} {'-' * 8} {'-' * 8} {'-' * 8} {'-' * 8}",
-        _lat("2  GET .../provenance over HTTP", prov["requests"], prov["ms"]),
+        _lat("2  GET .../provenance over HTTP, read recorded", prov["requests"], prov["ms"]),
+        _lat("2b the same reads, NOT recorded", bare["requests"], bare["ms"]),
         _lat("   ProjectionQueries.provenance in-process", prov["requests"], prov["in_process_ms"]),
+        f"   reads/s: recorded {prov['requests_per_s']:,.0f}, not recorded {bare['requests_per_s']:,.0f}"
+        f" (sequential, one connection); recording adds {prov['ms']['p50'] - bare['ms']['p50']:.2f} ms at p50,"
+        f" {prov['ms']['p99'] - bare['ms']['p99']:.2f} ms at p99",
+        f"   reads/s with {result['provenance_concurrent']['clients']} concurrent clients: recorded"
+        f" {result['provenance_concurrent']['requests_per_s']:,.0f}, not recorded"
+        f" {result['provenance_concurrent_unrecorded']['requests_per_s']:,.0f}",
         _lat("3  GET .../labels over HTTP", lab["requests"], lab["ms"]),
         _lat("   ProjectionQueries.labels in-process", lab["requests"], lab["in_process_ms"]),
         f"2  provenance p99 {p99:.2f} ms: goal < {GOAL_P99_MS:.0f} ms {verdict};"
@@ -940,7 +992,27 @@ def main(argv: list[str] | None = None) -> int:
                         server_ledger, http, "provenance", sample_prov, warm
                     )
                     monitor.mark("2")
-                    say(f"[2] provenance p99 {result['provenance']['ms']['p99']:.2f} ms")
+                    say(f"[2] provenance p99 {result['provenance']['ms']['p99']:.2f} ms (each read recorded)")
+                    result["provenance_concurrent"] = bench_concurrent_reads(server.url, token, sample_prov)
+                    monitor.mark("2c")
+                with (
+                    Server(server_ledger, create_app(server_ledger, reads=Unrecorded())) as bare,
+                    client(bare.url, token) as http_bare,
+                ):
+                    result["provenance_unrecorded"] = bench_item_reads(
+                        server_ledger, http_bare, "provenance", sample_prov, warm
+                    )
+                    monitor.mark("2b")
+                    result["provenance_concurrent_unrecorded"] = bench_concurrent_reads(
+                        bare.url, token, sample_prov
+                    )
+                    monitor.mark("2d")
+                    bare_ms = result["provenance_unrecorded"]["ms"]["p99"]
+                    say(f"[2b] provenance p99 {bare_ms:.2f} ms without recording (same items)")
+                with (
+                    Server(server_ledger) as server,
+                    client(server.url, token) as http,
+                ):
                     result["labels"] = bench_item_reads(server_ledger, http, "labels", sample_labels, warm)
                     monitor.mark("3")
                     say(f"[3] labels p99 {result['labels']['ms']['p99']:.2f} ms")
@@ -955,7 +1027,8 @@ def main(argv: list[str] | None = None) -> int:
                     "events_projected_tenant": args.events,
                     "events_plain_tenant": args.compare_events,
                     "warmup_events": warmup_events,
-                    "report_events": int(heads[PROJECTED]) - args.events,
+                    # Reports' ledger.report_generated and every recorded read's access event.
+                    "ledger_written_events": int(heads[PROJECTED]) - args.events,
                     "items": max_item,
                     "logs": {str(k): int(v) for k, v in heads.items()},
                     "recorded_clock": "event time" if event_clock else "wall clock",

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ledger.domain.internal import CHECKPOINT_BOOKKEEPING
+from ledger.domain.fields import LEDGER_ID_PREFIX
+from ledger.domain.internal import CHECKPOINT_BOOKKEEPING, WITNESS_READ
 from ledger.domain.stored import format_time
 from ledger.storage.database import Database
 from ledger.storage.queries import decode_cursor, encode_cursor
@@ -64,6 +65,8 @@ class CheckpointPage:
 
 
 BOOKKEEPING = CHECKPOINT_BOOKKEEPING
+WITNESS_READS = f"{LEDGER_ID_PREFIX}{WITNESS_READ}%"
+"""``LIKE`` pattern of the ids of a witness's recorded reads (``ledger.api.reads``)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ class LogState:
     """A log's current size beside its latest checkpoint, what ``due`` and ``sign`` decide on.
 
     ``grown``: the log holds an event its latest checkpoint does not cover, other than checkpoint
-    bookkeeping (``BOOKKEEPING``; each such event adds a leaf of its own).
+    bookkeeping (``BOOKKEEPING``; each such event adds a leaf of its own) and the records of a witness's
+    reads (``WITNESS_READS``: each poll would otherwise cause the next checkpoint).
     """
 
     log: str
@@ -143,11 +147,11 @@ class CheckpointStore:
             # are at most about LEDGER_CHECKPOINT_EVERY, and EXISTS stops at the first that counts.
             rows = conn.execute(
                 f"SELECT h.log, h.tenant, h.size, EXISTS (SELECT 1 FROM ledger_events e WHERE e.log = h.log"
-                "  AND e.position >= coalesce(c.tree_size, 0) AND e.type <> ALL(%s)), c.*"
+                "  AND e.position >= coalesce(c.tree_size, 0) AND e.type <> ALL(%s) AND e.event_id NOT LIKE %s), c.*"
                 " FROM ledger_log_heads h LEFT JOIN LATERAL ("
                 f" SELECT {_COLUMNS} FROM proj_checkpoints c WHERE c.log = h.log ORDER BY tree_size DESC LIMIT 1"
                 ") c ON true WHERE %s::text IS NULL OR h.log = %s ORDER BY h.log",
-                (list(BOOKKEEPING), log, log),
+                (list(BOOKKEEPING), WITNESS_READS, log, log),
             ).fetchall()
         return [
             LogState(

@@ -41,7 +41,7 @@ def client(ledger: Ledger, signing_key: Ed25519PrivateKey) -> Iterator[httpx.Cli
 
         def bearer(role: str) -> str:
             token = sign_token(signing_key, ledger.settings, roles=[role], tenant=TENANT, subject=f"prop-{role}",
-                               ttl_seconds=3600)  # fmt: skip
+                               ttl_seconds=3600, mfa=True)  # fmt: skip
             return "Bearer " + token
 
         http.headers["authorization"] = bearer("auditor")

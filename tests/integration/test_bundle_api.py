@@ -80,7 +80,7 @@ def pinned_keys(http: httpx.Client, token: TokenFactory, tenant: str) -> list[Ve
 def fetch(
     http: httpx.Client, token: TokenFactory, tenant: str, role: str = "auditor", **params
 ) -> httpx.Response:
-    return http.get("/v1/bundles", params=params, headers=bearer(token(role, tenant=tenant)))
+    return http.get("/v1/bundles", params=params, headers=bearer(token(role, tenant=tenant, mfa=True)))
 
 
 def documents(body: bytes) -> list[dict]:

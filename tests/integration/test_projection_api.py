@@ -108,7 +108,7 @@ def test_flag_pages_visit_every_flag_once(
 def test_the_retention_report_in_each_format(http: httpx.Client, token: TokenFactory, tenant: str, recorded: Story,
                                              fmt: str, media: str) -> None:  # fmt: skip
     response = http.get("/v1/reports/retention", params={"as_of": "2033-01-01", "format": fmt},
-                        headers=bearer(token("auditor", tenant=tenant)))  # fmt: skip
+                        headers=bearer(token("auditor", tenant=tenant, mfa=True)))  # fmt: skip
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith(media)
     assert response.headers["x-report-sha256"] == hashlib.sha256(response.content).hexdigest()

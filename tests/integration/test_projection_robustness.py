@@ -116,7 +116,7 @@ def test_every_reader_answers_and_every_such_event_is_flagged(
 ) -> None:
     story, ids = history(tenant, bad)
     shared_ledger.appender.append(story.events)
-    auditor = bearer(token("auditor", tenant=tenant))
+    auditor = bearer(token("auditor", tenant=tenant, mfa=True))  # the report is an export: MFA
 
     for item in ("item-1", "item-2"):
         answers = read_everything(http, auditor, item)

@@ -25,7 +25,7 @@ MAX_EXAMPLES = 30
 TENANT = "schemathesis"
 ROLES: dict[str, dict[str, Any]] = {
     "ingest": {"roles": ("ingest",)},
-    "auditor": {"roles": ("auditor",)},
+    "auditor-mfa": {"roles": ("auditor",), "mfa": True},  # reports and bundles are exports: MFA
     "security": {"roles": ("security",)},
     "regulatory": {"roles": ("regulatory",)},
     "admin-mfa": {"roles": ("admin",), "mfa": True},
