@@ -96,6 +96,36 @@ class CheckpointSettings:
     witness_keys: tuple[str, ...] = ()  # vkeys whose cosignatures are accepted
 
 
+# ---- Token keys from an identity provider (issue 9) ----------------------------------------------------
+
+MAX_LEEWAY_SECONDS = 300
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+@dataclass(frozen=True)
+class JwksSettings:
+    """Where the identity provider's JWKS is read from and how often (``ledger.auth.jwks``).
+
+    At most one of ``file`` and ``url`` is set, and neither beside ``LEDGER_JWT_PUBLIC_KEY_FILE``.
+    """
+
+    file: Path | None = None
+    url: str | None = None
+    refresh_seconds: float = 300.0  # the set is read again this long after the last good read
+    # At most one read per this long outside the schedule: a token naming an unknown kid, or a retry after
+    # a failed read. A flood of made-up kids costs the identity provider one request per interval.
+    min_refresh_seconds: float = 30.0
+    # When reads keep failing, the last good set is used this long after it was read; then tokens are
+    # refused with 503 (a key the provider withdrew must stop working even while it cannot be asked).
+    max_age_seconds: float = 3600.0
+    timeout_seconds: float = 5.0  # one read of the URL, connect and response together
+
+    @property
+    def configured(self) -> bool:
+        """True when tokens are checked against a JWKS rather than one PEM key."""
+        return self.file is not None or self.url is not None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob the ledger has. Nothing deeper in the code reads the environment."""
@@ -123,6 +153,9 @@ class Settings:
     jwt_max_lifetime_seconds: int = 24 * 3600
     limits: Limits = field(default_factory=Limits)
     checkpoints: CheckpointSettings = field(default_factory=CheckpointSettings)
+    jwks: JwksSettings = field(default_factory=JwksSettings)
+    # Clock skew tolerated on a token's exp, nbf and iat (seconds).
+    jwt_leeway_seconds: int = 30
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -189,6 +222,8 @@ class Settings:
             ),
             limits=_limits(env),
             checkpoints=_checkpoints(env),
+            jwks=_jwks(env),
+            jwt_leeway_seconds=_leeway(env),
         )
 
 
@@ -270,6 +305,67 @@ def _checkpoints(env: Mapping[str, str]) -> CheckpointSettings:
         key_file=_path(env, "LEDGER_CHECKPOINT_KEY_FILE"),
         witness_keys=witnesses,
     )
+
+
+def _jwks(env: Mapping[str, str]) -> JwksSettings:
+    """The ``LEDGER_JWT_JWKS_*`` variables: one key source, an https URL (or loopback), sane intervals."""
+    from urllib.parse import urlsplit
+
+    default = JwksSettings()
+    url = (env.get("LEDGER_JWT_JWKS_URL") or "").strip() or None
+    jwks = JwksSettings(
+        file=_path(env, "LEDGER_JWT_JWKS_FILE"),
+        url=url,
+        refresh_seconds=_float(env, "LEDGER_JWT_JWKS_REFRESH_SECONDS", default.refresh_seconds),
+        min_refresh_seconds=_float(env, "LEDGER_JWT_JWKS_MIN_REFRESH_SECONDS", default.min_refresh_seconds),
+        max_age_seconds=_float(env, "LEDGER_JWT_JWKS_MAX_AGE_SECONDS", default.max_age_seconds),
+        timeout_seconds=_float(env, "LEDGER_JWT_JWKS_TIMEOUT_SECONDS", default.timeout_seconds),
+    )
+    sources = [
+        name
+        for name, value in (
+            ("LEDGER_JWT_PUBLIC_KEY_FILE", env.get("LEDGER_JWT_PUBLIC_KEY_FILE")),
+            ("LEDGER_JWT_JWKS_FILE", jwks.file),
+            ("LEDGER_JWT_JWKS_URL", url),
+        )
+        if value
+    ]
+    if len(sources) > 1:
+        msg = f"set one token key source, not {' and '.join(sources)}"
+        raise ConfigurationError(msg)
+    if url is not None:
+        parts = urlsplit(url)
+        # A JWKS fetched in the clear can be replaced on the way: whoever does so signs any token.
+        if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS):
+            msg = f"LEDGER_JWT_JWKS_URL must be an https URL (http only on localhost), got {url!r}"
+            raise ConfigurationError(msg)
+        if not parts.hostname:
+            msg = f"LEDGER_JWT_JWKS_URL must name a host, got {url!r}"
+            raise ConfigurationError(msg)
+    for name, value in (
+        ("LEDGER_JWT_JWKS_REFRESH_SECONDS", jwks.refresh_seconds),
+        ("LEDGER_JWT_JWKS_MIN_REFRESH_SECONDS", jwks.min_refresh_seconds),
+        ("LEDGER_JWT_JWKS_MAX_AGE_SECONDS", jwks.max_age_seconds),
+        ("LEDGER_JWT_JWKS_TIMEOUT_SECONDS", jwks.timeout_seconds),
+    ):
+        if not 0 < value < 7 * 86_400:  # also refuses NaN and infinity
+            msg = f"{name} must be a number of seconds above 0 and below a week, got {value}"
+            raise ConfigurationError(msg)
+    if jwks.max_age_seconds < jwks.refresh_seconds:
+        msg = (
+            f"LEDGER_JWT_JWKS_MAX_AGE_SECONDS ({jwks.max_age_seconds}) must not be shorter than "
+            f"LEDGER_JWT_JWKS_REFRESH_SECONDS ({jwks.refresh_seconds}): the set would lapse before its next read"
+        )
+        raise ConfigurationError(msg)
+    return jwks
+
+
+def _leeway(env: Mapping[str, str]) -> int:
+    value = _int(env, "LEDGER_JWT_LEEWAY_SECONDS", Settings.jwt_leeway_seconds)
+    if not 0 <= value <= MAX_LEEWAY_SECONDS:
+        msg = f"LEDGER_JWT_LEEWAY_SECONDS must be 0 to {MAX_LEEWAY_SECONDS} seconds, got {value}"
+        raise ConfigurationError(msg)
+    return value
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:

@@ -12,13 +12,15 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jwt.exceptions import InvalidSubjectError
 
+from ledger.auth.jwks import Keys, StaticKey, VerificationKey, algorithms_for, jwks_keys
 from ledger.crypto.keys import read_or_create_secret
 from ledger.domain.envelope import TENANT_PATTERN
 from ledger.domain.errors import AuthenticationFailed, ConfigurationError, FieldError, PermissionDenied
+from ledger.domain.events import PURPOSES_OF_USE
+from ledger.domain.fields import IDENTIFIER_PATTERN, MAX_IDENTIFIER_LENGTH
 from ledger.settings import Settings
 
 ROLES = ("ingest", "auditor", "security", "regulatory", "admin", "witness")
@@ -30,34 +32,30 @@ WRITERS = frozenset({"ingest"})
 WITNESSES = frozenset({"witness"})
 CHECKPOINT_READERS = READERS | WITNESSES
 ANY_ROLE = frozenset(ROLES)
-LEEWAY_SECONDS = 30
-"""Clock skew tolerated on exp, nbf and iat."""
-
-
-_ALGORITHMS_FOR_KEY: tuple[tuple[type, tuple[str, ...]], ...] = (
-    (Ed25519PublicKey, ("EdDSA",)),
-    (EllipticCurvePublicKey, ("ES256", "ES384")),
-    (RSAPublicKey, ("RS256", "RS384", "RS512", "PS256")),
-)
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: subject, roles, tenant, and whether they signed in with MFA."""
+    """Who is calling: subject, roles, tenant, whether they signed in with MFA, and the token's purpose of use."""
 
     subject: str
     roles: frozenset[str]
     tenant: str
     mfa: bool = False
+    purpose: str | None = None
 
-    def require(self, allowed: frozenset[str]) -> None:
-        """Refuse unless the principal holds one of ``allowed``; acting as admin needs MFA (DESIGN §7)."""
+    def require(self, allowed: frozenset[str], *, mfa: bool = False) -> None:
+        """Refuse unless the principal holds one of ``allowed``; acting as admin needs MFA (DESIGN §7),
+        and so does every role where ``mfa`` is set (exports, erasures)."""
         granted = self.roles & allowed
-        if granted == {"admin"} and not self.mfa:
-            msg = "acting as admin needs a token issued after multi-factor sign-in ('amr' containing 'mfa')"
-            raise PermissionDenied(msg)
         if not granted:
             msg = f"this needs one of the roles {', '.join(sorted(allowed))}; the token has {', '.join(sorted(self.roles)) or 'none'}"
+            raise PermissionDenied(msg)
+        if granted == {"admin"} and not self.mfa:
+            msg = "acting as admin needs a token issued after multi-factor sign-in ('amr' containing 'mfa'): sign in with MFA and get a new token"
+            raise PermissionDenied(msg)
+        if mfa and not self.mfa:
+            msg = "this needs a token issued after multi-factor sign-in ('amr' containing 'mfa'): sign in with MFA and get a new token"
             raise PermissionDenied(msg)
 
     def require_tenant(self, tenant: str, *, index: int | None = None) -> None:
@@ -69,21 +67,11 @@ class Principal:
 
 
 class TokenVerifier:
-    """Checks bearer tokens against the configured public key, issuer and audience."""
+    """Checks bearer tokens against the configured keys (one PEM key or a JWKS), issuer and audience."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._key = load_verification_key(settings)
-        # Only the algorithms this key can verify: a token naming another one is refused as a 401, never
-        # handed to a verifier that would misuse the key (or fail with a TypeError).
-        usable = next((algs for cls, algs in _ALGORITHMS_FOR_KEY if isinstance(self._key, cls)), ())
-        self._algorithms = [a for a in settings.jwt_algorithms if a in usable]
-        if not self._algorithms:
-            msg = (
-                f"the token key is a {type(self._key).__name__}, which none of LEDGER_JWT_ALGORITHMS "
-                f"({', '.join(settings.jwt_algorithms)}) can verify"
-            )
-            raise ConfigurationError(msg)
+        self._keys = verification_keys(settings)
 
     def verify(self, authorization: str | None) -> Principal:
         """Parse an ``Authorization`` header into a principal, or raise ``AuthenticationFailed``."""
@@ -91,23 +79,26 @@ class TokenVerifier:
             msg = "send a bearer token: Authorization: Bearer <token> (in embedded mode: `ledger token --role ROLE --tenant T`)"
             raise AuthenticationFailed(msg)
         token = authorization[7:].strip()
+        key = self._keys.key_for(_kid(token))
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._key,
-                algorithms=self._algorithms,
+                key.key,
+                # Only the algorithms this key can verify: a token naming another one is refused as a 401,
+                # never handed to a verifier that would misuse the key (or fail with a TypeError).
+                algorithms=list(key.algorithms),
                 audience=self._settings.jwt_audience,
                 issuer=self._settings.jwt_issuer,
                 options={"require": ["exp", "iat", "iss", "aud", "sub"]},
-                leeway=LEEWAY_SECONDS,
+                leeway=self._settings.jwt_leeway_seconds,
             )
         except (jwt.PyJWTError, TypeError, ValueError, OverflowError) as exc:
             # The library's wording is not ours to pass on (and may change with its version).
-            raise AuthenticationFailed(self._refusal(exc, token)) from None
+            raise AuthenticationFailed(self._refusal(exc, token, key)) from None
         self._check_lifetime(claims)
         return _principal(claims)
 
-    def _refusal(self, exc: Exception, token: str) -> str:
+    def _refusal(self, exc: Exception, token: str, key: VerificationKey) -> str:
         settings = self._settings
         if isinstance(exc, jwt.ExpiredSignatureError):
             # PyJWT checks the signature before exp, so the claim read here is the signed one.
@@ -115,7 +106,17 @@ class TokenVerifier:
             when = f" at {expired}" if expired else ""
             return f"the token expired{when}; get a new one"
         if isinstance(exc, jwt.ImmatureSignatureError):
-            return "the token is not valid yet (its nbf or iat lies in the future); check the clocks"
+            # Raised after the signature verified: the claims read here are the signed ones.
+            claim = "nbf" if "nbf" in str(exc) else "iat"
+            at = _claim_time(token, claim)
+            said = "is not valid before" if claim == "nbf" else "says it was issued at"
+            when = f" {at}" if at else " a time in the future"
+            return (
+                f"the token's {claim!r} claim {said}{when}, more than {settings.jwt_leeway_seconds} s "
+                "(LEDGER_JWT_LEEWAY_SECONDS) from now; check the clocks or get a new token"
+            )
+        if isinstance(exc, InvalidSubjectError):
+            return "the token's 'sub' claim must be a string"
         if isinstance(exc, jwt.MissingRequiredClaimError):
             return f"the token has no {exc.claim!r} claim"
         if isinstance(exc, jwt.InvalidAudienceError):
@@ -123,7 +124,8 @@ class TokenVerifier:
         if isinstance(exc, jwt.InvalidIssuerError):
             return f"the token comes from another issuer; this ledger accepts iss {settings.jwt_issuer!r}"
         if isinstance(exc, jwt.InvalidAlgorithmError):
-            return f"the token is signed with an algorithm this ledger does not accept ({', '.join(self._algorithms)})"
+            named = "" if key.kid is None else f" for key {key.kid[:80]!r}"
+            return f"the token is signed with an algorithm this ledger does not accept{named} ({', '.join(key.algorithms)})"
         if isinstance(exc, jwt.InvalidSignatureError):
             return "the token's signature does not verify with this ledger's key"
         if isinstance(exc, jwt.DecodeError):
@@ -143,6 +145,18 @@ class TokenVerifier:
                 "(LEDGER_JWT_MAX_LIFETIME_SECONDS); get a shorter-lived one"
             )
             raise AuthenticationFailed(msg)
+
+
+def _kid(token: str) -> str | None:
+    """The ``kid`` of the token's header; a header that cannot be read is left to ``jwt.decode`` to refuse."""
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        return None
+    if kid is not None and not isinstance(kid, str):
+        msg = "the token's 'kid' header must be a string"
+        raise AuthenticationFailed(msg)
+    return kid
 
 
 def _claim_time(token: str, claim: str) -> str | None:
@@ -167,17 +181,50 @@ def _principal(claims: dict[str, Any]) -> Principal:
             "the token's 'tenant' claim is not a tenant name (lowercase letters, digits and '-', at most 63)"
         )
         raise AuthenticationFailed(msg)
+    subject = claims["sub"]
+    # The subject becomes the actor of the access events the ledger records: it must be one it can record.
+    if (
+        not isinstance(subject, str)
+        or not 1 <= len(subject) <= MAX_IDENTIFIER_LENGTH
+        or not re.fullmatch(IDENTIFIER_PATTERN, subject)
+    ):
+        msg = (
+            f"the token's 'sub' claim must be an identifier of 1 to {MAX_IDENTIFIER_LENGTH} characters "
+            "without spaces or control characters"
+        )
+        raise AuthenticationFailed(msg)
+    purpose = claims.get("purpose")
+    if purpose is not None and purpose not in PURPOSES_OF_USE:
+        msg = f"the token's 'purpose' claim must be one of {', '.join(PURPOSES_OF_USE)}"
+        raise AuthenticationFailed(msg)
     amr = claims.get("amr")
     return Principal(
-        subject=str(claims["sub"]),
+        subject=subject,
         roles=frozenset(r for r in roles if r in ROLES),
         tenant=tenant,
         mfa=isinstance(amr, list) and "mfa" in amr,
+        purpose=purpose,
     )
 
 
+def verification_keys(settings: Settings) -> Keys:
+    """Where tokens' keys come from: ``LEDGER_JWT_JWKS_FILE`` or ``_URL``, ``LEDGER_JWT_PUBLIC_KEY_FILE``,
+    or (embedded mode) the dev key."""
+    if settings.jwks.configured:
+        return jwks_keys(settings.jwks, settings.jwt_algorithms)
+    key = load_verification_key(settings)
+    algorithms = algorithms_for(key, settings.jwt_algorithms)
+    if not algorithms:
+        msg = (
+            f"the token key is a {type(key).__name__}, which none of LEDGER_JWT_ALGORITHMS "
+            f"({', '.join(settings.jwt_algorithms)}) can verify"
+        )
+        raise ConfigurationError(msg)
+    return StaticKey(VerificationKey(key=key, kid=None, algorithms=algorithms))
+
+
 def load_verification_key(settings: Settings) -> Any:
-    """The public key tokens are checked with: ``LEDGER_JWT_PUBLIC_KEY_FILE``, or the embedded dev key."""
+    """The one public key tokens are checked with: ``LEDGER_JWT_PUBLIC_KEY_FILE``, or the embedded dev key."""
     if settings.jwt_public_key_file is not None:
         try:
             return serialization.load_pem_public_key(settings.jwt_public_key_file.read_bytes())
@@ -185,7 +232,10 @@ def load_verification_key(settings: Settings) -> Any:
             msg = f"LEDGER_JWT_PUBLIC_KEY_FILE ({settings.jwt_public_key_file}) is not a readable PEM public key: {exc}"
             raise ConfigurationError(msg) from None
     if not settings.embedded:
-        msg = "set LEDGER_JWT_PUBLIC_KEY_FILE: with an external database there is no development signing key"
+        msg = (
+            "set LEDGER_JWT_JWKS_URL, LEDGER_JWT_JWKS_FILE or LEDGER_JWT_PUBLIC_KEY_FILE: with an external "
+            "database there is no development signing key"
+        )
         raise ConfigurationError(msg)
     return dev_signing_key(settings.signing_key_file).public_key()
 
@@ -213,6 +263,7 @@ def issue_dev_token(
     subject: str,
     ttl_seconds: int = 8 * 3600,
     mfa: bool = False,
+    purpose: str | None = None,
 ) -> str:
     """A development token signed with the embedded key (``ledger token``)."""
     if not settings.embedded:
@@ -226,7 +277,14 @@ def issue_dev_token(
         raise ConfigurationError(msg)
     key = dev_signing_key(settings.signing_key_file)
     return sign_token(
-        key, settings, roles=roles, tenant=tenant, subject=subject, ttl_seconds=ttl_seconds, mfa=mfa
+        key,
+        settings,
+        roles=roles,
+        tenant=tenant,
+        subject=subject,
+        ttl_seconds=ttl_seconds,
+        mfa=mfa,
+        purpose=purpose,
     )
 
 
@@ -239,8 +297,10 @@ def sign_token(
     subject: str,
     ttl_seconds: int = 8 * 3600,
     mfa: bool = False,
+    purpose: str | None = None,
+    kid: str | None = None,
 ) -> str:
-    """An EdDSA-signed token with the issuer and audience this ledger expects."""
+    """An EdDSA-signed token with the issuer and audience this ledger expects (``kid`` in its header if given)."""
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
         msg = f"unknown role {', '.join(unknown)}; roles are {', '.join(ROLES)}"
@@ -248,6 +308,12 @@ def sign_token(
     # fullmatch: TENANT_PATTERN ends in '$', which re.match lets through before a final newline.
     if not re.fullmatch(TENANT_PATTERN, tenant):
         msg = f"tenant {tenant!r} must be lowercase letters, digits and '-' (at most 63)"
+        raise ConfigurationError(msg)
+    if not len(subject) <= MAX_IDENTIFIER_LENGTH or not re.fullmatch(IDENTIFIER_PATTERN, subject):
+        msg = f"the subject must be 1 to {MAX_IDENTIFIER_LENGTH} characters without spaces or control characters"
+        raise ConfigurationError(msg)
+    if purpose is not None and purpose not in PURPOSES_OF_USE:
+        msg = f"unknown purpose {purpose!r}; purposes of use are {', '.join(PURPOSES_OF_USE)}"
         raise ConfigurationError(msg)
     now = int(time.time())
     claims: dict[str, Any] = {
@@ -261,4 +327,6 @@ def sign_token(
         "tenant": tenant,
         "amr": ["pwd", "mfa"] if mfa else ["pwd"],
     }
-    return jwt.encode(claims, key, algorithm="EdDSA")
+    if purpose is not None:
+        claims["purpose"] = purpose
+    return jwt.encode(claims, key, algorithm="EdDSA", headers=None if kid is None else {"kid": kid})

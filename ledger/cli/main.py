@@ -26,6 +26,7 @@ from ledger.cli import (
 from ledger.cli.progress import ProgressBar
 from ledger.domain.envelope import ReceivedEvent
 from ledger.domain.errors import ConfigurationError, LedgerError
+from ledger.domain.events import PURPOSES_OF_USE
 from ledger.domain.verification import VerificationReport
 from ledger.runtime import Ledger, open_ledger
 from ledger.settings import Settings
@@ -97,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds (default 8 hours)")
     token.add_argument(
         "--mfa", action="store_true", help="mark the token as issued after multi-factor sign-in"
+    )
+    token.add_argument(
+        "--purpose",
+        choices=PURPOSES_OF_USE,
+        help="the token's purpose of use ('purpose' claim), recorded on its reads unless X-Purpose-Of-Use says otherwise",
     )
 
     verify = sub.add_parser(
@@ -343,7 +349,7 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
     print(issue_dev_token(settings, roles=args.role, tenant=args.tenant, subject=args.subject,
-                          ttl_seconds=args.ttl, mfa=args.mfa))  # fmt: skip
+                          ttl_seconds=args.ttl, mfa=args.mfa, purpose=args.purpose))  # fmt: skip
     return EXIT_OK
 
 

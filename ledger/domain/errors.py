@@ -109,6 +109,13 @@ class KeyUnavailable(LedgerError):
     title = "The key needed is not available"
 
 
+class TokenKeysUnavailable(KeyUnavailable):
+    """The identity provider's signing keys (a JWKS) cannot be fetched: no token can be checked (503)."""
+
+    code = "token_keys_unavailable"
+    title = "The keys that tokens are checked with are not available"
+
+
 class SealedValueTampered(LedgerError):
     """A sealed value does not open with its key: it was moved to another event or field, or altered."""
 
