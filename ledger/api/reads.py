@@ -153,14 +153,26 @@ class ReadService:
     ) -> tuple[T, list[Receipt]]:
         """``fetch()``, recorded; the value with the receipts of ``also``'s events (recorded in the same
         transaction as the read, e.g. a report's ``ledger.report_generated``). Blocks: run it in a thread."""
-        what = partial(access_event, reading, resource=resource, dataset=dataset, item=item)
         try:
             value = fetch()
         except LedgerError as exc:
-            self._group.record([what(outcome="failure", count=0, status=status_of(exc))])
+            # The resource names what was asked for; dataset and item stay unset, so a probe for an item
+            # that does not exist (or is another tenant's) does not make it one with a provenance.
+            failed = access_event(
+                reading, resource=resource, outcome="failure", count=0, status=status_of(exc)
+            )
+            self._group.record([failed])
             raise
         extra = also(value) if also is not None else []
-        event = what(outcome="success", count=count(value), status=200)
+        event = access_event(
+            reading,
+            resource=resource,
+            dataset=dataset,
+            item=item,
+            outcome="success",
+            count=count(value),
+            status=200,
+        )
         receipts = self._group.record([event, *extra])
         return value, receipts[1:]
 
@@ -328,10 +340,7 @@ class Gate:
             if access is None:
                 msg = f"{method} {route} is not in the ledger's route table, so no role may call it"
                 raise PermissionDenied(msg)
-            principal.require(access.roles)
-            if access.mfa and not principal.mfa:
-                msg = f"{method} {route} needs a token issued after multi-factor sign-in ('amr' containing 'mfa')"
-                raise PermissionDenied(msg)
+            principal.require(access.roles, mfa=access.mfa)
         except (AuthenticationFailed, PermissionDenied) as exc:
             refused = (
                 None if principal is None else self._reading(connection, principal, access, method, route)

@@ -11,6 +11,7 @@ from psycopg.rows import dict_row
 
 from ledger.domain.errors import FieldError, NotFound, ParameterInvalid
 from ledger.domain.fields import parse_rfc3339
+from ledger.domain.logs import owns_log
 from ledger.domain.registry import EVENT_TYPES
 from ledger.domain.upcasting import upcast
 from ledger.projections.flags import FLAG_KINDS
@@ -247,6 +248,8 @@ class ProjectionQueries:
         params_any: list[Any] = list(params)
         if cursor is not None:
             log, position, flag_id = _decode_flag_cursor(cursor)
+            if not owns_log(tenant, log):  # another tenant's cursor continues nothing here
+                return {"flags": [], "next_cursor": None}
             clauses.append("(log, position, flag_id) > (%s, %s, %s)")
             params_any.extend([log, position, flag_id])
         sql = (

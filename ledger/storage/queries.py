@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.domain.errors import FieldError, NotFound, ParameterInvalid
+from ledger.domain.logs import owns_log
 from ledger.storage.database import Database
 
 _COLUMNS = "log, position, event_id, type, recorded_at, prev_hash, hash, canonical"
@@ -125,6 +126,8 @@ class EventQueries:
             params.append(flt.until)  # type: ignore[arg-type]
         if cursor is not None:
             after_log, after_position = decode_cursor(cursor)
+            if not owns_log(flt.tenant, after_log):  # another tenant's cursor continues nothing here
+                return Page([], None)
             clauses.append("(log, position) > (%s, %s)")
             params.extend([after_log, after_position])  # type: ignore[list-item]
         # The byte bound is applied in the database, so rows past it are never sent: octet_length of a

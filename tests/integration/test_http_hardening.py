@@ -306,7 +306,8 @@ def test_a_page_stops_before_its_byte_bound_and_the_cursor_goes_on(
         if cursor is None:
             break
     # Each page read is recorded in the same log, after the producer's twelve: every event once, in order.
-    assert seen == list(range(len(seen))) and len(seen) >= 12
+    assert seen == list(range(len(seen)))
+    assert len(seen) >= 12
     assert pages > 1
 
 
@@ -415,7 +416,9 @@ def test_a_report_names_its_charset_once(
         http.post("/v1/events", json=make_event(tenant), headers={**ingest, **STRUCTURED}).status_code == 201
     )
     response = http.get(
-        "/v1/reports/retention", params={"format": fmt}, headers=bearer(token("auditor", tenant=tenant, mfa=True))
+        "/v1/reports/retention",
+        params={"format": fmt},
+        headers=bearer(token("auditor", tenant=tenant, mfa=True)),
     )
     assert response.status_code == 200
     content_type = response.headers["content-type"]

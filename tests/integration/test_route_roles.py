@@ -26,15 +26,7 @@ DENIED = (401, 403)
 # Rows whose handler does not (yet) do what the table says; each entry names the check that fails today.
 # The lead is moving every handler onto the table; when one is moved its entry here must go (the test then
 # fails until it is removed, so the list cannot outlive the disagreement).
-KNOWN_DISAGREEMENTS: set[tuple[str, str, str]] = {
-    ("GET", "/v1/reports/retention", "mfa"),
-    ("GET", "/v1/bundles", "mfa"),
-    # A cursor names a log and a position but is not bound to the tenant: tenant A handing in tenant B's
-    # cursor gets a page of its own events after (B's log, position) in log order, not 404 or an empty page.
-    # No data of B is shown (the leak checks hold), but such a cursor should be refused (storage/queries.py).
-    ("GET", "/v1/events", "isolation"),
-    ("GET", "/v1/compliance/flags", "isolation"),
-}
+KNOWN_DISAGREEMENTS: set[tuple[str, str, str]] = set()
 
 
 @dataclass

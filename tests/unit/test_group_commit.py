@@ -69,9 +69,8 @@ def test_reads_arriving_during_a_commit_go_together_in_the_next_and_each_gets_it
     for t in [first, *others]:
         t.join(10)
     assert append.batches[0] == ["r0"]
-    assert len(append.batches) == 2 and sorted(append.batches[1]) == sorted(
-        e for i in range(1, 6) for e in (f"r{i}", f"r{i}-report")
-    )
+    assert len(append.batches) == 2
+    assert sorted(append.batches[1]) == sorted(e for i in range(1, 6) for e in (f"r{i}", f"r{i}-report"))
     assert out["r0"] == ["r0"]
     for i in range(1, 6):
         assert out[f"r{i}"] == [f"r{i}", f"r{i}-report"]
