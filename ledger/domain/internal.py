@@ -21,11 +21,19 @@ LEDGER_SOURCE = "urn:ledger"
 
 
 def ledger_event(
-    type_: str, tenant: str, data: dict[str, Any], *, event_id: str | None = None, subject: str | None = None
+    type_: str,
+    tenant: str,
+    data: dict[str, Any],
+    *,
+    event_id: str | None = None,
+    subject: str | None = None,
+    actor: str = LEDGER_ACTOR,
+    actorrole: str = "system",
 ) -> ReceivedEvent:
     """A validated ``ledger.*`` event for ``tenant``; a deterministic ``event_id`` makes a retry a duplicate.
 
-    Its id is ``ledger:<event_id>`` (``ledger:<random hex>`` without one): producers cannot use that prefix."""
+    Its id is ``ledger:<event_id>`` (``ledger:<random hex>`` without one): producers cannot use that prefix.
+    ``actor``/``actorrole`` name the principal the ledger acted for (an erasure's requester), else itself."""
     raw: dict[str, Any] = {
         "specversion": "1.0",
         "id": LEDGER_ID_PREFIX + (event_id or uuid.uuid4().hex),
@@ -34,8 +42,8 @@ def ledger_event(
         "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "datacontenttype": "application/json",
         "tenant": tenant,
-        "actor": LEDGER_ACTOR,
-        "actorrole": "system",
+        "actor": actor,
+        "actorrole": actorrole,
         "data": data,
     }
     if subject is not None:
