@@ -436,3 +436,29 @@ class TestAgain:
         assert again.status_code == 201, again.text
         assert (again.json()["keys_erased"], again.json()["sealed_events"]) == ([new], 1)
         assert opened(world.ledger.sealer, world.event(later["id"]))["comment"] == "[erased]"
+
+
+def test_the_route_is_documented_exactly(http: httpx.Client) -> None:
+    document = http.get("/schema/openapi.json").json()
+    operation = document["paths"]["/v1/erasures"]["post"]
+
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/ErasureRequest"}
+    request = document["components"]["schemas"]["ErasureRequest"]
+    assert request["required"] == ["subject", "reason", "approver"]
+    assert set(request["properties"]) == {"subject", "reason", "approver", "erasure_id"}
+    assert request["additionalProperties"] is False
+    assert set(operation["responses"]) == {
+        "200",
+        "201",
+        "400",
+        "401",
+        "403",
+        "409",
+        "413",
+        "415",
+        "422",
+        "500",
+        "503",
+    }
+    assert operation["security"] == [{"bearer": []}]
