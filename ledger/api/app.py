@@ -17,6 +17,7 @@ from ledger import __version__
 from ledger.api.bodies import BodyGate, ReturnMemory
 from ledger.api.bundles import bundle
 from ledger.api.checkpoints import CheckpointController, keys
+from ledger.api.erasures import erase
 from ledger.api.events import EventController
 from ledger.api.openapi import COMPONENTS, SECURITY, complete, responses
 from ledger.api.params import refuse_unusable_parameters
@@ -135,6 +136,7 @@ def create_app(ledger: Ledger, *, reads: ReadService | None = None) -> Litestar:
             CheckpointController,
             keys,
             bundle,
+            erase,
             create_static_files_router(_UI, directories=[STATIC / "swagger-ui"], include_in_schema=False),
         ],
         dependencies={

@@ -31,7 +31,10 @@ from litestar.openapi.spec import (
 
 from ledger.api.problems import MAX_ERRORS, PROBLEM_JSON
 from ledger.domain.envelope import BATCH, STRUCTURED
+from ledger.domain.events import ErasureChanged
+from ledger.domain.fields import MAX_FREE_TEXT_LENGTH
 from ledger.domain.registry import EVENT_TYPES
+from ledger.erasure import ERASURE_ID_PATTERN, MAX_ERASURE_ID_LENGTH
 from ledger.schema_export import event_schema
 
 SECURITY: list[SecurityRequirement] = [{"bearer": []}]
@@ -187,6 +190,18 @@ ConsistencyProofBody = TypedDict(
 """RFC 9162 consistency proof: the tree of ``to`` leaves (``to_root``) extends that of ``from`` (``from_root``)."""
 
 
+class ErasureReceipt(TypedDict):
+    """What an erasure did: the key ids deleted (none on a repeat), how many events' sealed values now read
+    as erased, and the receipt of its ``erasure.executed`` (``duplicate`` on a repeat of the same erasure)."""
+
+    erasure_id: str
+    tenant: str
+    subject: str
+    keys_erased: list[str]
+    sealed_events: int
+    receipt: Receipt
+
+
 _WHY = {
     400: "A parameter or the body cannot be read",
     401: "No bearer token, or one that does not verify",
@@ -340,12 +355,61 @@ class BundleOperation(Operation):
         self.responses = {**(self.responses or {}), "200": ok}
 
 
+@dataclass
+class ErasureOperation(Operation):
+    """``POST /v1/erasures``: the JSON request body the handler reads itself (``ERASURE_REQUEST``)."""
+
+    def __post_init__(self) -> None:
+        """Add the request body Litestar cannot see."""
+        self.request_body = RequestBody(
+            required=True,
+            description="Whom to erase, why, and who approved it; `erasure_id` makes a retry a repeat.",
+            content={"application/json": OpenAPIMediaType(schema=_ref("ErasureRequest"))},
+        )
+
+
+def erasure_request_schema() -> dict[str, Any]:
+    """The body of ``POST /v1/erasures``; its bounds are those of ``erasure.executed``'s data."""
+    data = ErasureChanged.model_json_schema()["properties"]
+
+    def identifier(name: str, description: str) -> dict[str, Any]:
+        bounds = {k: data[name][k] for k in ("type", "minLength", "maxLength", "pattern")}
+        return {**bounds, "description": description}
+
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["subject", "reason", "approver"],
+        "properties": {
+            "subject": identifier(
+                "data_subject",
+                "The data subject (pseudonymous id) whose key is deleted, in the token's tenant",
+            ),
+            "reason": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_FREE_TEXT_LENGTH,
+                "description": "Why (free text, refused with 422 if it holds a direct identifier or only spaces)",
+            },
+            "approver": identifier("approver", "Who approved the erasure: someone other than the caller"),
+            "erasure_id": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_ERASURE_ID_LENGTH,
+                "pattern": ERASURE_ID_PATTERN,
+                "description": "The erasure's id (default: a new random one); the event is ledger:erasure:<id>",
+            },
+        },
+    }
+
+
 def complete(document: OpenAPI) -> None:
     """Add the CloudEvent schemas to the generated document's components (Litestar regenerates
     ``components.schemas`` from the handlers' types, so they cannot be passed in the config)."""
     schemas = cast(dict[str, Any], document.components.schemas)
     # Plain JSON Schema dicts: OpenAPI.to_schema passes them through (dropping only null values).
     schemas.update(event_components())
+    schemas["ErasureRequest"] = erasure_request_schema()
 
 
 def event_components() -> dict[str, Any]:

@@ -28,6 +28,7 @@ STATUS: dict[type[e.LedgerError], int] = {
     e.NotFound: 404,
     e.IdempotencyConflict: 409,
     e.OffsetConflict: 409,
+    e.ErasureRefused: 409,  # a legal hold, or nothing left to erase: the state of the record, not the request
     e.BodyTooLarge: 413,
     e.UnsupportedMediaType: 415,
     e.ValidationFailed: 422,

@@ -49,6 +49,7 @@ ROUTES: dict[tuple[str, str], RouteAccess] = {
     ("GET", "/v1/logs/{log}/checkpoints"): RouteAccess(CHECKPOINT_READERS, VIEWED),
     ("GET", "/v1/keys"): RouteAccess(CHECKPOINT_READERS, VIEWED),
     ("GET", "/v1/bundles"): RouteAccess(READERS, EXPORTED, mfa=True),
+    ("POST", "/v1/erasures"): RouteAccess(ADMINS, None, mfa=True),
 }
 """Method and OpenAPI path template → who may call it. New routes add their row here."""
 

@@ -19,6 +19,7 @@ from ledger.auth.tokens import ROLES, issue_dev_token
 from ledger.cli import (
     bundle_commands,
     checkpoint_commands,
+    erasure_commands,
     kafka_commands,
     projection_commands,
     witness_commands,
@@ -159,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     _EXTRA_HANDLERS.update(bundle_commands.register(sub))
     _EXTRA_HANDLERS.update(checkpoint_commands.register(sub))
     _EXTRA_HANDLERS.update(witness_commands.register(sub))
+    _EXTRA_HANDLERS.update(erasure_commands.register(sub))
     return parser
 
 

@@ -60,6 +60,33 @@ class IdempotencyConflict(LedgerError):
     title = "This event id was already recorded with different content"
 
 
+class ErasureRefused(LedgerError):
+    """An erasure that must not happen now; nothing was erased and nothing recorded."""
+
+    code = "erasure_refused"
+    title = "The erasure was refused"
+
+
+class ErasureHeld(ErasureRefused):
+    """A legal hold in force covers records whose sealed values the erasure would make unreadable."""
+
+    code = "erasure_held"
+    title = "A legal hold covers the subject's records"
+
+    def __init__(self, detail: str, *, holds: list[str]) -> None:
+        super().__init__(
+            detail, errors=[FieldError("subject", f"covered by legal hold {h!r}") for h in holds]
+        )
+        self.holds = holds
+
+
+class AlreadyErased(ErasureRefused):
+    """The subject has no key left to erase: an earlier erasure deleted it and nothing was sealed since."""
+
+    code = "already_erased"
+    title = "The subject was already erased"
+
+
 class NotFound(LedgerError):
     """The thing asked for does not exist (or is outside the caller's tenant)."""
 

@@ -39,7 +39,8 @@ def ledger_event(
     """A validated event the ledger writes for ``tenant``; a deterministic ``event_id`` makes a retry a duplicate.
 
     Its id is ``ledger:<event_id>`` (``ledger:<random hex>`` without one): producers cannot use that prefix.
-    ``actor`` is the ledger itself, or the principal a recorded read or review acted for."""
+    ``actor``/``actorrole`` name the principal the ledger acted for (a recorded read, a review, an erasure's
+    requester), else the ledger itself."""
     raw: dict[str, Any] = {
         "specversion": "1.0",
         "id": LEDGER_ID_PREFIX + (event_id or uuid.uuid4().hex),

@@ -105,7 +105,10 @@ _ALL: list[EventType] = [
         "retention.hold_placed",
         "retention.hold_released",
     ),
-    *_types(ev.ErasureChanged, "Crypto-shredding asked for or done", "erasure.requested", "erasure.executed"),
+    *_types(ev.ErasureChanged, "Crypto-shredding asked for", "erasure.requested"),
+    # Written only by the ledger, in the transaction that deletes the subject's key (ledger.erasure): a
+    # producer's "executed" would claim a deletion nothing performed. Stored ones still read and verify.
+    *_types(ev.ErasureChanged, "Crypto-shredding done", "erasure.executed", internal=True),
     *_types(ev.CheckpointSigned, "A signed tree head", "ledger.checkpoint_signed", internal=True),
     *_types(ev.CheckpointCosigned, "A witness's cosignature", "ledger.checkpoint_cosigned", internal=True),
     *_types(ev.KeyRotated, "A key rotated", "ledger.key_rotated", internal=True),

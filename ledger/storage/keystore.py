@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import psycopg
+
 from ledger.crypto.sealing import SubjectRef, new_subject_key
 from ledger.storage.database import Database
 
@@ -51,3 +53,28 @@ class PgSubjectKeyStore:
                 )
             found.update(self.get(missing))
         return found
+
+
+def live_kid(conn: psycopg.Connection[Any], tenant: str, subject: str) -> str | None:
+    """The id of the subject's unerased key, locked until the transaction ends (``None``: there is none).
+
+    The lock makes a concurrent erasure of the same subject wait, then find nothing left to erase."""
+    row = conn.execute(
+        "SELECT kid FROM ledger_subject_keys WHERE tenant = %s AND subject = %s AND wrapped IS NOT NULL FOR UPDATE",
+        (tenant, subject),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def erase_key(conn: psycopg.Connection[Any], tenant: str, subject: str) -> list[str]:
+    """Delete the subject's wrapped key in the caller's transaction (crypto-shredding); return the key ids.
+
+    The row stays, with ``wrapped`` NULL and ``erased_at`` set: the key id a sealed value names is then
+    known to have been erased, not lost. A later sealed event of the subject gets a fresh key (the unique
+    index covers unerased keys only)."""
+    rows = conn.execute(
+        "UPDATE ledger_subject_keys SET wrapped = NULL, erased_at = now()"
+        " WHERE tenant = %s AND subject = %s AND wrapped IS NOT NULL RETURNING kid",
+        (tenant, subject),
+    ).fetchall()
+    return sorted(str(r[0]) for r in rows)

@@ -50,6 +50,7 @@ OPERATIONS = [
     "POST /v1/logs/{log}/cosignatures",
     "GET /v1/keys",
     "GET /v1/bundles",
+    "POST /v1/erasures",
 ]
 # What the document promises: no 5xx, only documented statuses, media types and headers, bodies matching
 # their schemas, schema-invalid requests refused, and a token needed where one is documented.
