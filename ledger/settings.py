@@ -6,8 +6,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ledger.domain.errors import ConfigurationError
 
@@ -96,6 +98,38 @@ class CheckpointSettings:
     witness_keys: tuple[str, ...] = ()  # vkeys whose cosignatures are accepted
 
 
+# ---- Access anomalies (issue 9) -----------------------------------------------------------------------
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass(frozen=True)
+class AnomalySettings:
+    """The thresholds of the access-anomaly rules (``ledger.projections.anomalies``; docs/security.md)."""
+
+    # Roles bound to their assignments: their access to an item nobody assigned them is an anomaly.
+    assignment_roles: tuple[str, ...] = ("annotator", "reviewer", "physician_reviewer", "expert_adjudicator")
+    # Working hours, [start, end) in the tenant's time zone, on these weekdays (0 = Monday).
+    timezone: str = "UTC"
+    tenant_timezones: Mapping[str, str] = field(default_factory=dict)
+    workday_start: time = time(7, 0)
+    workday_end: time = time(19, 0)
+    working_days: frozenset[int] = frozenset(range(5))
+    # A day's accesses above mean + sigmas x standard deviation of the previous window_days.
+    volume_sigmas: float = 3.0
+    volume_window_days: int = 30
+    volume_min_count: int = 50
+    volume_min_history_days: int = 7
+    bulk_export_records: int = 500  # an export of more records than this
+    login_failures: int = 5  # this many failed logins by one actor ...
+    login_failure_minutes: int = 15  # ... within this many minutes
+    test_set_roles: tuple[str, ...] = ("model_developer",)
+
+    def zone(self, tenant: str) -> ZoneInfo:
+        """The time zone of ``tenant``'s working hours."""
+        return ZoneInfo(self.tenant_timezones.get(tenant, self.timezone))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob the ledger has. Nothing deeper in the code reads the environment."""
@@ -121,6 +155,7 @@ class Settings:
     jwt_max_lifetime_seconds: int = 24 * 3600
     limits: Limits = field(default_factory=Limits)
     checkpoints: CheckpointSettings = field(default_factory=CheckpointSettings)
+    anomalies: AnomalySettings = field(default_factory=AnomalySettings)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -186,6 +221,7 @@ class Settings:
             ),
             limits=_limits(env),
             checkpoints=_checkpoints(env),
+            anomalies=_anomalies(env),
         )
 
 
@@ -257,6 +293,94 @@ def _checkpoints(env: Mapping[str, str]) -> CheckpointSettings:
         key_file=_path(env, "LEDGER_CHECKPOINT_KEY_FILE"),
         witness_keys=witnesses,
     )
+
+
+def _anomalies(env: Mapping[str, str]) -> AnomalySettings:
+    """The ``LEDGER_ANOMALY_*`` variables, each checked here."""
+    default = AnomalySettings()
+    zone = env.get("LEDGER_ANOMALY_TIMEZONE") or default.timezone
+    _zone("LEDGER_ANOMALY_TIMEZONE", zone)
+    tenant_zones: dict[str, str] = {}
+    for entry in _names(env, "LEDGER_ANOMALY_TENANT_TIMEZONES", ()):
+        tenant, sep, name = entry.partition("=")
+        if not sep or not tenant.strip():
+            msg = f"LEDGER_ANOMALY_TENANT_TIMEZONES entries must be tenant=Zone/Name, got {entry!r}"
+            raise ConfigurationError(msg)
+        tenant_zones[tenant.strip()] = _zone("LEDGER_ANOMALY_TENANT_TIMEZONES", name.strip())
+    start, end = _hours(env.get("LEDGER_ANOMALY_WORKING_HOURS") or "07:00-19:00")
+    sigmas = _float(env, "LEDGER_ANOMALY_VOLUME_SIGMAS", default.volume_sigmas)
+    if not 0 <= sigmas < 1000:
+        msg = f"LEDGER_ANOMALY_VOLUME_SIGMAS must be a number from 0 to 1000, got {sigmas}"
+        raise ConfigurationError(msg)
+    return AnomalySettings(
+        assignment_roles=_names(env, "LEDGER_ANOMALY_ASSIGNMENT_ROLES", default.assignment_roles),
+        timezone=zone,
+        tenant_timezones=tenant_zones,
+        workday_start=start,
+        workday_end=end,
+        working_days=_weekdays(env.get("LEDGER_ANOMALY_WORKING_DAYS") or "Mon-Fri"),
+        volume_sigmas=sigmas,
+        volume_window_days=_positive(env, "LEDGER_ANOMALY_VOLUME_WINDOW_DAYS", default.volume_window_days),
+        volume_min_count=_positive(env, "LEDGER_ANOMALY_VOLUME_MIN_COUNT", default.volume_min_count),
+        volume_min_history_days=_positive(
+            env, "LEDGER_ANOMALY_VOLUME_MIN_HISTORY_DAYS", default.volume_min_history_days
+        ),
+        bulk_export_records=_positive(env, "LEDGER_ANOMALY_BULK_EXPORT_RECORDS", default.bulk_export_records),
+        login_failures=_positive(env, "LEDGER_ANOMALY_LOGIN_FAILURES", default.login_failures),
+        login_failure_minutes=_positive(
+            env, "LEDGER_ANOMALY_LOGIN_FAILURE_MINUTES", default.login_failure_minutes
+        ),
+        test_set_roles=_names(env, "LEDGER_ANOMALY_TEST_SET_ROLES", default.test_set_roles),
+    )
+
+
+def _names(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    return tuple(n.strip() for n in raw.split(",") if n.strip())
+
+
+def _zone(variable: str, name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        msg = f"{variable}: {name!r} is not an IANA time zone name (e.g. Europe/Berlin, UTC)"
+        raise ConfigurationError(msg) from None
+    return name
+
+
+def _hours(raw: str) -> tuple[time, time]:
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in raw.split("-"))
+    except ValueError:
+        msg = f"LEDGER_ANOMALY_WORKING_HOURS must be HH:MM-HH:MM, e.g. 07:00-19:00, got {raw!r}"
+        raise ConfigurationError(msg) from None
+    if not start < end:
+        msg = f"LEDGER_ANOMALY_WORKING_HOURS must start before it ends (no overnight span), got {raw!r}"
+        raise ConfigurationError(msg)
+    return start, end
+
+
+def _weekdays(raw: str) -> frozenset[int]:
+    """``Mon-Fri``, ``Mon,Wed,Fri`` or a mix of both into weekday numbers (0 = Monday)."""
+    days: set[int] = set()
+    lower = [d.lower() for d in WEEKDAYS]
+    for part in (p.strip() for p in raw.split(",") if p.strip()):
+        first, _, last = part.partition("-")
+        try:
+            a, b = lower.index(first.strip().lower()), lower.index((last or first).strip().lower())
+        except ValueError:
+            msg = f"LEDGER_ANOMALY_WORKING_DAYS must name days as {', '.join(WEEKDAYS)} (e.g. Mon-Fri), got {raw!r}"
+            raise ConfigurationError(msg) from None
+        if a > b:
+            msg = f"LEDGER_ANOMALY_WORKING_DAYS: {part!r} runs backwards (write Mon-Fri, not Fri-Mon)"
+            raise ConfigurationError(msg)
+        days.update(range(a, b + 1))
+    if not days:
+        msg = "LEDGER_ANOMALY_WORKING_DAYS must name at least one day"
+        raise ConfigurationError(msg)
+    return frozenset(days)
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:

@@ -101,7 +101,7 @@ def _projections(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.projections.registry import all_projectors
     from ledger.storage.verify import count_events
 
-    chosen = [p for p in all_projectors() if args.name in (None, p.name)]
+    chosen = [p for p in all_projectors(settings.anomalies) if args.name in (None, p.name)]
     with open_ledger(settings) as ledger:
         started = time.monotonic()
         with ProgressBar(count_events(ledger.db), "rebuilding") as bar:
