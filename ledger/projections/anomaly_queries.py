@@ -17,22 +17,14 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ledger.domain.errors import FieldError, NotFound, ParameterInvalid
+from ledger.projections.anomalies import RULES
 from ledger.storage.database import Database
 from ledger.storage.queries import EventQueries, decode_cursor, encode_cursor
 
 Row = dict[str, Any]
 
-ANOMALY_RULES = (
-    "unassigned_item",
-    "off_hours",
-    "volume_spike",
-    "bulk_export",
-    "access_after_revocation",
-    "login_failures",
-    "break_glass",
-    "test_set_access",
-)
-"""The rule names of issue 9's shared contract, the values the ``rule`` filter accepts."""
+ANOMALY_RULES = tuple(rule.name for rule in RULES)
+"""The rule names (issue 9's shared contract), the values the ``rule`` filter accepts."""
 DECISIONS = ("benign", "policy_violation", "incident")
 """What a review decides (``ledger.anomaly_reviewed`` data ``decision``); the anomaly's status becomes it."""
 STATUSES = ("open", *DECISIONS)
