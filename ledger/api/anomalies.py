@@ -16,7 +16,7 @@ from anyio import to_thread
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.spec import OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, Operation, Schema
-from litestar.params import QueryParameter
+from litestar.params import JSONBody, QueryParameter
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.anomaly_review import Review, list_anomalies, review_anomaly, show_anomaly
@@ -188,7 +188,7 @@ class AnomalyController(Controller):
         ledger: NamedDependency[Ledger],
         principal: NamedDependency[Principal],
         anomaly_id: AnomalyId,
-        data: ReviewRequest,
+        data: JSONBody[ReviewRequest],
     ) -> ReviewedBody:
         """Record the caller's decision on the anomaly; 404 if the tenant has no such anomaly."""
         principal.require(REVIEWERS)
