@@ -320,3 +320,28 @@ def test_the_command_line_report_in_three_formats(ledger: Ledger, tenant: str, t
     assert json.loads(outputs["json"])["totals"] == {"raised": 4, "reviewed": 0, "open_at_end": 4}
     assert len([r for r in csv.DictReader(io.StringIO(outputs["csv"])) if r["section"] == "open"]) == 4
     assert outputs["html"].count("break_glass:") == 3
+
+
+def test_every_body_is_what_the_openapi_document_says(
+    http: httpx.Client, server_url: str, token: TokenFactory, tenant: str, raised: dict[str, str]
+) -> None:
+    import schemathesis
+
+    document = schemathesis.openapi.from_url(f"{server_url}/schema/openapi.json")
+    operations = {r.ok().label: r.ok() for r in document.get_all_operations()}
+    security = bearer(token("security", tenant=tenant))
+    target = glass_anomaly(http, security, raised["a1"])["anomaly_id"]
+    today = datetime.now(UTC).date().isoformat()
+    answered = {
+        "GET /v1/anomalies": http.get("/v1/anomalies", headers=security),
+        "GET /v1/anomalies/{anomaly_id}": http.get(f"/v1/anomalies/{target}", headers=security),
+        "POST /v1/anomalies/{anomaly_id}/reviews": http.post(
+            f"/v1/anomalies/{target}/reviews", json={"decision": "benign", "comment": "ok"}, headers=security
+        ),
+        "GET /v1/reports/access-review": http.get(
+            "/v1/reports/access-review", params={"from": today, "to": today}, headers=security
+        ),
+    }
+    for label, response in answered.items():
+        assert response.status_code in (200, 201), (label, response.text)
+        operations[label].validate_response(response)  # raises naming what does not match
