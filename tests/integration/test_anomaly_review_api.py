@@ -345,3 +345,18 @@ def test_every_body_is_what_the_openapi_document_says(
     for label, response in answered.items():
         assert response.status_code in (200, 201), (label, response.text)
         operations[label].validate_response(response)  # raises naming what does not match
+
+
+def test_a_comment_holding_a_direct_identifier_is_refused_naming_it(
+    http: httpx.Client, token: TokenFactory, tenant: str, raised: dict[str, str]
+) -> None:
+    security = bearer(token("security", tenant=tenant))
+    target = glass_anomaly(http, security, raised["a1"])["anomaly_id"]
+    response = http.post(
+        f"/v1/anomalies/{target}/reviews",
+        json={"decision": "incident", "comment": "called the patient at jane.doe@example.com"},
+        headers=security,
+    )
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["data.comment"]
+    assert glass_anomaly(http, security, raised["a1"])["reviews"] == 0
