@@ -211,7 +211,7 @@ def demo_via_kafka(settings: Settings, args: argparse.Namespace) -> int:
     producer = LedgerProducer.from_settings(settings)
     started = time.monotonic()
     with producer, ProgressBar(args.events, "sending") as bar:
-        for raw in generate(tenant=args.tenant, events=args.events, seed=args.seed):
+        for raw in generate(tenant=args.tenant, events=args.events, seed=args.seed, plants=args.plants):
             producer.send(raw)
             bar.advance()
     print(

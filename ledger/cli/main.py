@@ -144,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="random seed; the same seed gives the same project")
     demo.add_argument("--batch", type=int, default=1000, help="events per append transaction (default 1000)")
     demo.add_argument(
+        "--plants",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="plant one case of every access-anomaly rule in the normal traffic (default: on); with "
+        "--no-plants the project raises no anomaly under the default settings",
+    )
+    demo.add_argument(
         "--via-kafka",
         action="store_true",
         help="send the events to the Kafka topic (LEDGER_KAFKA_BOOTSTRAP) instead of appending directly",
@@ -438,13 +445,16 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         with ProgressBar(args.events, "appending") as bar:
             events = (
                 validate_event(raw)
-                for raw in generate(tenant=args.tenant, events=args.events, seed=args.seed)
+                for raw in generate(
+                    tenant=args.tenant, events=args.events, seed=args.seed, plants=args.plants
+                )
             )
             while batch := list(itertools.islice(events, args.batch)):
                 new, repeated = _append_counting(ledger, batch)
                 recorded, repeats = recorded + new, repeats + repeated
                 bar.advance(len(batch))
         elapsed = time.monotonic() - started
+        anomalies = _anomalies(ledger, args.tenant)
     print(f"recorded {recorded:,} new events for tenant {args.tenant!r} in {elapsed:.1f}s"
           + (f" ({repeats:,} were already there: same seed, same ids)" if repeats else ""))  # fmt: skip
     item = "1.2.826.0.1.3680043.10.543.444"  # carries the planted label under a retired guideline
@@ -457,7 +467,31 @@ Next:
   ledger verify                                    # re-hash every event and check the chain
   ledger report retention --output retention.html  # the six-year retention report, printable
   psql "$(ledger db url)"                           # look at the tables yourself (needs `ledger db start`)""")
+    _print_anomalies(anomalies, args.tenant)
     return EXIT_OK
+
+
+def _anomalies(ledger: Ledger, tenant: str) -> list[tuple[str, str, str]]:
+    """The tenant's access anomalies as (rule, id, summary), in the order they were raised."""
+    with ledger.db.connect() as conn:
+        rows = conn.execute(
+            "SELECT rule, anomaly_id, summary FROM proj_access_anomalies WHERE tenant = %s ORDER BY log, position",
+            (tenant,),
+        ).fetchall()
+    return [(str(rule), str(ident), str(summary)) for rule, ident, summary in rows]
+
+
+def _print_anomalies(anomalies: list[tuple[str, str, str]], tenant: str) -> None:
+    if not anomalies:
+        print("\nNo access anomaly was raised.")
+        return
+    print(f"""
+Access anomalies ({len(anomalies)}), for a security reviewer:
+  TOKEN=$(ledger token --role security --tenant {tenant})""")
+    for rule, ident, summary in anomalies:
+        print(f"  {rule}: {summary}")
+        print(f"    curl -s -H \"Authorization: Bearer $TOKEN\" 'http://127.0.0.1:8000/v1/anomalies?rule={rule}'"
+              f"   # or /v1/anomalies/{ident}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -2,7 +2,11 @@
 
 Annotators with credentials, two guideline versions (the first retired mid-project), assignments, AI
 pre-annotations, two human readers per item, annotator (level 2) and physician (level 3) reviews,
-expert adjudication of disagreements, sign-ins and data access with a few planted anomalies.
+expert adjudication of disagreements, sign-ins, data access and dataset releases.
+
+Its normal traffic keeps to working hours (Mon-Fri 07:30-18:30 UTC), reads only what is assigned, and raises
+no access anomaly under the default ``LEDGER_ANOMALY_*`` settings; with ``plants`` (the default) it also
+plants exactly one case of every anomaly rule (``PLANTS``) and a few compliance-flag cases.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import itertools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 CLASSES = ("nodule", "mass", "consolidation", "effusion", "no_finding")
@@ -31,6 +35,7 @@ class Person:
     actor: str
     role: str  # annotator, physician, expert, engineer
     level: str
+    active: bool = True  # false once their credential is revoked (a planted anomaly)
 
 
 @dataclass
@@ -43,13 +48,24 @@ class _State:
     counter: int = 0
     guideline: str = "1.0"
     team: list[Person] = field(default_factory=list)
+    plants: bool = True
+    assigned: dict[str, list[str]] = field(default_factory=dict)  # actor → items assigned to them
+    truths: dict[str, str] = field(default_factory=dict)  # item → its final label class
 
 
 def generate(
-    tenant: str = "acme", events: int = 20_000, seed: int = 7, dataset: str = "chest-ct-2026"
+    tenant: str = "acme",
+    events: int = 20_000,
+    seed: int = 7,
+    dataset: str = "chest-ct-2026",
+    *,
+    plants: bool = True,
 ) -> Iterator[dict[str, Any]]:
-    """Yield exactly ``events`` CloudEvents of one synthetic project, in time order."""
-    st = _State(random.Random(seed), tenant, dataset, datetime(2026, 1, 5, 8, 0, tzinfo=UTC), seed=seed)
+    """Yield exactly ``events`` CloudEvents of one synthetic project, in time order; ``plants`` adds one
+    case of every access-anomaly rule to the normal traffic."""
+    st = _State(
+        random.Random(seed), tenant, dataset, datetime(2026, 1, 5, 8, 0, tzinfo=UTC), seed=seed, plants=plants
+    )
     yield from itertools.islice(_project(st), events)
 
 
@@ -62,6 +78,10 @@ def _project(st: _State) -> Iterator[dict[str, Any]]:
             yield from _supersede_guideline(st)
         yield from _planted_credential_changes(st, item_no)
         yield from _item(st, item_no)
+        if item_no == RELEASE_AT_ITEM:
+            yield from _releases(st)
+        if st.plants and item_no in PLANTS.values():
+            yield from _planted_anomaly(st, item_no)
         if item_no % 25 == 0:
             yield from _access_noise(st)
 
@@ -186,23 +206,16 @@ def _planted_credential_changes(st: _State, n: int) -> Iterator[dict[str, Any]]:
 def _item(st: _State, n: int) -> Iterator[dict[str, Any]]:
     rng = st.rng
     item = f"1.2.826.0.1.3680043.10.543.{n}"
-    annotators = [p for p in st.team if p.role == "annotator"]
+    annotators = [p for p in st.team if p.role == "annotator" and p.active]
     readers = rng.sample(annotators, 2)
     physician = rng.choice([p for p in st.team if p.role == "physician"])
-    yield _event(
-        st,
-        "assignment.created",
-        "workflow",
-        "service",
-        {
-            "assignment_id": f"asg-{n}",
-            "dataset": st.dataset,
-            "items": [item],
-            "assignee": readers[0].actor,
-            "role": "annotator",
-        },
-    )
+    if n == UNQUALIFIED_PHYSICIAN_AT_ITEM:
+        physician = next(p for p in annotators if p.level == "senior")
+    for r_i, reader in enumerate(readers):
+        yield _assignment(st, f"asg-{n}" + (f"-r{r_i}" if r_i else ""), item, reader.actor, "annotator")
+    yield _assignment(st, f"asg-{n}-review", item, physician.actor, "physician_reviewer")
     truth = rng.choice(CLASSES)
+    st.truths[item] = truth
     ai_id = f"ann-{n}-ai"
     yield _annotation(
         st, item, ai_id, truth if rng.random() < 0.8 else rng.choice(CLASSES), "model-service", "model"
@@ -222,9 +235,7 @@ def _item(st: _State, n: int) -> Iterator[dict[str, Any]]:
             yield _annotation(st, item, ann_id, label, reader.actor, "human", version=2)
         seniors = [a for a in annotators if a is not reader and a.level == "senior"]
         yield _review(st, item, ann_id, 2, "accept", rng.choice(seniors).actor)
-    if n == UNQUALIFIED_PHYSICIAN_AT_ITEM:
-        physician = next(p for p in annotators if p.level == "senior")
-    yield _access(st, "access.data_viewed", physician.actor, item, "review")
+    yield _access(st, "access.data_viewed", physician.actor, item, "review", role="physician_reviewer")
     yield _review(
         st,
         item,
@@ -317,8 +328,33 @@ def _review(
     return _event(st, "review.submitted", actor, role, data, subject=f"{st.dataset}/{item}")
 
 
+def _assignment(st: _State, assignment_id: str, item: str, assignee: str, role: str) -> dict[str, Any]:
+    st.assigned.setdefault(assignee, []).append(item)
+    return _event(
+        st,
+        "assignment.created",
+        "workflow",
+        "service",
+        {
+            "assignment_id": assignment_id,
+            "dataset": st.dataset,
+            "items": [item],
+            "assignee": assignee,
+            "role": role,
+        },
+    )
+
+
 def _access(
-    st: _State, kind: str, actor: str, item: str | None, purpose: str, **extra: Any
+    st: _State,
+    kind: str,
+    actor: str,
+    item: str | None,
+    purpose: str,
+    *,
+    role: str = "annotator",
+    at: datetime | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     rng = st.rng
     data: dict[str, Any] = {
@@ -332,54 +368,139 @@ def _access(
     }
     if item:
         data["item"] = item
-    return _event(st, kind, actor, "annotator", data, subject=f"{st.dataset}/{item}" if item else None)
+    return _event(st, kind, actor, role, data, subject=f"{st.dataset}/{item}" if item else None, at=at)
 
 
 def _access_noise(st: _State) -> Iterator[dict[str, Any]]:
+    """Sign-ins, now and then one mistyped password, and a model developer's small exports and reads of
+    the training split: nothing any anomaly rule raises."""
     rng = st.rng
-    person = rng.choice(st.team)
-    yield _event(
-        st,
-        "auth.login_succeeded",
-        person.actor,
-        person.role,
-        {"method": "sso", "source_address": f"10.20.1.{rng.randint(2, 250)}"},
-    )
+    person = rng.choice([p for p in st.team if p.active])
+    if rng.random() < 0.1:
+        yield _event(
+            st, "auth.login_failed", person.actor, person.role, _login("password", "bad_credentials")
+        )
+    yield _event(st, "auth.login_succeeded", person.actor, person.role, _login("sso", None))
     roll = rng.random()
-    if roll < 0.05:  # planted: repeated failed logins
-        for _ in range(6):
+    if roll < 0.2:
+        yield _access(st, "access.data_exported", MODEL_DEVELOPER, None, "model_development",
+                      role="model_developer", record_count=rng.randint(20, 400))  # fmt: skip
+    elif roll < 0.4 and len(st.truths) > RELEASE_AT_ITEM:  # the training split, once released
+        train = _item_id(rng.randint(1, TEST_SPLIT_FROM - 1))
+        yield _access(
+            st, "access.data_viewed", MODEL_DEVELOPER, train, "model_development", role="model_developer"
+        )
+
+
+def _login(method: str, failure: str | None) -> dict[str, Any]:
+    data: dict[str, Any] = {"method": method, "source_address": "10.20.1.17"}
+    if failure:
+        data["failure_reason"] = failure
+    return data
+
+
+# ---- dataset releases and planted access anomalies -----------------------------------------------------
+
+MODEL_DEVELOPER = "mldev-01"
+RELEASE_AT_ITEM = 300
+TEST_SPLIT_FROM = 241  # items 1-240 are released for training, 241-300 as the test split
+
+PLANTS = {
+    "unassigned_item": 150,
+    "bulk_export": 350,
+    "off_hours": 420,
+    "access_after_revocation": 600,
+    "login_failures": 700,
+    "break_glass": 800,
+    "test_set_access": 900,
+    "volume_spike": 1000,
+}
+"""The item after which each rule's one planted case comes (the volume spike needs a week of history)."""
+_REVOKED = "ann-07"
+_SPIKING = "ann-05"
+
+
+def _item_id(n: int) -> str:
+    return f"1.2.826.0.1.3680043.10.543.{n}"
+
+
+def _releases(st: _State) -> Iterator[dict[str, Any]]:
+    for split, numbers in (
+        ("train", range(1, TEST_SPLIT_FROM)),
+        ("test", range(TEST_SPLIT_FROM, RELEASE_AT_ITEM + 1)),
+    ):
+        items = [{"item": _item_id(n), "label_class": st.truths[_item_id(n)]} for n in numbers]
+        digest = hashlib.sha256(repr(items).encode()).hexdigest()
+        data = {
+            "dataset": st.dataset,
+            "release": f"r1-{split}",
+            "split": split,
+            "items": items,
+            "items_sha256": digest,
+        }
+        yield _event(st, "dataset.release_created", "data-manager", "admin", data)
+
+
+def _planted_anomaly(st: _State, n: int) -> Iterator[dict[str, Any]]:
+    """The one case of the rule planted after item ``n``."""
+    rule = next(r for r, at in PLANTS.items() if at == n)
+    reader = "ann-02"
+    if rule == "unassigned_item":  # an item assigned to others, never to this reader
+        other = next(i for i in st.truths if i not in st.assigned.get(reader, ()))
+        yield _access(st, "access.data_viewed", reader, other, "annotation")
+    elif rule == "bulk_export":
+        yield _access(st, "access.data_exported", MODEL_DEVELOPER, None, "model_development",
+                      role="model_developer", record_count=2400)  # fmt: skip
+    elif rule == "off_hours":  # a reader's own item, at 22:40 that evening
+        late = datetime.combine(st.clock.date(), time(22, 40), tzinfo=UTC)
+        yield _access(st, "access.data_viewed", reader, st.assigned[reader][-1], "annotation", at=late)
+    elif rule == "access_after_revocation":  # revoked, and still reading an item once assigned
+        revoked = next(p for p in st.team if p.actor == _REVOKED)
+        revoked.active = False
+        yield _event(st, "credential.revoked", "credentialing-office", "admin",
+                     {"credential_id": f"cred-{_REVOKED}-internal_level", "annotator": _REVOKED,
+                      "effective_at": _ts(st.clock), "reason": "Left the labelling team."})  # fmt: skip
+        yield _access(st, "access.data_viewed", _REVOKED, st.assigned[_REVOKED][-1], "annotation")
+    elif rule == "login_failures":
+        for _ in range(5):
             yield _event(
-                st,
-                "auth.login_failed",
-                "ann-03",
-                "annotator",
-                {"method": "password", "failure_reason": "bad_credentials", "source_address": "203.0.113.77"},
+                st, "auth.login_failed", "ann-03", "annotator", _login("password", "bad_credentials")
             )
-    elif roll < 0.08:  # planted: a model developer looks at test-set items at night
-        yield _access(
-            st,
-            "access.data_exported",
-            "mldev-01",
-            None,
-            "model_development",
-            record_count=rng.randint(500, 5000),
-        )
-    elif roll < 0.09:
-        yield _access(
-            st,
-            "access.break_glass",
-            "rad-01",
-            None,
-            "treatment",
-            reason="Urgent clinical correlation requested.",
-        )
+    elif rule == "break_glass":
+        yield _access(st, "access.break_glass", "rad-01", st.assigned["rad-01"][-1], "treatment",
+                      role="physician_reviewer", reason="Urgent clinical correlation requested.")  # fmt: skip
+    elif rule == "test_set_access":
+        yield _access(st, "access.data_viewed", MODEL_DEVELOPER, _item_id(TEST_SPLIT_FROM + 7), "model_development",
+                      role="model_developer")  # fmt: skip
+    elif rule == "volume_spike":  # one morning, a reader goes through 150 of their own items
+        morning = datetime.combine(st.clock.date() + timedelta(days=1), time(8, 0), tzinfo=UTC)
+        while morning.weekday() >= 5:
+            morning += timedelta(days=1)
+        for i, item in enumerate(st.assigned[_SPIKING][-150:]):
+            yield _access(st, "access.data_viewed", _SPIKING, item, "annotation",
+                          at=morning + timedelta(seconds=40 * i))  # fmt: skip
+
+
+WORKDAY = (time(7, 30), time(18, 30))
 
 
 def _event(
-    st: _State, type_: str, actor: str, role: str, data: dict[str, Any], subject: str | None = None
+    st: _State,
+    type_: str,
+    actor: str,
+    role: str,
+    data: dict[str, Any],
+    subject: str | None = None,
+    *,
+    at: datetime | None = None,
 ) -> dict[str, Any]:
+    """The next event, a few seconds after the last one and within working hours (or at ``at``, later)."""
     st.counter += 1
     st.clock += timedelta(seconds=st.rng.randint(5, 90))
+    if at is not None:
+        st.clock = max(st.clock, at)
+    elif st.clock.weekday() >= 5 or not WORKDAY[0] <= st.clock.time() < WORKDAY[1]:
+        st.clock = _next_morning(st.clock) + timedelta(seconds=st.rng.randint(0, 900))
     event: dict[str, Any] = {
         "specversion": "1.0",
         # The seed is part of the id: the same seed replays as duplicates, another seed adds new events.
@@ -396,6 +517,14 @@ def _event(
     if subject:
         event["subject"] = subject
     return event
+
+
+def _next_morning(now: datetime) -> datetime:
+    """The start of the next working day after ``now`` (of today, when it is still early)."""
+    day = now.date() if now.time() < WORKDAY[0] else now.date() + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return datetime.combine(day, WORKDAY[0], tzinfo=UTC)
 
 
 def _ts(value: datetime) -> str:
