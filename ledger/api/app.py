@@ -14,6 +14,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
 from ledger import __version__
+from ledger.api.anomalies import AnomalyController, access_review
 from ledger.api.bodies import BodyGate, ReturnMemory
 from ledger.api.bundles import bundle
 from ledger.api.checkpoints import CheckpointController, keys
@@ -137,6 +138,8 @@ def create_app(ledger: Ledger, *, reads: ReadService | None = None) -> Litestar:
             keys,
             bundle,
             erase,
+            AnomalyController,
+            access_review,
             create_static_files_router(_UI, directories=[STATIC / "swagger-ui"], include_in_schema=False),
         ],
         dependencies={

@@ -20,6 +20,10 @@ VIEWED: Recorded = "access.data_viewed"
 EXPORTED: Recorded = "access.data_exported"
 SECURITY = frozenset({"security", "admin"})
 ADMINS = frozenset({"admin"})
+ANOMALY_READERS = SECURITY | {"auditor"}
+"""Access anomalies and the access-review report: the security team and auditors (an admin with MFA)."""
+REVIEWERS = frozenset({"security"})
+"""A review of an anomaly is the security role's decision alone (HIPAA 164.308(a)(1)(ii)(D))."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,10 @@ ROUTES: dict[tuple[str, str], RouteAccess] = {
     ("GET", "/v1/keys"): RouteAccess(CHECKPOINT_READERS, VIEWED),
     ("GET", "/v1/bundles"): RouteAccess(READERS, EXPORTED, mfa=True),
     ("POST", "/v1/erasures"): RouteAccess(ADMINS, None, mfa=True),
+    ("GET", "/v1/anomalies"): RouteAccess(ANOMALY_READERS, VIEWED),
+    ("GET", "/v1/anomalies/{anomaly_id}"): RouteAccess(ANOMALY_READERS, VIEWED),
+    ("POST", "/v1/anomalies/{anomaly_id}/reviews"): RouteAccess(REVIEWERS, None),
+    ("GET", "/v1/reports/access-review"): RouteAccess(ANOMALY_READERS, EXPORTED, mfa=True),
 }
 """Method and OpenAPI path template → who may call it. New routes add their row here."""
 

@@ -111,6 +111,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def _consume(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.alerts import alert_runner
     from ledger.checkpoints import CheckpointRunner
     from ledger.kafka.consumer import Worker
     from ledger.kafka.transport import open_consumer, open_producer
@@ -122,6 +123,9 @@ def _consume(settings: Settings, args: argparse.Namespace) -> int:
     with _stop_on_signals(stop), open_ledger(settings, pool_size=_CONSUME_POOL) as ledger:
         dlq = open_producer(bootstrap, kafka)
         runner = CheckpointRunner(ledger.checkpoints).start()
+        alerts = alert_runner(ledger.settings, ledger.db)  # Kafka is configured here: always a runner
+        if alerts is not None:
+            alerts.start()
         try:
             worker = Worker(
                 db=ledger.db,
@@ -134,6 +138,8 @@ def _consume(settings: Settings, args: argparse.Namespace) -> int:
             )
             stats = worker.run(stop_after_idle=args.stop_after_idle)
         finally:
+            if alerts is not None:
+                alerts.stop()
             runner.stop()
             ledger.checkpoints.close()
             dlq.close()

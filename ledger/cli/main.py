@@ -218,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ledger.alerts import alert_runner
     from ledger.api.app import create_app
     from ledger.api.logs import serve_log_config
     from ledger.checkpoints import CheckpointRunner
@@ -249,6 +250,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         # Checkpoints are signed beside the server, in a thread of their own; stopped (after the round
         # in hand) before the database is released.
         runner = CheckpointRunner(ledger.checkpoints).start()
+        # With Kafka configured, each new access anomaly is also sent to ledger.alerts, from a thread too.
+        alerts = alert_runner(ledger.settings, ledger.db)
+        if alerts is not None:
+            alerts.start()
         try:
             server.run(sockets=[listener])
         except SystemExit:
@@ -257,6 +262,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             msg = "the HTTP application did not start; the log above says why"
             raise ConfigurationError(msg) from None
         finally:
+            if alerts is not None:
+                alerts.stop()
             runner.stop()
             ledger.checkpoints.close()
     return EXIT_OK

@@ -16,6 +16,10 @@ from ledger.runtime import open_ledger
 from ledger.settings import Settings
 
 Handler = Callable[[Settings, argparse.Namespace], int]
+_OUTPUT_HELP = (
+    "file to write (default: standard output); staged beside it and moved into place only once the "
+    "report's digest is recorded, so a path that cannot be written records nothing"
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[str, Handler]:
@@ -54,11 +58,40 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[s
         "--output",
         type=Path,
         default=None,
-        help="file to write (default: standard output); staged beside it and moved into place only once the "
-        "report's digest is recorded, so a path that cannot be written records nothing",
+        help=_OUTPUT_HELP,
     )
     retention.add_argument(
         "--tenant", default=None, help="only this tenant's logs (default: every log); it must have a log"
+    )
+    review = r_sub.add_parser(
+        "access-review",
+        help="the access-review report: anomalies raised, reviewed, still open",
+        description="Per ISO week of --from..--to (both included, UTC): the access anomalies raised (per rule and "
+        "severity), the reviews recorded (reviewer, decision, time) and the anomalies still open at the end, with "
+        "their age. The report's SHA-256 is recorded as a ledger.report_generated event.",
+    )
+    review.add_argument(
+        "--from",
+        dest="first",
+        metavar="DATE",
+        type=date.fromisoformat,
+        required=True,
+        help="first day, YYYY-MM-DD",
+    )
+    review.add_argument(
+        "--to",
+        dest="last",
+        metavar="DATE",
+        type=date.fromisoformat,
+        required=True,
+        help="last day (included)",
+    )
+    review.add_argument("--format", choices=FORMATS, default="html", help="output format (default html)")
+    review.add_argument("--output", type=Path, default=None, help=_OUTPUT_HELP)
+    review.add_argument(
+        "--tenant",
+        default=None,
+        help="only this tenant's anomalies (default: every tenant); it must have a log",
     )
     return {"projections": _projections, "report": _report}
 
@@ -83,20 +116,25 @@ def _projections(settings: Settings, args: argparse.Namespace) -> int:
 
 def _report(settings: Settings, args: argparse.Namespace) -> int:
     """Render, stage, record, deliver: a report is never handed over unrecorded, and a failed write records nothing."""
-    from ledger.reports.service import record, render_retention
+    from ledger.reports.service import record, render_access_review, render_retention
 
-    if args.report_command != "retention":  # pragma: no cover - argparse allows only retention
+    if args.report_command not in ("retention", "access-review"):  # pragma: no cover - argparse allows these
         msg = f"unknown report {args.report_command}"
         raise ConfigurationError(msg)
-    as_of = args.as_of or datetime.now(UTC).date()
     # Staged beside --output before anything else: an unwritable path fails here, with nothing recorded.
     staged = _stage(args.output) if args.output is not None else None
     try:
         with open_ledger(settings) as ledger:
             try:
-                rendered = render_retention(
-                    ledger, as_of, args.format, tenant=args.tenant, requested_by="cli"
-                )
+                if args.report_command == "retention":
+                    as_of = args.as_of or datetime.now(UTC).date()
+                    rendered = render_retention(
+                        ledger, as_of, args.format, tenant=args.tenant, requested_by="cli"
+                    )
+                else:
+                    rendered = render_access_review(
+                        ledger, args.first, args.last, args.format, tenant=args.tenant, requested_by="cli"
+                    )
             except NotFound as exc:
                 msg = f"--tenant {args.tenant}: {exc.detail}; without --tenant the report covers every log"
                 raise NotFound(msg) from exc

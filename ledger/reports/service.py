@@ -13,7 +13,7 @@ from typing import Any
 
 from ledger.domain.envelope import ReceivedEvent
 from ledger.domain.internal import SYSTEM_TENANT, ledger_event
-from ledger.reports import render, retention
+from ledger.reports import access_review, access_review_render, render, retention
 from ledger.runtime import Ledger
 from ledger.storage.append import Receipt
 
@@ -65,6 +65,27 @@ def report_event(rendered: RenderedReport) -> ReceivedEvent:
     return ledger_event("ledger.report_generated", rendered.tenant, rendered.data)
 
 
+def render_access_review(
+    ledger: Ledger, first: date, last: date, fmt: str, *, tenant: str | None, requested_by: str
+) -> RenderedReport:
+    """Build and render the access-review report of ``first``..``last``; record nothing yet."""
+    report = access_review.build(ledger.db, first, last, tenant=tenant)
+    body = access_review_render.render(report, fmt)
+    digest = hashlib.sha256(body).hexdigest()
+    parameters = {
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "period": access_review.PERIOD,
+        "format": fmt,
+        "scope": report.scope,
+        "requested_by": requested_by,
+    }
+    data: dict[str, Any] = {"report": "access_review", "sha256": digest, "parameters": parameters}
+    totals = report.content["totals"]
+    rows = totals["raised"] + totals["reviewed"] + totals["open_at_end"]
+    return RenderedReport(body, render.MEDIA_TYPES[fmt], digest, tenant or SYSTEM_TENANT, data, rows)
+
+
 def record(ledger: Ledger, rendered: RenderedReport) -> GeneratedReport:
     """Append the ``ledger.report_generated`` event of ``rendered``; deliver its bytes only after this."""
     receipt = ledger.appender.append([report_event(rendered)])[0]
@@ -76,3 +97,11 @@ def retention_report(
 ) -> GeneratedReport:
     """Build and render the retention report, then record its digest in the ledger before returning it."""
     return record(ledger, render_retention(ledger, as_of, fmt, tenant=tenant, requested_by=requested_by))
+
+
+def access_review_report(
+    ledger: Ledger, first: date, last: date, fmt: str, *, tenant: str | None, requested_by: str
+) -> GeneratedReport:
+    """Build and render the access-review report, then record its digest in the ledger before returning it."""
+    rendered = render_access_review(ledger, first, last, fmt, tenant=tenant, requested_by=requested_by)
+    return record(ledger, rendered)

@@ -51,6 +51,10 @@ OPERATIONS = [
     "GET /v1/keys",
     "GET /v1/bundles",
     "POST /v1/erasures",
+    "GET /v1/anomalies",
+    "GET /v1/anomalies/{anomaly_id}",
+    "POST /v1/anomalies/{anomaly_id}/reviews",
+    "GET /v1/reports/access-review",
 ]
 # What the document promises: no 5xx, only documented statuses, media types and headers, bodies matching
 # their schemas, schema-invalid requests refused, and a token needed where one is documented.
