@@ -17,6 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ledger.domain.errors import FieldError, NotFound, ParameterInvalid
+from ledger.domain.logs import owns_log
 from ledger.projections.anomalies import RULES
 from ledger.storage.database import Database
 from ledger.storage.queries import EventQueries, decode_cursor, encode_cursor
@@ -99,6 +100,8 @@ class AnomalyQueries:
             bounds.append(flt.until)
         if cursor is not None:
             log, position, anomaly_id = _decode_anomaly_cursor(cursor)
+            if not owns_log(flt.tenant, log):  # another tenant's cursor continues nothing here
+                return {"anomalies": [], "next_cursor": None}
             clauses.append("(log, position, anomaly_id) > (%s, %s, %s)")
             bounds.extend([log, position, anomaly_id])
         sql = (

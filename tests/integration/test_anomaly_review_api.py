@@ -284,7 +284,7 @@ def test_the_report_names_no_other_tenants_anomalies(
     shared_ledger.appender.append([validate_event(make_event(other, "annotation.created"))])
     today = datetime.now(UTC).date().isoformat()
     response = http.get("/v1/reports/access-review", params={"from": today, "to": today},
-                        headers=bearer(token("security", tenant=other)))  # fmt: skip
+                        headers=bearer(token("security", tenant=other, mfa=True)))  # fmt: skip
     assert response.status_code == 200, response.text
     assert response.json()["totals"] == {"raised": 0, "reviewed": 0, "open_at_end": 0}
     assert tenant not in response.text
@@ -294,7 +294,7 @@ def test_a_range_ending_before_it_starts_is_refused_naming_to(
     http: httpx.Client, token: TokenFactory, tenant: str, raised: dict[str, str]
 ) -> None:
     response = http.get("/v1/reports/access-review", params={"from": "2026-12-08", "to": "2026-12-01"},
-                        headers=bearer(token("security", tenant=tenant)))  # fmt: skip
+                        headers=bearer(token("security", tenant=tenant, mfa=True)))  # fmt: skip
     assert response.status_code == 400
     assert [e["field"] for e in response.json()["errors"]] == ["to"]
 
@@ -329,7 +329,7 @@ def test_every_body_is_what_the_openapi_document_says(
 
     document = schemathesis.openapi.from_url(f"{server_url}/schema/openapi.json")
     operations = {r.ok().label: r.ok() for r in document.get_all_operations()}
-    security = bearer(token("security", tenant=tenant))
+    security = bearer(token("security", tenant=tenant, mfa=True))  # the report is an export: MFA
     target = glass_anomaly(http, security, raised["a1"])["anomaly_id"]
     today = datetime.now(UTC).date().isoformat()
     answered = {
@@ -350,7 +350,7 @@ def test_every_body_is_what_the_openapi_document_says(
 def test_a_comment_holding_a_direct_identifier_is_refused_naming_it(
     http: httpx.Client, token: TokenFactory, tenant: str, raised: dict[str, str]
 ) -> None:
-    security = bearer(token("security", tenant=tenant))
+    security = bearer(token("security", tenant=tenant, mfa=True))  # the report is an export: MFA
     target = glass_anomaly(http, security, raised["a1"])["anomaly_id"]
     response = http.post(
         f"/v1/anomalies/{target}/reviews",

@@ -46,12 +46,17 @@ def world(http: httpx.Client, token: TokenFactory, tenant: str, shared_ledger: L
     """A tenant with an annotation on one item, a credential and a signed checkpoint."""
     annotation = make_event(tenant, actor="ann-01")
     credential = make_event(tenant, "credential.granted")
-    for event in (annotation, credential):
+    glass = make_event(tenant, "access.break_glass", actor="dr-b")  # raises a break_glass anomaly
+    for event in (annotation, credential, glass):
         assert http.post("/v1/events", json=event, headers=bearer(token("ingest", tenant=tenant),
                          **{"content-type": "application/cloudevents+json"})).status_code == 201  # fmt: skip
     shared_ledger.checkpoints.sign(tenant)
     data = annotation["data"]
-    return {"event": annotation, "dataset": data["dataset"], "item": data["item"], "annotator": credential["data"]["annotator"]}  # fmt: skip
+    with shared_ledger.db.connect() as conn:
+        [(anomaly,)] = conn.execute(
+            "SELECT anomaly_id FROM proj_access_anomalies WHERE tenant = %s", (tenant,)
+        ).fetchall()
+    return {"event": annotation, "dataset": data["dataset"], "item": data["item"], "annotator": credential["data"]["annotator"], "anomaly": anomaly}  # fmt: skip
 
 
 def _json_count(key: str) -> Body:
@@ -80,6 +85,9 @@ def cases(w: dict[str, Any], tenant: str) -> dict[tuple[str, str], tuple[str, di
         ("GET", "/v1/logs/{log}/checkpoint"): (f"/v1/logs/{tenant}/checkpoint", {}, f"log:{tenant}/checkpoint", _one),
         ("GET", "/v1/logs/{log}/checkpoints"): (f"/v1/logs/{tenant}/checkpoints", {}, f"log:{tenant}/checkpoints", _json_count("checkpoints")),
         ("GET", "/v1/keys"): ("/v1/keys", {}, "keys", _json_count("checkpoint_keys")),
+        ("GET", "/v1/anomalies"): ("/v1/anomalies", {"rule": "break_glass"}, "anomalies", _json_count("anomalies")),
+        ("GET", "/v1/anomalies/{anomaly_id}"): (f"/v1/anomalies/{w['anomaly']}", {}, f"anomaly:{w['anomaly']}", _one),
+        ("GET", "/v1/reports/access-review"): ("/v1/reports/access-review", {"from": "2026-01-01", "to": "2026-12-31", "format": "json"}, "report:access-review", lambda r: sum(r.json()["totals"].values())),
         ("GET", "/v1/bundles"): ("/v1/bundles", {"item": item}, "bundle:item", lambda r: len(r.json()["events"])),
     }  # fmt: skip
 
@@ -89,7 +97,7 @@ READ_ROUTES = sorted(key for key, access in ROUTES.items() if access.records is 
 
 def test_every_read_route_has_a_case() -> None:
     """A route added to the table without a case here would go untested: name it."""
-    missing = [f"{m} {t}" for m, t in READ_ROUTES if (m, t) not in cases({"event": {"id": "x"}, "dataset": "d", "item": "i", "annotator": "a"}, "t")]  # fmt: skip
+    missing = [f"{m} {t}" for m, t in READ_ROUTES if (m, t) not in cases({"event": {"id": "x"}, "dataset": "d", "item": "i", "annotator": "a", "anomaly": "n"}, "t")]  # fmt: skip
     assert missing == []
 
 

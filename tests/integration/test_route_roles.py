@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -42,6 +43,7 @@ class World:
     event_ids: list[str] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
     cursors: dict[str, str] = field(default_factory=dict)
+    anomaly_id: str = ""
 
     def __post_init__(self) -> None:
         m = self.marker
@@ -96,6 +98,18 @@ class World:
                 data_resource=f"{self.dataset}/{self.items[0]}",
                 data_dataset=self.dataset,
                 data_item=self.items[0],
+            )
+        )
+        # Every break-glass use raises an anomaly: the anomaly routes have one to show.
+        out.append(
+            make_event(
+                self.tenant,
+                "access.break_glass",
+                id=f"evt-{m}-glass",
+                actor=self.actor,
+                data_resource=f"{self.dataset}/{self.items[1]}",
+                data_dataset=self.dataset,
+                data_item=self.items[1],
             )
         )
         if extra:
@@ -163,8 +177,14 @@ def worlds(client: httpx.Client, tokens: Tokens, shared_ledger: Ledger) -> tuple
             page = client.get(path, params={"limit": 1}, headers=reader).json()
             if page.get("next_cursor"):
                 world.cursors[key] = page["next_cursor"]
+        anomalies = client.get("/v1/anomalies", headers=tokens("security", tenant=world.tenant)).json()
+        world.anomaly_id = anomalies["anomalies"][0]["anomaly_id"]
     assert {"events", "flags", "checkpoints"} <= b.cursors.keys(), b.cursors
     return a, b
+
+
+TODAY = datetime.now(UTC).date().isoformat()
+WEEK_AGO = (datetime.now(UTC).date() - timedelta(days=7)).isoformat()
 
 
 def path_values(world: World) -> dict[str, str]:
@@ -175,6 +195,7 @@ def path_values(world: World) -> dict[str, str]:
         "item": world.items[0],
         "actor": world.actor,
         "log": world.log,
+        "anomaly_id": world.anomaly_id,
     }
 
 
@@ -191,6 +212,8 @@ def variants(world: World, method: str, path: str) -> list[dict[str, Any]]:
         "/v1/logs/{log}/proofs/consistency": [{"from": 1}, {"from": 1, "to": last + 1}],
         "/v1/logs/{log}/proofs/inclusion": [{"position": 0}, {"position": last}],
         "/v1/logs/{log}/checkpoints": [{}, {"limit": 1}],
+        "/v1/anomalies": [{}, {"limit": 1}, {"rule": "break_glass"}, {"actor": world.actor}],
+        "/v1/reports/access-review": [{"from": WEEK_AGO, "to": TODAY, "format": f} for f in ("json", "csv", "html")],
         "/v1/bundles": [{"item": f"{world.dataset}/{world.items[0]}"}, {"events": ",".join(world.event_ids[:2])},
                         {"log": world.log, "from": 0, "to": 2}],
     }.get(path, [{}]) if method == "GET" else [{}]  # fmt: skip
