@@ -13,7 +13,8 @@ import hmac
 import json
 import os
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import msgspec
@@ -27,6 +28,9 @@ from ledger.domain.errors import SealedValueTampered
 from ledger.domain.registry import EVENT_TYPES
 
 ALGORITHM = "A256GCM"
+KEY_CACHE_SECONDS = 60.0
+"""How long a process keeps a subject key before reading it from the store again (so an erasure made by
+another process is honoured here within this time)."""
 SubjectRef = tuple[str, str]  # (tenant, data subject)
 
 
@@ -43,13 +47,17 @@ class SubjectKeyStore(Protocol):
 class Sealer:
     """Seals and unseals the sensitive fields of events; computes keyed content digests."""
 
-    def __init__(self, provider: KeyProvider, store: SubjectKeyStore) -> None:
+    def __init__(
+        self, provider: KeyProvider, store: SubjectKeyStore, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._provider = provider
         self._store = store
         # Keyed once; each digest continues a copy (an HMAC's key setup is a third of its cost here).
         self._digest = hmac.new(provider.derive(b"ledger content digest v1"), digestmod="sha256")
         self._keys: dict[SubjectRef, tuple[str, bytes]] = {}
+        self._loaded: dict[SubjectRef, float] = {}  # when each cached key was read from the store
         self._loading = threading.Lock()
+        self._clock = clock
 
     def content_digest(self, event: ReceivedEvent) -> bytes:
         """A keyed digest of what the producer sent, to recognise a re-post whatever its content mode.
@@ -138,18 +146,30 @@ class Sealer:
     def forget(self, tenant: str, subject: str) -> None:
         """Drop a cached key (after erasure)."""
         self._keys.pop((tenant, subject), None)
+        self._loaded.pop((tenant, subject), None)
+
+    def _cached(self, subject: SubjectRef, now: float) -> bool:
+        # A key is read from the store again after KEY_CACHE_SECONDS: an erasure made by another process
+        # reaches this one within that time (it seals nothing new under the erased key after it).
+        return subject in self._keys and now - self._loaded.get(subject, float("-inf")) < KEY_CACHE_SECONDS
 
     def _load_keys(self, subjects: set[SubjectRef], *, create: bool) -> None:
-        if all(s in self._keys for s in subjects):
+        now = self._clock()
+        if all(self._cached(s, now) for s in subjects):
             return
         with self._loading:  # request threads share one cache
-            missing = [s for s in subjects if s not in self._keys]
+            missing = [s for s in subjects if not self._cached(s, now)]
             if not missing:
                 return
             store = self._store
             found = store.get_or_create(missing, self._provider.wrap) if create else store.get(missing)
             for ref, (kid, wrapped) in found.items():
                 self._keys[ref] = (kid, self._provider.unwrap(wrapped, _wrap_context(*ref)))
+                self._loaded[ref] = now
+            for ref in missing:
+                if ref not in found:  # erased (or never made): it must not linger in the cache
+                    self._keys.pop(ref, None)
+                    self._loaded.pop(ref, None)
 
 
 def new_subject_key(tenant: str, subject: str, wrap: Any) -> tuple[str, bytes]:
