@@ -62,6 +62,13 @@ def review_anomaly(ledger: Ledger, tenant: str, review: Review) -> Reviewed:
     """Append the review of an anomaly of ``tenant`` (``NotFound`` for any other) and read its new status."""
     queries = AnomalyQueries(ledger.db)
     queries.get(tenant, review.anomaly_id)  # another tenant's anomaly is not found: nothing is recorded
-    event = ledger_event(ANOMALY_REVIEWED, tenant, review.data(), subject=review.anomaly_id)
+    event = ledger_event(
+        ANOMALY_REVIEWED,
+        tenant,
+        review.data(),
+        subject=review.anomaly_id,
+        actor=review.reviewer,  # the reviewer, so GET /v1/events?actor= finds their reviews
+        actorrole="security",
+    )
     receipt = ledger.appender.append([event])[0]
     return Reviewed(receipt, queries.get(tenant, review.anomaly_id))

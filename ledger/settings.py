@@ -154,6 +154,8 @@ class AnomalySettings:
     login_failures: int = 5  # this many failed logins by one actor ...
     login_failure_minutes: int = 15  # ... within this many minutes
     test_set_roles: tuple[str, ...] = ("model_developer",)
+    # Roles no rule watches: machine readers whose every read is recorded but is no person's access.
+    exempt_roles: tuple[str, ...] = ("witness",)
 
     def zone(self, tenant: str) -> ZoneInfo:
         """The time zone of ``tenant``'s working hours."""
@@ -440,6 +442,7 @@ def _anomalies(env: Mapping[str, str]) -> AnomalySettings:
             env, "LEDGER_ANOMALY_LOGIN_FAILURE_MINUTES", default.login_failure_minutes
         ),
         test_set_roles=_names(env, "LEDGER_ANOMALY_TEST_SET_ROLES", default.test_set_roles),
+        exempt_roles=_names(env, "LEDGER_ANOMALY_EXEMPT_ROLES", default.exempt_roles),
     )
 
 

@@ -28,7 +28,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from ledger.api.problems import status_of
-from ledger.auth.routes import RouteAccess, route_access
+from ledger.auth.routes import VIEWED, RouteAccess, route_access
 from ledger.auth.tokens import Principal, TokenVerifier
 from ledger.domain.envelope import ReceivedEvent
 from ledger.domain.errors import (
@@ -38,20 +38,25 @@ from ledger.domain.errors import (
     ParameterInvalid,
     PermissionDenied,
     ReadNotRecorded,
+    ValidationFailed,
 )
-from ledger.domain.events import MAX_QUERY_PARAMETERS, PURPOSES_OF_USE
-from ledger.domain.fields import IDENTIFIER_PATTERN, MAX_SHORT_VALUE_LENGTH
-from ledger.domain.internal import SYSTEM_TENANT, WITNESS_READ, ledger_event
+from ledger.domain.events import (
+    MAX_PARAMETER_NAME_LENGTH,
+    MAX_QUERY_PARAMETERS,
+    MAX_RESOURCE_LENGTH,
+    PURPOSES_OF_USE,
+)
+from ledger.domain.fields import IDENTIFIER_PATTERN, MAX_IDENTIFIER_LENGTH, MAX_SHORT_VALUE_LENGTH
+from ledger.domain.identifiers import find_direct_identifier
+from ledger.domain.internal import WITNESS_READ, ledger_event
+from ledger.domain.logs import SYSTEM_TENANT, log_for
 from ledger.storage.append import Receipt
 
 T = TypeVar("T")
 
-VIEWED = "access.data_viewed"
-EXPORTED = "access.data_exported"
 DENIED = "access.denied"
 UNAUTHENTICATED = "unauthenticated"
 """The actor of a refused request whose token did not verify (its claims cannot be believed)."""
-MAX_RESOURCE = 500
 
 Append = Callable[[Sequence[ReceivedEvent]], list[Receipt]]
 
@@ -103,7 +108,11 @@ class GroupCommit:
             self._committing = True
             group, self._waiting = self._waiting, []
         try:
-            receipts = self._append([e for w in group for e in w.events])
+            events = [e for w in group for e in w.events]
+            receipts = self._append(events)
+            if len(receipts) != len(events):
+                msg = f"{len(events)} access events were appended but {len(receipts)} receipts came back"
+                raise RuntimeError(msg)
         except Exception as exc:  # every read of the batch fails, each with this cause
             for w in group:
                 w.error = exc
@@ -111,7 +120,8 @@ class GroupCommit:
             at = 0
             for w in group:
                 w.receipts, at = receipts[at : at + len(w.events)], at + len(w.events)
-        finally:
+                w.error = None
+        finally:  # whatever left the try (even a BaseException), the reads of the batch stop waiting
             with self._cond:
                 for w in group:
                     w.done = True
@@ -124,7 +134,8 @@ class GroupCommit:
 class _Waiter:
     events: list[ReceivedEvent]
     receipts: list[Receipt] = field(default_factory=list)
-    error: Exception | None = None
+    # Failed until the append is known to have committed: a batch that ended any other way returns nothing.
+    error: BaseException | None = field(default_factory=lambda: RuntimeError("the append did not complete"))
     done: bool = False
 
     def outcome(self) -> list[Receipt]:
@@ -138,7 +149,17 @@ class ReadService:
     """Runs reads and records them; the only way the API hands out data from the record."""
 
     def __init__(self, append: Append) -> None:
-        self._group = GroupCommit(append)
+        self._append = append
+        self._groups: dict[str, GroupCommit] = {}
+        self._groups_lock = threading.Lock()
+
+    def _record(self, tenant: str, events: list[ReceivedEvent]) -> list[Receipt]:
+        """Group-commit ``events`` with the other reads of ``tenant``'s log: one group per log, so a log
+        whose head another writer holds delays (or fails) only its own tenant's reads."""
+        log = log_for(tenant)
+        with self._groups_lock:
+            group = self._groups.get(log) or self._groups.setdefault(log, GroupCommit(self._append))
+        return group.record(events)
 
     def read(
         self,
@@ -161,7 +182,7 @@ class ReadService:
             failed = access_event(
                 reading, resource=resource, outcome="failure", count=0, status=status_of(exc)
             )
-            self._group.record([failed])
+            self._record(reading.tenant, [failed])
             raise
         extra = also(value) if also is not None else []
         event = access_event(
@@ -173,7 +194,7 @@ class ReadService:
             count=count(value),
             status=200,
         )
-        receipts = self._group.record([event, *extra])
+        receipts = self._record(reading.tenant, [event, *extra])
         return value, receipts[1:]
 
     def denied(
@@ -192,7 +213,7 @@ class ReadService:
             resource=route,
             reason=error.detail,
         )
-        self._group.record([event])
+        self._record(reading.tenant, [event])
 
 
 def access_event(
@@ -206,9 +227,13 @@ def access_event(
     item: str | None = None,
     reason: str | None = None,
 ) -> ReceivedEvent:
-    """The access event of one read, ready to append (sensitive values are sealed by the append service)."""
+    """The access event of one read, ready to append (sensitive values are sealed by the append service).
+
+    Total: what the caller sent (path and query values, a refusal's reason) is kept as far as an event may
+    hold it (``recordable``); if anything still does not validate, the read is recorded by what the ledger
+    itself knows (route, status, count, purpose), never not at all."""
     data: dict[str, Any] = {
-        "resource": resource[:MAX_RESOURCE],
+        "resource": recordable(resource, MAX_RESOURCE_LENGTH),
         "purpose_of_use": reading.purpose,
         "outcome": outcome,
         "record_count": count,
@@ -217,38 +242,54 @@ def access_event(
         "status": status,
     }
     optional = {
-        "dataset": dataset,
-        "item": item,
+        "dataset": dataset if dataset and _identifier(dataset) else None,
+        "item": item if item and _identifier(item) else None,
+        # Sealed values: kept whole (within their bound), the identifier screen does not read them.
         "source_address": reading.source_address,
         "user_agent": reading.user_agent,
         "reason": reason,
     }
     data.update({k: v[:MAX_SHORT_VALUE_LENGTH] for k, v in optional.items() if v})
     infix = WITNESS_READ if reading.role == "witness" else "read:"
-    return ledger_event(
-        reading.records,
-        reading.tenant,
-        data,
-        event_id=infix + uuid.uuid4().hex,
-        subject=resource[:MAX_RESOURCE],
-        actor=reading.principal.subject,
+    event_id = infix + uuid.uuid4().hex
+    what = partial(
+        ledger_event, reading.records, reading.tenant, event_id=event_id, actor=reading.principal.subject,
         actorrole=reading.role,
-    )
+    )  # fmt: skip
+    try:
+        return what(data, subject=data["resource"])
+    except ValidationFailed:
+        bare = {k: data[k] for k in ("purpose_of_use", "outcome", "record_count", "route", "status")}
+        return what({**bare, "resource": "unrecordable"})
+
+
+def recordable(value: str, limit: int = MAX_SHORT_VALUE_LENGTH) -> str:
+    """``value`` as an access event may hold it in plain text: as it is, or, when it is too long, holds
+    control characters or a direct identifier (an e-mail in a filter), by its length and SHA-256."""
+    if len(value) <= limit and value.isprintable() and find_direct_identifier(value) is None:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{len(value)} characters, sha256 {digest}"
 
 
 def recordable_query(query: dict[str, str]) -> dict[str, str]:
     """A read's parameters as an access event holds them: at most ``MAX_QUERY_PARAMETERS`` names that are
-    identifiers; a value too long to keep (a list of event ids) by its length and SHA-256."""
+    identifiers, each value ``recordable``."""
     out: dict[str, str] = {}
     for name in sorted(query):
-        if len(out) == MAX_QUERY_PARAMETERS or len(name) > 100 or not re.fullmatch(IDENTIFIER_PATTERN, name):
-            continue
-        value = query[name]
-        if len(value) > MAX_SHORT_VALUE_LENGTH or not value.isprintable():
-            digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
-            value = f"{len(value)} characters, sha256 {digest}"
-        out[name] = value
+        if len(out) == MAX_QUERY_PARAMETERS:
+            break
+        if _identifier(name, MAX_PARAMETER_NAME_LENGTH):
+            out[name] = recordable(query[name])
     return out
+
+
+def _identifier(value: str, limit: int = MAX_IDENTIFIER_LENGTH) -> bool:
+    return (
+        len(value) <= limit
+        and bool(re.fullmatch(IDENTIFIER_PATTERN, value))
+        and not find_direct_identifier(value)
+    )
 
 
 # ---- the HTTP side: who is reading, and the guard every route passes --------------------------------------
@@ -343,7 +384,9 @@ class Gate:
             principal.require(access.roles, mfa=access.mfa)
         except (AuthenticationFailed, PermissionDenied) as exc:
             refused = (
-                None if principal is None else self._reading(connection, principal, access, method, route)
+                None
+                if principal is None
+                else self._reading(connection, principal, access, method, route, refusal=True)
             )
             record = partial(self._service.denied, refused, exc, method=method, route=route, source=source)
             await to_thread.run_sync(record)
@@ -357,6 +400,8 @@ class Gate:
         access: RouteAccess | None,
         method: str,
         route: str,
+        *,
+        refusal: bool = False,
     ) -> Reading:
         allowed = access.roles if access else frozenset()
         granted = sorted(principal.roles & allowed) or sorted(principal.roles) or ["none"]
@@ -369,20 +414,24 @@ class Gate:
             method=method,
             route=route,
             query=query,
-            purpose=self._purpose(connection, principal),
+            purpose=self._purpose(connection, principal, strict=not refusal),
             source_address=connection.client.host if connection.client else None,
             user_agent=connection.headers.get("user-agent"),
             records=(access.records if access and access.records else VIEWED),
         )
 
-    def _purpose(self, connection: ASGIConnection[Any, Any, Any, Any], principal: Principal) -> str:
+    def _purpose(
+        self, connection: ASGIConnection[Any, Any, Any, Any], principal: Principal, *, strict: bool
+    ) -> str:
+        """The purpose the read names; a header naming none is a 400, or, on a refusal (which must be
+        recorded whatever the request holds), the token's or the default purpose."""
         header = connection.headers.get(PURPOSE_HEADER)
-        if header is not None:
+        if header is not None and (strict or header in PURPOSES_OF_USE):
             if header not in PURPOSES_OF_USE:
                 msg = f"X-Purpose-Of-Use must be one of {', '.join(PURPOSES_OF_USE)}, not {header[:100]!r}"
                 raise ParameterInvalid(msg, errors=[FieldError("X-Purpose-Of-Use", msg)])
             return header
-        return getattr(principal, "purpose", None) or self._default_purpose
+        return principal.purpose or self._default_purpose
 
 
 def reader_of(request: Request[Any, Any, Any], reads: ReadService) -> Reader:

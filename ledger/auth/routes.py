@@ -14,10 +14,12 @@ from typing import Literal
 
 from ledger.auth.tokens import ANY_ROLE, CHECKPOINT_READERS, READERS, WITNESSES, WRITERS
 
-Recorded = Literal["access.data_viewed", "access.data_exported"] | None
+AccessType = Literal["access.data_viewed", "access.data_exported"]
+Recorded = AccessType | None
+"""The access event a successful call leaves, or none (a write is itself an event)."""
 
-VIEWED: Recorded = "access.data_viewed"
-EXPORTED: Recorded = "access.data_exported"
+VIEWED: AccessType = "access.data_viewed"
+EXPORTED: AccessType = "access.data_exported"
 SECURITY = frozenset({"security", "admin"})
 ADMINS = frozenset({"admin"})
 ANOMALY_READERS = SECURITY | {"auditor"}

@@ -21,6 +21,8 @@ from ledger.domain.envelope import TENANT_PATTERN
 from ledger.domain.errors import AuthenticationFailed, ConfigurationError, FieldError, PermissionDenied
 from ledger.domain.events import PURPOSES_OF_USE
 from ledger.domain.fields import IDENTIFIER_PATTERN, MAX_IDENTIFIER_LENGTH
+from ledger.domain.identifiers import find_direct_identifier
+from ledger.domain.logs import SYSTEM_TENANT
 from ledger.settings import Settings
 
 ROLES = ("ingest", "auditor", "security", "regulatory", "admin", "witness")
@@ -167,6 +169,19 @@ def _claim_time(token: str, claim: str) -> str | None:
         return None
 
 
+def subject_problem(subject: object) -> str | None:
+    """Why ``subject`` cannot be a token's ``sub``, or ``None``. It becomes the actor of every access event
+    the ledger records for the token, so it must be an identifier the ledger records in plain text: no
+    spaces or control characters, and no direct identifier (an e-mail address, a phone number)."""
+    if not isinstance(subject, str) or not 1 <= len(subject) <= MAX_IDENTIFIER_LENGTH:
+        return f"must be an identifier of 1 to {MAX_IDENTIFIER_LENGTH} characters"
+    if not re.fullmatch(IDENTIFIER_PATTERN, subject):
+        return "must be an identifier without spaces or control characters"
+    if (kind := find_direct_identifier(subject)) is not None:
+        return f"holds {kind}, which the ledger never records: use a pseudonymous subject id"
+    return None
+
+
 def _principal(claims: dict[str, Any]) -> Principal:
     roles = claims.get("roles")
     tenant = claims.get("tenant")
@@ -181,18 +196,12 @@ def _principal(claims: dict[str, Any]) -> Principal:
             "the token's 'tenant' claim is not a tenant name (lowercase letters, digits and '-', at most 63)"
         )
         raise AuthenticationFailed(msg)
-    subject = claims["sub"]
-    # The subject becomes the actor of the access events the ledger records: it must be one it can record.
-    if (
-        not isinstance(subject, str)
-        or not 1 <= len(subject) <= MAX_IDENTIFIER_LENGTH
-        or not re.fullmatch(IDENTIFIER_PATTERN, subject)
-    ):
-        msg = (
-            f"the token's 'sub' claim must be an identifier of 1 to {MAX_IDENTIFIER_LENGTH} characters "
-            "without spaces or control characters"
-        )
+    if tenant == SYSTEM_TENANT:
+        msg = f"the token's tenant is {SYSTEM_TENANT!r}, the ledger's own log, which no token may act in"
         raise AuthenticationFailed(msg)
+    subject = claims["sub"]
+    if (problem := subject_problem(subject)) is not None:
+        raise AuthenticationFailed(f"the token's 'sub' claim {problem}")
     purpose = claims.get("purpose")
     if purpose is not None and purpose not in PURPOSES_OF_USE:
         msg = f"the token's 'purpose' claim must be one of {', '.join(PURPOSES_OF_USE)}"
@@ -309,8 +318,8 @@ def sign_token(
     if not re.fullmatch(TENANT_PATTERN, tenant):
         msg = f"tenant {tenant!r} must be lowercase letters, digits and '-' (at most 63)"
         raise ConfigurationError(msg)
-    if not len(subject) <= MAX_IDENTIFIER_LENGTH or not re.fullmatch(IDENTIFIER_PATTERN, subject):
-        msg = f"the subject must be 1 to {MAX_IDENTIFIER_LENGTH} characters without spaces or control characters"
+    if (problem := subject_problem(subject)) is not None:
+        msg = f"the subject {problem}"
         raise ConfigurationError(msg)
     if purpose is not None and purpose not in PURPOSES_OF_USE:
         msg = f"unknown purpose {purpose!r}; purposes of use are {', '.join(PURPOSES_OF_USE)}"

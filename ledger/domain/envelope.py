@@ -34,6 +34,7 @@ from ledger.domain.fields import (
     Timestamp,
 )
 from ledger.domain.identifiers import find_direct_identifier
+from ledger.domain.logs import SYSTEM_TENANT
 from ledger.domain.registry import EVENT_TYPES, EventType, event_type_at
 
 _encode_json = msgspec.json.Encoder().encode
@@ -267,6 +268,9 @@ def _validate(
     if event_type.internal and not allow_internal:
         msg = f"{envelope.type!r} is written only by the ledger itself"
         raise ValidationFailed(msg, errors=[FieldError("type", msg)])
+    if not allow_internal and envelope.tenant == SYSTEM_TENANT:
+        msg = f"tenant {SYSTEM_TENANT!r} is the ledger's own log; producers write to their own tenant"
+        raise ValidationFailed(msg, errors=[FieldError("tenant", msg)])
     if not allow_internal and envelope.id.startswith(LEDGER_ID_PREFIX):
         msg = f"ids beginning with {LEDGER_ID_PREFIX!r} are reserved for the ledger's own events"
         raise ValidationFailed(msg, errors=[FieldError("id", msg)])

@@ -181,12 +181,16 @@ PurposeOfUse = Literal[
 ]
 PURPOSES_OF_USE: tuple[str, ...] = get_args(PurposeOfUse)
 MAX_QUERY_PARAMETERS = 20
+MAX_RESOURCE_LENGTH = 500
+MAX_PARAMETER_NAME_LENGTH = 100
 
 
 class DataAccessed(EventData):
     """``access.data_viewed`` / ``.data_exported`` / ``.denied`` / ``.break_glass``."""
 
-    resource: str = Field(min_length=1, max_length=500, description="What was accessed, e.g. dataset/item.")
+    resource: str = Field(
+        min_length=1, max_length=MAX_RESOURCE_LENGTH, description="What was accessed, e.g. dataset/item."
+    )
     dataset: Identifier | None = None
     item: Identifier | None = None
     purpose_of_use: PurposeOfUse
@@ -204,7 +208,9 @@ class DataAccessed(EventData):
     )
     query: (
         dict[
-            Annotated[str, Field(min_length=1, max_length=100, pattern=IDENTIFIER_PATTERN)],
+            Annotated[
+                str, Field(min_length=1, max_length=MAX_PARAMETER_NAME_LENGTH, pattern=IDENTIFIER_PATTERN)
+            ],
             Annotated[str, Field(max_length=MAX_SHORT_VALUE_LENGTH, pattern=PRINTABLE_PATTERN)],
         ]
         | None

@@ -18,9 +18,6 @@ would checkpoint itself (and a witness cosign it) for ever."""
 
 LEDGER_ACTOR = "ledger"
 LEDGER_SOURCE = "urn:ledger"
-SYSTEM_TENANT = "ledger"
-"""The log of operator actions that span tenants (a report over every log, run from the CLI), and of refused
-requests whose tenant is unknown."""
 WITNESS_READ = "witness-read:"
 """Id infix of the reads a witness makes (checkpoints, proofs, keys): recorded like every read, they alone
 never make a log "grown", or each witness poll would cause the next checkpoint, for ever."""

@@ -3,6 +3,10 @@ verifier all answer it the same way."""
 
 from __future__ import annotations
 
+SYSTEM_TENANT = "ledger"
+"""The ledger's own log: operator actions that span tenants (a report over every log, run from the CLI) and
+refused requests whose tenant is unknown. No token acts in it and no producer writes to it."""
+
 
 def log_for(tenant: str) -> str:
     """The log an event of ``tenant`` belongs to: one log per tenant."""

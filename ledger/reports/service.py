@@ -12,7 +12,8 @@ from datetime import date
 from typing import Any
 
 from ledger.domain.envelope import ReceivedEvent
-from ledger.domain.internal import SYSTEM_TENANT, ledger_event
+from ledger.domain.internal import ledger_event
+from ledger.domain.logs import SYSTEM_TENANT
 from ledger.reports import access_review, access_review_render, render, retention
 from ledger.runtime import Ledger
 from ledger.storage.append import Receipt

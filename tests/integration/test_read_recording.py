@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.auth.routes import ROUTES
 from ledger.auth.tokens import sign_token
-from ledger.domain.internal import SYSTEM_TENANT
+from ledger.domain.logs import SYSTEM_TENANT
 from ledger.runtime import Ledger, wire
 from ledger.storage.database import Database
 from tests.conftest import TokenFactory, make_event, serving
@@ -179,15 +179,36 @@ def test_refusals_are_recorded_as_access_denied(
     assert denied["data"]["route"] == "GET /v1/events"
 
     # 401: nothing in the request can be believed, so it goes to the ledger's own log, unauthenticated.
+    before = len(reads_of(shared_ledger, SYSTEM_TENANT, types=("access.denied",)))
     marker = f"/v1/items/{tenant}/x/labels"
     assert http.get(marker, headers={"authorization": "Bearer not-a-token"}).status_code == 401
     system = reads_of(shared_ledger, SYSTEM_TENANT, types=("access.denied",))
-    mine = [
-        e for e in system if e["data"]["query"] == {} and e["subject"] == "/v1/items/{dataset}/{item}/labels"
-    ]
-    assert mine
-    assert mine[-1]["actor"] == "unauthenticated"
-    assert mine[-1]["data"]["status"] == 401
+    new = [e for e in system[before:] if e["data"]["resource"] == "/v1/items/{dataset}/{item}/labels"]
+    assert [(e["actor"], e["data"]["status"]) for e in new] == [("unauthenticated", 401)]
+
+
+def test_what_the_caller_sends_never_keeps_a_read_or_a_refusal_off_the_record(
+    http: httpx.Client, token: TokenFactory, tenant: str, shared_ledger: Ledger
+) -> None:
+    """Values the identifier screen refuses (an e-mail in a filter or a path) are recorded by their digest;
+    a refusal is recorded whatever its query or purpose header holds."""
+    auditor = bearer(token("auditor", tenant=tenant))
+    listed = http.get("/v1/events", params={"actor": "jane.doe@hospital.org"}, headers=auditor)
+    assert listed.status_code == 200
+    missing = http.get("/v1/annotators/jane.doe@hospital.org/credentials", headers=auditor)
+    assert missing.status_code == 404
+    first, second = reads_of(shared_ledger, tenant)
+    assert first["data"]["query"]["actor"].startswith("21 characters, sha256 ")
+    assert second["data"]["status"] == 404
+    assert second["data"]["resource"].startswith("31 characters, sha256 ")  # annotator:jane.doe@…
+    assert "jane.doe" not in json.dumps([first, second])
+
+    probe = http.get("/v1/events", params={"x": "a@b.co"},
+                     headers=bearer(token("ingest", tenant=tenant), **{"x-purpose-of-use": "curiosity"}))  # fmt: skip
+    assert probe.status_code == 403
+    [denied] = reads_of(shared_ledger, tenant, types=("access.denied",))
+    assert denied["data"]["purpose_of_use"] == "audit"
+    assert "a@b.co" not in json.dumps(denied)
 
 
 def test_concurrent_reads_are_each_recorded(
@@ -252,6 +273,39 @@ def test_a_read_that_cannot_be_recorded_returns_503_and_nothing(
         assert reads_of(quick, "acme") == []
         assert client.get(f"/v1/events/{event['id']}", headers=bearer(auditor)).status_code == 200
         assert len(reads_of(quick, "acme")) == 1
+
+
+def test_a_held_log_delays_only_its_own_tenants_reads(
+    impatient: tuple[Ledger, str], signing_key: Ed25519PrivateKey
+) -> None:
+    quick, url = impatient
+    quick.appender.append([_validated(make_event("acme")), _validated(make_event("beta"))])
+
+    def reader(tenant: str) -> dict[str, str]:
+        return bearer(
+            sign_token(signing_key, quick.settings, roles=["auditor"], tenant=tenant, subject="a-1")
+        )
+
+    with (
+        httpx.Client(base_url=url, timeout=30) as client,
+        psycopg.connect(str(quick.settings.database_url)) as holder,
+    ):
+        holder.execute("SELECT 1 FROM ledger_log_heads WHERE log = 'acme' FOR UPDATE")
+        results: dict[str, int] = {}
+        held = threading.Thread(
+            target=lambda: results.update(
+                acme=client.get("/v1/guidelines", headers=reader("acme")).status_code
+            )
+        )
+        held.start()
+        with httpx.Client(base_url=url, timeout=30) as other:
+            for _ in range(3):  # reads of beta go on while acme's are stuck
+                assert other.get("/v1/guidelines", headers=reader("beta")).status_code == 200
+        held.join()
+        holder.rollback()
+    assert results == {"acme": 503}
+    assert len(reads_of(quick, "beta")) == 3
+    assert reads_of(quick, "acme") == []
 
 
 def _validated(raw: dict[str, Any]) -> Any:

@@ -41,7 +41,7 @@ def revoked_without_valid(periods: list[Row], at: datetime) -> Row | None:
 
 def check(facts: Facts, ev: Event) -> None:
     """Raise the anomaly for an access after a revocation."""
-    if not succeeded_access(ev):
+    if not succeeded_access(facts, ev):
         return
     period = revoked_without_valid(facts.workflow.periods.get((ev.tenant, ev.actor), []), ev.occurred_at)
     if period is None:

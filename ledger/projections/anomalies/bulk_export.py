@@ -11,7 +11,7 @@ EXPORTED = "access.data_exported"
 def check(facts: Facts, ev: Event) -> None:
     """Raise the anomaly for an export over the limit."""
     count = ev.data.get("record_count")
-    if ev.type != EXPORTED or not succeeded_access(ev) or not isinstance(count, int):
+    if ev.type != EXPORTED or not succeeded_access(facts, ev) or not isinstance(count, int):
         return
     if count <= facts.settings.bulk_export_records:
         return

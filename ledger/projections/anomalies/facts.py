@@ -120,9 +120,14 @@ def review(facts: Facts, ev: Event) -> None:
     facts.touch("proj_access_anomalies", key)
 
 
-def succeeded_access(ev: Event) -> bool:
-    """True for a view or export of data that succeeded."""
-    return ev.type in ACCESSES and ev.data.get("outcome") == "success"
+def succeeded_access(facts: Facts, ev: Event) -> bool:
+    """True for a view or export of data that succeeded, by an actor whose role the rules watch (not one of
+    ``LEDGER_ANOMALY_EXEMPT_ROLES``, by default the witness polling checkpoints round the clock)."""
+    return (
+        ev.type in ACCESSES
+        and ev.data.get("outcome") == "success"
+        and role(ev) not in facts.settings.exempt_roles
+    )
 
 
 def role(ev: Event) -> str:

@@ -31,7 +31,7 @@ def outside_hours(at: datetime, settings: AnomalySettings) -> bool:
 
 def check(facts: Facts, ev: Event) -> None:
     """Raise the anomaly for the actor's first off-hours access of the day."""
-    if not succeeded_access(ev):
+    if not succeeded_access(facts, ev):
         return
     at = local(facts, ev)
     if not outside_hours(at, facts.settings):

@@ -28,7 +28,7 @@ def check(facts: Facts, ev: Event) -> None:
         _file_test_split(facts, ev)
         return
     dataset, item = text(ev.data.get("dataset")), text(ev.data.get("item"))
-    if dataset is None or item is None or not succeeded_access(ev):
+    if dataset is None or item is None or not succeeded_access(facts, ev):
         return
     if role(ev) not in facts.settings.test_set_roles:
         return

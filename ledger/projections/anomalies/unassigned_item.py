@@ -37,7 +37,7 @@ def covers(assignment: Row, actor: str, dataset: str, item: str, at: datetime) -
 def check(facts: Facts, ev: Event) -> None:
     """Raise the anomaly for an unassigned access."""
     dataset, item = text(ev.data.get("dataset")), text(ev.data.get("item"))
-    if dataset is None or item is None or not succeeded_access(ev):
+    if dataset is None or item is None or not succeeded_access(facts, ev):
         return
     if role(ev) not in facts.settings.assignment_roles:
         return

@@ -35,7 +35,7 @@ def threshold(history: Sequence[int], settings: AnomalySettings) -> float | None
 
 def check(facts: Facts, ev: Event) -> None:
     """Count the access; raise the anomaly when the day's count crosses the threshold."""
-    if not succeeded_access(ev):
+    if not succeeded_access(facts, ev):
         return
     day = local(facts, ev).date()
     key = (ev.tenant, ev.actor, day)
