@@ -11,14 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ledger.domain.internal import ledger_event
+from ledger.domain.internal import ANOMALY_REVIEWED, ledger_event
 from ledger.projections.anomaly_queries import AnomalyFilter, AnomalyQueries
 
 if TYPE_CHECKING:
     from ledger.runtime import Ledger
     from ledger.storage.append import Receipt
 
-ANOMALY_REVIEWED = "ledger.anomaly_reviewed"
 
 Row = dict[str, Any]
 

@@ -7,7 +7,6 @@ needs the ``security`` role alone (HIPAA 164.308(a)(1)(ii)(D): the people charge
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Annotated, Any, Literal, TypedDict, cast
@@ -15,15 +14,15 @@ from typing import Annotated, Any, Literal, TypedDict, cast
 from anyio import to_thread
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
-from litestar.openapi.spec import OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, Operation, Schema
 from litestar.params import JSONBody, QueryParameter
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.anomaly_review import Review, list_anomalies, review_anomaly, show_anomaly
 from ledger.api import params as p
-from ledger.api.openapi import READ_ERRORS, SECURITY, Receipt, responses
-from ledger.api.reads import Reader, counted, one
+from ledger.api.openapi import READ_ERRORS, SECURITY, Receipt, ReportOperation, responses
+from ledger.api.reads import Reader, counted, one, report_response
 from ledger.auth.tokens import Principal
+from ledger.domain.events import AnomalyDecision
 from ledger.domain.fields import MAX_FREE_TEXT_LENGTH
 from ledger.projections.anomaly_queries import ANOMALY_RULES, STATUSES, AnomalyFilter
 from ledger.reports.access_review_render import FORMATS
@@ -32,7 +31,7 @@ from ledger.runtime import Ledger
 
 Severity = Literal["low", "medium", "high"]
 Status = Literal["open", "benign", "policy_violation", "incident"]
-Decision = Literal["benign", "policy_violation", "incident"]
+Decision = AnomalyDecision
 AnomalyId = Annotated[str, p.path("the anomaly's id, <rule>:<24 hex>", max_length=p.ID_MAX)]
 
 
@@ -197,31 +196,6 @@ class AnomalyController(Controller):
         return cast(ReviewedBody, body)
 
 
-@dataclass
-class AccessReviewReportOperation(Operation):
-    """``GET /v1/reports/access-review``: the report in the media type ``format`` asks for."""
-
-    def __post_init__(self) -> None:
-        """Replace the generated ``string`` body with the three real media types and the digest headers."""
-        text = Schema(type=cast(Any, "string"))
-        ok = OpenAPIResponse(
-            description="The report; its SHA-256 is recorded in the ledger as ledger.report_generated",
-            content={
-                "application/json": OpenAPIMediaType(schema=Schema(type=cast(Any, "object"))),
-                "text/csv": OpenAPIMediaType(schema=text),
-                "text/html": OpenAPIMediaType(schema=text),
-            },
-            headers={
-                "X-Report-SHA256": OpenAPIHeader(schema=text, description="SHA-256 of the body, hex"),
-                "X-Ledger-Position": OpenAPIHeader(
-                    schema=text,
-                    description="position of the ledger.report_generated event in the tenant's log",
-                ),
-            },
-        )
-        self.responses = {**(self.responses or {}), "200": ok}
-
-
 @get(
     "/v1/reports/access-review",
     summary="The access-review report (JSON, CSV or printable HTML)",
@@ -232,7 +206,7 @@ class AccessReviewReportOperation(Operation):
     ),
     tags=["anomalies"],
     security=SECURITY,
-    operation_class=AccessReviewReportOperation,
+    operation_class=ReportOperation,
     responses=responses(*READ_ERRORS, 404),
 )
 async def access_review(
@@ -261,7 +235,4 @@ async def access_review(
     generated, receipts = await reader.export(
         render, resource="report:access-review", count=lambda r: r.records, also=lambda r: [report_event(r)]
     )
-    headers = {"X-Report-SHA256": generated.sha256, "X-Ledger-Position": str(receipts[0].position)}
-    # Litestar adds "; charset=utf-8" to text/* itself: hand it the bare media type.
-    media_type = generated.media_type.split(";", 1)[0].strip()
-    return Response(generated.body, media_type=media_type, headers=headers)
+    return report_response(generated, receipts[0])

@@ -304,8 +304,8 @@ class CosignatureOperation(Operation):
 
 
 @dataclass
-class RetentionReportOperation(Operation):
-    """``GET /v1/reports/retention``: the report in the media type ``format`` asks for."""
+class ReportOperation(Operation):
+    """A report route (``GET /v1/reports/…``): the report in the media type ``format`` asks for."""
 
     def __post_init__(self) -> None:
         """Replace the generated ``string`` body with the three real media types."""

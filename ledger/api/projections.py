@@ -11,8 +11,8 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from ledger.api import params as p
-from ledger.api.openapi import READ_ERRORS, SECURITY, RetentionReportOperation, responses
-from ledger.api.reads import Reader, counted
+from ledger.api.openapi import READ_ERRORS, SECURITY, ReportOperation, responses
+from ledger.api.reads import Reader, counted, report_response
 from ledger.reports.render import FORMATS
 from ledger.reports.service import render_retention, report_event
 from ledger.runtime import Ledger
@@ -117,7 +117,7 @@ class ComplianceController(Controller):
     @get(
         "/reports/retention",
         summary="The six-year retention report (JSON, CSV or printable HTML)",
-        operation_class=RetentionReportOperation,
+        operation_class=ReportOperation,
         responses=responses(*READ_ERRORS),
     )
     async def retention(
@@ -145,7 +145,4 @@ class ComplianceController(Controller):
         generated, receipts = await reader.export(
             render, resource="report:retention", count=lambda r: r.records, also=lambda r: [report_event(r)]
         )
-        headers = {"X-Report-SHA256": generated.sha256, "X-Ledger-Position": str(receipts[0].position)}
-        # Litestar adds "; charset=utf-8" to text/* itself: hand it the bare media type.
-        media_type = generated.media_type.split(";", 1)[0].strip()
-        return Response(generated.body, media_type=media_type, headers=headers)
+        return report_response(generated, receipts[0])

@@ -23,7 +23,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from anyio import to_thread
-from litestar import Request
+from litestar import Request, Response
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
@@ -50,6 +50,7 @@ from ledger.domain.fields import IDENTIFIER_PATTERN, MAX_IDENTIFIER_LENGTH, MAX_
 from ledger.domain.identifiers import find_direct_identifier
 from ledger.domain.internal import WITNESS_READ, ledger_event
 from ledger.domain.logs import SYSTEM_TENANT, log_for
+from ledger.reports.service import RenderedReport
 from ledger.storage.append import Receipt
 
 T = TypeVar("T")
@@ -342,6 +343,13 @@ class Reader:
         transaction as the read, and their receipts returned with the value."""
         work = partial(self.service.read, self.reading, fetch, resource=resource, count=count, also=also)
         return await to_thread.run_sync(work)
+
+
+def report_response(report: RenderedReport, receipt: Receipt) -> Response[bytes]:
+    """An exported report: its bytes, their SHA-256 and the position of its ``ledger.report_generated``."""
+    headers = {"X-Report-SHA256": report.sha256, "X-Ledger-Position": str(receipt.position)}
+    # Litestar adds "; charset=utf-8" to text/* itself: hand it the bare media type.
+    return Response(report.body, media_type=report.media_type.split(";", 1)[0].strip(), headers=headers)
 
 
 def counted(key: str) -> Callable[[Any], int]:

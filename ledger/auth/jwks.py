@@ -195,18 +195,30 @@ class JwksKeys:
             self._read(self._clock(), raising=True)
 
     def key_for(self, kid: str | None) -> VerificationKey:
-        """The key named by ``kid``; an unknown kid makes one (rate-limited) read before it is refused."""
-        with self._lock:
-            now = self._clock()
-            if self._keys is None or now - self._read_at >= self._settings.refresh_seconds:
-                self._read(now)
+        """The key named by ``kid``; an unknown kid makes one (rate-limited) read before it is refused.
+
+        A scheduled refresh is made by one caller while the others go on with the cached set: a slow or
+        unreachable identity provider stalls only the callers that have no key to go on with (none read
+        yet, or a kid the cached set does not hold)."""
+        now = self._clock()
+        if self._keys is None or now - self._read_at >= self._settings.refresh_seconds:
+            self._read_once(now, wait=self._keys is None)
+        key = _select(self._usable(now), kid)
+        if key is None and self._may_read(now):
+            self._read_once(now, wait=True)
             key = _select(self._usable(now), kid)
-            if key is None and self._may_read(now):
-                self._read(now)
-                key = _select(self._usable(now), kid)
-            if key is None:
-                raise AuthenticationFailed(self._unknown(kid))
-            return key
+        if key is None:
+            raise AuthenticationFailed(self._unknown(kid))
+        return key
+
+    def _read_once(self, now: float, *, wait: bool) -> None:
+        """Read unless another caller is reading right now (then wait for it only when ``wait``)."""
+        if not self._lock.acquire(blocking=wait):
+            return
+        try:
+            self._read(now)
+        finally:
+            self._lock.release()
 
     def _may_read(self, now: float) -> bool:
         return self._tried_at is None or now - self._tried_at >= self._settings.min_refresh_seconds
@@ -217,13 +229,13 @@ class JwksKeys:
         self._tried_at = now
         self.reads += 1
         try:
-            self._keys = parse_jwks(self._source(), self._algorithms)
+            keys = parse_jwks(self._source(), self._algorithms)
         except JwksError as exc:
             _log.warning("the token keys (%s) could not be read: %s", self._name, exc)
             if raising:
                 raise
             return
-        self._read_at = now
+        self._keys, self._read_at = keys, now
 
     def _usable(self, now: float) -> tuple[VerificationKey, ...]:
         if self._keys is None or now - self._read_at > self._settings.max_age_seconds:

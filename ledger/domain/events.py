@@ -486,6 +486,11 @@ class ReportGenerated(EventData):
     ] = Field(default_factory=dict, max_length=MAX_REPORT_PARAMETERS)
 
 
+AnomalyDecision = Literal["benign", "policy_violation", "incident"]
+ANOMALY_DECISIONS: tuple[str, ...] = get_args(AnomalyDecision)
+"""What a security review decides; the anomaly's status becomes it."""
+
+
 class AnomalyReviewed(EventData):
     """``ledger.anomaly_reviewed``: a security reviewer's decision on an access anomaly."""
 
@@ -493,5 +498,5 @@ class AnomalyReviewed(EventData):
 
     anomaly_id: Identifier
     reviewer: Identifier
-    decision: Literal["benign", "policy_violation", "incident"]
+    decision: AnomalyDecision
     comment: SensitiveText | None = None

@@ -12,6 +12,7 @@ from ledger.domain.fields import LEDGER_ID_PREFIX
 CHECKPOINT_SIGNED = "ledger.checkpoint_signed"
 CHECKPOINT_COSIGNED = "ledger.checkpoint_cosigned"
 KEY_ROTATED = "ledger.key_rotated"
+ANOMALY_REVIEWED = "ledger.anomaly_reviewed"
 CHECKPOINT_BOOKKEEPING = (CHECKPOINT_SIGNED, CHECKPOINT_COSIGNED)
 """The ledger's own checkpoint records: events of these types alone never make a log "grown", or an idle log
 would checkpoint itself (and a witness cosign it) for ever."""

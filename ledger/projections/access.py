@@ -22,6 +22,7 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
+from ledger.domain.internal import ANOMALY_REVIEWED
 from ledger.domain.upcasting import upcast
 from ledger.projections import workflow
 from ledger.projections.anomalies import RULES
@@ -33,7 +34,7 @@ from ledger.settings import AnomalySettings
 from ledger.storage.append import Recorded
 
 TABLES = ("proj_access_anomalies", "proj_access_daily", "proj_login_failures", "proj_test_split_items")
-REVIEWED = "ledger.anomaly_reviewed"
+REVIEWED = ANOMALY_REVIEWED
 FACTS = frozenset(
     {
         "assignment.created",

@@ -17,6 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ledger.domain.errors import FieldError, NotFound, ParameterInvalid
+from ledger.domain.events import ANOMALY_DECISIONS
 from ledger.domain.logs import owns_log
 from ledger.projections.anomalies import RULES
 from ledger.storage.database import Database
@@ -26,8 +27,7 @@ Row = dict[str, Any]
 
 ANOMALY_RULES = tuple(rule.name for rule in RULES)
 """The rule names (issue 9's shared contract), the values the ``rule`` filter accepts."""
-DECISIONS = ("benign", "policy_violation", "incident")
-"""What a review decides (``ledger.anomaly_reviewed`` data ``decision``); the anomaly's status becomes it."""
+DECISIONS = ANOMALY_DECISIONS
 STATUSES = ("open", *DECISIONS)
 SEVERITIES = ("low", "medium", "high")
 

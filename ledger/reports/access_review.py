@@ -63,7 +63,8 @@ def build(db: Database, first: date, last: date, *, tenant: str | None = None) -
             if tenant:
                 cur.execute("SELECT 1 FROM ledger_log_heads WHERE tenant = %s LIMIT 1", (tenant,))
                 if cur.fetchone() is None:
-                    # Recording the report would create the log of a tenant that never recorded anything.
+                    # Recording the report would create the log of a tenant that never recorded anything
+                    # (a mistyped `ledger report access-review --tenant`; over HTTP the read itself is recorded).
                     msg = f"tenant {tenant!r} has no log: nothing was ever recorded for it"
                     raise NotFound(msg)
             cur.execute(

@@ -47,18 +47,15 @@ def render_retention(
 ) -> RenderedReport:
     """Build and render the retention report (``NotFound`` for a tenant with no log); record nothing yet."""
     report = retention.build(ledger.db, as_of, tenant=tenant)
-    body = render.render(report, fmt)
-    digest = hashlib.sha256(body).hexdigest()
+    c = report.content
+    rows = sum(len(c[k]) for k in ("logs", "guidelines", "credentials", "legal_holds", "erasures"))
     parameters = {
         "as_of": as_of.isoformat(),
         "format": fmt,
         "scope": report.scope,
         "requested_by": requested_by,
     }
-    data: dict[str, Any] = {"report": "retention", "sha256": digest, "parameters": parameters}
-    c = report.content
-    rows = sum(len(c[k]) for k in ("logs", "guidelines", "credentials", "legal_holds", "erasures"))
-    return RenderedReport(body, render.MEDIA_TYPES[fmt], digest, tenant or SYSTEM_TENANT, data, rows)
+    return rendered("retention", render.render(report, fmt), fmt, tenant, parameters, rows)
 
 
 def report_event(rendered: RenderedReport) -> ReceivedEvent:
@@ -71,8 +68,6 @@ def render_access_review(
 ) -> RenderedReport:
     """Build and render the access-review report of ``first``..``last``; record nothing yet."""
     report = access_review.build(ledger.db, first, last, tenant=tenant)
-    body = access_review_render.render(report, fmt)
-    digest = hashlib.sha256(body).hexdigest()
     parameters = {
         "from": first.isoformat(),
         "to": last.isoformat(),
@@ -81,9 +76,17 @@ def render_access_review(
         "scope": report.scope,
         "requested_by": requested_by,
     }
-    data: dict[str, Any] = {"report": "access_review", "sha256": digest, "parameters": parameters}
     totals = report.content["totals"]
     rows = totals["raised"] + totals["reviewed"] + totals["open_at_end"]
+    return rendered("access_review", access_review_render.render(report, fmt), fmt, tenant, parameters, rows)
+
+
+def rendered(
+    name: str, body: bytes, fmt: str, tenant: str | None, parameters: dict[str, str], rows: int
+) -> RenderedReport:
+    """A rendered report of ``tenant`` (the system log when ``None``) and the event that will record it."""
+    digest = hashlib.sha256(body).hexdigest()
+    data: dict[str, Any] = {"report": name, "sha256": digest, "parameters": parameters}
     return RenderedReport(body, render.MEDIA_TYPES[fmt], digest, tenant or SYSTEM_TENANT, data, rows)
 
 
@@ -98,11 +101,3 @@ def retention_report(
 ) -> GeneratedReport:
     """Build and render the retention report, then record its digest in the ledger before returning it."""
     return record(ledger, render_retention(ledger, as_of, fmt, tenant=tenant, requested_by=requested_by))
-
-
-def access_review_report(
-    ledger: Ledger, first: date, last: date, fmt: str, *, tenant: str | None, requested_by: str
-) -> GeneratedReport:
-    """Build and render the access-review report, then record its digest in the ledger before returning it."""
-    rendered = render_access_review(ledger, first, last, fmt, tenant=tenant, requested_by=requested_by)
-    return record(ledger, rendered)

@@ -292,7 +292,9 @@ def test_a_token_issued_in_the_future_is_refused(one_key: Settings, key_a) -> No
         TokenVerifier(one_key).verify(bearer(key_a, one_key, kid="a", iat=now + 120, exp=now + 600))
 
 
-@pytest.mark.parametrize("subject", ["two words", "tab\there", "x" * 201, "", "nul\x00"])
+@pytest.mark.parametrize(
+    "subject", ["two words", "tab\there", "x" * 201, "", "nul\x00", "jane.doe@hospital.org", "555-123-4567"]
+)
 def test_a_subject_the_ledger_cannot_record_as_an_actor_is_refused(
     one_key: Settings, key_a, subject: str
 ) -> None:

@@ -205,6 +205,21 @@ def test_a_token_whose_tenant_claim_is_not_a_tenant_is_refused(embedded: Setting
         TokenVerifier(embedded).verify(f"Bearer {_signed(embedded, tenant='acme' + chr(10))}")
 
 
+def test_no_token_acts_in_the_ledgers_own_log(embedded: Settings) -> None:
+    with pytest.raises(AuthenticationFailed, match="the ledger's own log"):
+        TokenVerifier(embedded).verify(f"Bearer {_signed(embedded, tenant='ledger')}")
+
+
+def test_no_producer_writes_into_the_ledgers_own_log() -> None:
+    from ledger.domain.envelope import validate_event
+    from ledger.domain.errors import ValidationFailed
+    from tests.factories import example_event
+
+    with pytest.raises(ValidationFailed) as refused:
+        validate_event(example_event("annotation.created", tenant="ledger"))
+    assert [e.field for e in refused.value.errors] == ["tenant"]
+
+
 def test_an_expired_token_is_answered_in_the_ledgers_words(embedded: Settings) -> None:
     import time
 
