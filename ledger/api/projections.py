@@ -118,7 +118,7 @@ class ComplianceController(Controller):
         "/reports/retention",
         summary="The six-year retention report (JSON, CSV or printable HTML)",
         operation_class=ReportOperation,
-        responses=responses(*READ_ERRORS),
+        responses=responses(*READ_ERRORS, 404),  # a tenant that never recorded anything
     )
     async def retention(
         self,
