@@ -12,6 +12,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ledger import __version__
@@ -500,6 +501,12 @@ Access anomalies ({len(anomalies)}), for a security reviewer:
         print(f"  {rule}: {summary}")
         print(f"    curl -s -H \"Authorization: Bearer $TOKEN\" 'http://127.0.0.1:8000/v1/anomalies?rule={rule}'"
               f"   # or /v1/anomalies/{ident}")  # fmt: skip
+    first, today = anomalies[0][1], datetime.now(UTC).date()
+    week = (today - timedelta(days=6)).isoformat()
+    print(f"""  # record a review (the anomaly's status becomes the decision), then the period's access-review report:
+  curl -s -X POST -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
+       -d '{{"decision": "benign", "comment": "expected"}}' 'http://127.0.0.1:8000/v1/anomalies/{first}/reviews'
+  ledger report access-review --from {week} --to {today} --tenant {tenant} --output access-review.html""")
 
 
 if __name__ == "__main__":
