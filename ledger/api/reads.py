@@ -48,7 +48,7 @@ from ledger.domain.events import (
 )
 from ledger.domain.fields import IDENTIFIER_PATTERN, MAX_IDENTIFIER_LENGTH, MAX_SHORT_VALUE_LENGTH
 from ledger.domain.identifiers import find_direct_identifier
-from ledger.domain.internal import WITNESS_READ, ledger_event
+from ledger.domain.internal import READ, WITNESS_READ, ledger_event
 from ledger.domain.logs import SYSTEM_TENANT, log_for
 from ledger.reports.service import RenderedReport
 from ledger.storage.append import Receipt
@@ -251,7 +251,7 @@ def access_event(
         "reason": reason,
     }
     data.update({k: v[:MAX_SHORT_VALUE_LENGTH] for k, v in optional.items() if v})
-    infix = WITNESS_READ if reading.role == "witness" else "read:"
+    infix = WITNESS_READ if reading.role == "witness" else READ
     event_id = infix + uuid.uuid4().hex
     what = partial(
         ledger_event, reading.records, reading.tenant, event_id=event_id, actor=reading.principal.subject,

@@ -19,6 +19,8 @@ would checkpoint itself (and a witness cosign it) for ever."""
 
 LEDGER_ACTOR = "ledger"
 LEDGER_SOURCE = "urn:ledger"
+READ = "read:"
+"""Id infix of the reads the ledger records (``ledger:read:<hex>``)."""
 WITNESS_READ = "witness-read:"
 """Id infix of the reads a witness makes (checkpoints, proofs, keys): recorded like every read, they alone
 never make a log "grown", or each witness poll would cause the next checkpoint, for ever."""
@@ -54,3 +56,11 @@ def ledger_event(
     if subject is not None:
         raw["subject"] = subject
     return validate_event(raw, allow_internal=True)
+
+
+def recorded_read(event: dict[str, Any]) -> bool:
+    """Whether ``event`` is the ledger's record of a read of its own API (not a producer's access event)."""
+    ident = event.get("id")
+    return isinstance(ident, str) and ident.startswith(
+        (LEDGER_ID_PREFIX + READ, LEDGER_ID_PREFIX + WITNESS_READ)
+    )

@@ -1,10 +1,15 @@
-"""The item index: which events touch which item, so an item's provenance is one index range away."""
+"""The item index: which events touch which item, so an item's provenance is one index range away.
+
+The ledger's records of reads of its own API are not indexed: an item's provenance is what happened to the
+item (producers' access events included), and reading it must not change it. Those records stay in the log,
+its checkpoints and the anomaly rules."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ledger.domain.internal import recorded_read
 from ledger.projections.bulk import Rows, save_rows
 from ledger.projections.tables import Connection
 from ledger.storage.append import Recorded
@@ -41,6 +46,7 @@ class ProvenanceProjector:
             {
                 (str(r.event["tenant"]), dataset, item, r.log, r.position)
                 for r in events
+                if not recorded_read(r.event)
                 for dataset, item in items_of(r.event)
             }
         )

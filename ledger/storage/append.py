@@ -156,14 +156,19 @@ class AppendService:
         with self._db.connect() as conn:
             try:
                 with conn.transaction():
-                    # SET LOCAL: the bounds end with this transaction, so a pooled connection keeps none.
-                    conn.execute(
-                        "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
-                        self._timeouts,
-                    )
                     if fence is not None:
+                        self._bound(conn)
                         fence(conn)
-                    return self._append_locked(conn, pending) if pending else []
+                    if not pending:
+                        return []
+                    # One round trip for the bounds, the head locks and the dedupe query: the server runs
+                    # them in order, so the dedupe still reads under the locks.
+                    with conn.pipeline():
+                        if fence is None:
+                            self._bound(conn)
+                        heads = _request_heads(conn, sorted({(p.log, p.event.tenant) for p in pending}))
+                        known = _request_known(conn, pending)
+                    return self._append_locked(conn, pending, _heads(heads), known.fetchall())
             except psycopg.DataError as exc:  # from a projector; the COPY's own are named in _insert
                 msg = f"the batch holds a value PostgreSQL cannot store: {first_line(exc)}"
                 raise ValidationFailed(msg) from exc
@@ -180,10 +185,22 @@ class AppendService:
             pending.append(_Pending(i, event, log_for(event.tenant), digest, canonical))
         return pending
 
-    def _append_locked(self, conn: psycopg.Connection[Any], pending: list[_Pending]) -> list[Receipt]:
-        heads = _lock_heads(conn, sorted({(p.log, p.event.tenant) for p in pending}))
+    def _bound(self, conn: psycopg.Connection[Any]) -> None:
+        # SET LOCAL: the bounds end with this transaction, so a pooled connection keeps none.
+        conn.execute(
+            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+            self._timeouts,
+        )
+
+    def _append_locked(
+        self,
+        conn: psycopg.Connection[Any],
+        pending: list[_Pending],
+        heads: dict[str, LogHead],
+        known: list[Any],
+    ) -> list[Receipt]:
         receipts: list[Receipt | None] = [None] * len(pending)
-        fresh = _dedupe(conn, pending, receipts)
+        fresh = _dedupe(known, pending, receipts)
         if fresh:
             self._insert(conn, heads, fresh, receipts)
             # Projectors see each event as its canonical bytes say, exactly what a rebuild reads back
@@ -260,7 +277,8 @@ class AppendService:
         return edges
 
 
-def _lock_heads(conn: psycopg.Connection[Any], logs: list[tuple[str, str]]) -> dict[str, LogHead]:
+def _request_heads(conn: psycopg.Connection[Any], logs: list[tuple[str, str]]) -> psycopg.Cursor[Any]:
+    """Create missing heads and lock every head of ``logs``; the cursor of the locked rows."""
     names = [log for log, _ in logs]
     # Creating a head is idempotent bookkeeping, not an event: ON CONFLICT is safe here.
     conn.execute(
@@ -270,24 +288,33 @@ def _lock_heads(conn: psycopg.Connection[Any], logs: list[tuple[str, str]]) -> d
         (GENESIS_HASH, names, [t for _, t in logs]),
     )
     # A fixed lock order (by log name) means two batches touching the same logs can never deadlock.
-    rows = conn.execute(
+    return conn.execute(
         "SELECT log, size, head_hash, recorded_at, tree_edge FROM ledger_log_heads"
         " WHERE log = ANY(%s) ORDER BY log FOR UPDATE",
         (names,),
-    ).fetchall()
-    return {str(r[0]): LogHead(int(r[1]), bytes(r[2]), r[3], tree.decode_edge(bytes(r[4]))) for r in rows}
+    )
 
 
-def _dedupe(
-    conn: psycopg.Connection[Any], pending: list[_Pending], receipts: list[Receipt | None]
-) -> list[_Pending]:
-    """Fill receipts of ids recorded before; return the events to insert. Runs under the head locks."""
-    rows = conn.execute(
+def _heads(cursor: psycopg.Cursor[Any]) -> dict[str, LogHead]:
+    return {
+        str(r[0]): LogHead(int(r[1]), bytes(r[2]), r[3], tree.decode_edge(bytes(r[4])))
+        for r in cursor.fetchall()
+    }
+
+
+def _request_known(conn: psycopg.Connection[Any], pending: list[_Pending]) -> psycopg.Cursor[Any]:
+    """The events of ``pending``'s ids already recorded (asked under the head locks)."""
+    return conn.execute(
         "SELECT e.tenant, e.event_id, e.content_digest, e.log, e.position, e.hash, e.recorded_at"
         " FROM ledger_events e JOIN unnest(%b::text[], %b::text[]) AS u(tenant, event_id)"
         " USING (tenant, event_id)",
         ([p.event.tenant for p in pending], [p.event.id for p in pending]),
-    ).fetchall()
+    )
+
+
+def _dedupe(rows: list[Any], pending: list[_Pending], receipts: list[Receipt | None]) -> list[_Pending]:
+    """Fill receipts of ids recorded before (``rows``, read under the head locks); return the events to
+    insert."""
     known = {(str(r[0]), str(r[1])): r for r in rows}
     conflicts: list[FieldError] = []
     fresh: list[_Pending] = []
