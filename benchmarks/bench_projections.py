@@ -979,7 +979,7 @@ def main(argv: list[str] | None = None) -> int:
                 warm = items(rng, population, WARMUP_REQUESTS)
                 token = sign_token(
                     signing_key, settings, roles=["auditor"], tenant=PROJECTED, subject="bench-auditor",
-                    ttl_seconds=TOKEN_TTL,
+                    ttl_seconds=TOKEN_TTL, mfa=True,  # the retention report is an export
                 )  # fmt: skip
                 server_ledger = wire(settings, db, project=True)
                 with (
