@@ -25,6 +25,7 @@ from psycopg.rows import dict_row
 from ledger.domain.internal import ANOMALY_REVIEWED
 from ledger.domain.upcasting import upcast
 from ledger.projections import workflow
+from ledger.projections.admissible import unholdable
 from ledger.projections.anomalies import RULES
 from ledger.projections.anomalies.facts import ACCESSES, Facts, local, review, role, text
 from ledger.projections.bulk import Rows, save_rows
@@ -33,7 +34,13 @@ from ledger.projections.tables import Connection, Row, select_by_pairs
 from ledger.settings import AnomalySettings
 from ledger.storage.append import Recorded
 
-TABLES = ("proj_access_anomalies", "proj_access_daily", "proj_login_failures", "proj_test_split_items")
+TABLES = (
+    "proj_access_anomalies",
+    "proj_access_daily",
+    "proj_login_failures",
+    "proj_test_split_items",
+    "proj_assignment_items",
+)
 REVIEWED = ANOMALY_REVIEWED
 FACTS = frozenset(
     {
@@ -77,6 +84,8 @@ def apply_events(facts: Facts, batch: Iterable[Event]) -> None:
     for ev in batch:
         if ev.type in FACTS:
             workflow.apply_events(facts.workflow, [ev])
+            if ev.type == "assignment.created" and not unholdable(ev.body):
+                facts.assigned.append(ev)
             if ev.type in _ENDINGS:
                 facts.endings[(ev.rec.log, ev.rec.position)] = ev.id
         elif ev.type == REVIEWED:
@@ -179,8 +188,9 @@ def _assignments(conn: Connection, batch: list[Event], settings: AnomalySettings
         return []
     return _fetch(
         conn,
-        "SELECT p.* FROM proj_assignments p JOIN unnest(%s::text[], %s::text[], %s::text[], %s::text[])"
-        " AS u(t, a, d, i) ON p.tenant = u.t AND p.assignee = u.a AND p.dataset = u.d AND u.i = ANY(p.items)"
+        "SELECT p.* FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS u(t, a, d, i)"
+        " JOIN proj_assignment_items x ON x.tenant = u.t AND x.dataset = u.d AND x.item = u.i AND x.assignee = u.a"
+        " JOIN proj_assignments p ON p.tenant = x.tenant AND p.assignment_id = x.assignment_id"
         " UNION SELECT p.* FROM proj_assignments p JOIN unnest(%s::text[], %s::text[]) AS v(t, n)"
         " ON p.tenant = v.t AND p.assignment_id = v.n",
         (*([w[k] for w in wanted] for k in range(4)), [t for t, _ in named], [n for _, n in named]),
@@ -244,4 +254,27 @@ def _save(conn: Connection, facts: Facts) -> None:
             changed("proj_test_split_items", facts.test_items),
             update=False,
         ),
+        Rows(
+            "proj_assignment_items",
+            ("tenant", "dataset", "item", "assignee", "assignment_id"),
+            assignment_items(facts.assigned),
+            update=False,
+        ),
     )
+
+
+def assignment_items(created: list[Event]) -> list[Row]:
+    """The (item, assignee) rows of the ``assignment.created`` events ``created``."""
+    keys = ("tenant", "dataset", "item", "assignee", "assignment_id")
+    rows = {
+        (
+            ev.tenant,
+            str(ev.data["dataset"]),
+            str(item),
+            str(ev.data["assignee"]),
+            str(ev.data["assignment_id"]),
+        )
+        for ev in created
+        for item in ev.data.get("items") or ()
+    }
+    return [dict(zip(keys, row, strict=True)) for row in sorted(rows)]

@@ -22,7 +22,13 @@ down_revision = "0006_checkpoints"
 branch_labels = None
 depends_on = None
 
-_TABLES = ("proj_access_anomalies", "proj_access_daily", "proj_login_failures", "proj_test_split_items")
+_TABLES = (
+    "proj_access_anomalies",
+    "proj_access_daily",
+    "proj_login_failures",
+    "proj_test_split_items",
+    "proj_assignment_items",
+)
 
 
 def upgrade() -> None:
@@ -87,6 +93,17 @@ def upgrade() -> None:
             log      text NOT NULL,
             position bigint NOT NULL,
             PRIMARY KEY (tenant, dataset, item)
+        );
+
+        -- Which assignments name an item: the unassigned_item rule's lookup by item (proj_assignments keeps
+        -- an assignment's items in an array, which no B-tree can serve).
+        CREATE TABLE proj_assignment_items (
+            tenant        text NOT NULL,
+            dataset       text NOT NULL,
+            item          text NOT NULL,
+            assignee      text NOT NULL,
+            assignment_id text NOT NULL,
+            PRIMARY KEY (tenant, dataset, item, assignee, assignment_id)
         );
         """
     )

@@ -47,6 +47,7 @@ class Facts:
     bursts: dict[tuple[str, str], Row] = field(default_factory=dict)
     test_items: dict[tuple[str, str, str], Row] = field(default_factory=dict)
     anomalies: dict[tuple[str, str], Row] = field(default_factory=dict)
+    assigned: list[Event] = field(default_factory=list)  # assignment.created events of the batch
     dirty: dict[str, set[Any]] = field(default_factory=dict)
 
     def touch(self, table: str, key: tuple[Any, ...]) -> None:
