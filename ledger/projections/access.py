@@ -53,7 +53,9 @@ FACTS = frozenset(
     }
 )
 TYPES = frozenset().union(*(rule.types for rule in RULES), {REVIEWED})
-"""Event types this projection acts on; a batch with none of them costs no query."""
+"""Event types this projection's rules act on."""
+TRIGGERS = TYPES | {"assignment.created"}
+"""A batch with none of these costs no query (an assignment is indexed by item even in a batch of its own)."""
 _ENDINGS = ("credential.revoked", "credential.expired")
 
 
@@ -68,7 +70,7 @@ class AccessProjector:
 
     def apply(self, conn: Connection, events: Sequence[Recorded]) -> None:
         """Project ``events`` (in log order within each log) in the caller's transaction."""
-        if not any(r.event["type"] in TYPES for r in events):
+        if not any(r.event["type"] in TRIGGERS for r in events):
             return
         batch = [Event(r, upcast(r.event)) for r in events if r.event["type"] in TYPES | FACTS]
         facts = _load(conn, batch, self.settings)
