@@ -178,8 +178,8 @@ class ReadService:
         try:
             value = fetch()
         except LedgerError as exc:
-            # The resource names what was asked for; dataset and item stay unset, so a probe for an item
-            # that does not exist (or is another tenant's) does not make it one with a provenance.
+            # The resource names what was asked for; dataset and item stay unset: nothing was read about
+            # them (a probe for an item that does not exist, or is another tenant's).
             failed = access_event(
                 reading, resource=resource, outcome="failure", count=0, status=status_of(exc)
             )
