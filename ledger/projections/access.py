@@ -20,8 +20,6 @@ from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from psycopg.rows import dict_row
-
 from ledger.domain.internal import ANOMALY_REVIEWED
 from ledger.domain.upcasting import upcast
 from ledger.projections import workflow
@@ -30,7 +28,7 @@ from ledger.projections.anomalies import RULES
 from ledger.projections.anomalies.facts import ACCESSES, Facts, local, review, role, text
 from ledger.projections.bulk import Rows, save_rows
 from ledger.projections.state import Event
-from ledger.projections.tables import Connection, Row, select_by_pairs
+from ledger.projections.tables import Connection, Row, fetch_rows, select_by_keys, select_by_pairs
 from ledger.settings import AnomalySettings
 from ledger.storage.append import Recorded
 
@@ -127,7 +125,7 @@ def _load(conn: Connection, batch: list[Event], settings: AnomalySettings) -> Fa
     ):
         facts.bursts[(row["tenant"], row["actor"])] = row
     tested = [ev for ev in accesses if role(ev) in settings.test_set_roles]
-    for row in _select(
+    for row in select_by_keys(
         conn,
         "SELECT s.* FROM proj_test_split_items s JOIN unnest(%s::text[], %s::text[], %s::text[]) AS u(t, d, i)"
         " ON s.tenant = u.t AND s.dataset = u.d AND s.item = u.i",
@@ -154,7 +152,7 @@ def _periods(conn: Connection, people: set[tuple[str, str]], credentials: set[tu
     if not people and not credentials:
         return []
     person, credential = sorted(people), sorted(credentials)
-    return _fetch(
+    return fetch_rows(
         conn,
         "SELECT p.*, e.event_id AS ending_event FROM proj_credentials p"
         " LEFT JOIN ledger_events e ON p.ended_at IS NOT NULL AND e.log = p.log AND e.position = p.position"
@@ -188,7 +186,7 @@ def _assignments(conn: Connection, batch: list[Event], settings: AnomalySettings
     )
     if not wanted and not named:
         return []
-    return _fetch(
+    return fetch_rows(
         conn,
         "SELECT p.* FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS u(t, a, d, i)"
         " JOIN proj_assignment_items x ON x.tenant = u.t AND x.dataset = u.d AND x.item = u.i AND x.assignee = u.a"
@@ -206,26 +204,12 @@ def _daily(conn: Connection, accesses: list[Event], settings: AnomalySettings, f
         day = local(facts, ev).date() - timedelta(days=settings.volume_window_days)
         key = (ev.tenant, ev.actor)
         since[key] = min(since.get(key, day), day)
-    return _select(
+    return select_by_keys(
         conn,
         "SELECT d.* FROM proj_access_daily d JOIN unnest(%s::text[], %s::text[], %s::date[]) AS u(t, a, s)"
         " ON d.tenant = u.t AND d.actor = u.a AND d.day >= u.s",
         [(t, a, s) for (t, a), s in since.items()],
     )
-
-
-def _select(conn: Connection, sql: str, keys: Sequence[tuple[Any, ...]]) -> list[Row]:
-    """Run ``sql`` with one array per column of the distinct ``keys``; no query when there are none."""
-    distinct = sorted(set(keys))
-    if not distinct:
-        return []
-    return _fetch(conn, sql, tuple(list(column) for column in zip(*distinct, strict=True)))
-
-
-def _fetch(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[Row]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(sql, params)
-        return list(cur.fetchall())
 
 
 def _forget_raised_before(conn: Connection, facts: Facts, known: set[tuple[str, str]]) -> None:

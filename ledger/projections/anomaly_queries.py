@@ -13,13 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
-from psycopg.rows import dict_row
-
 from ledger.domain.errors import FieldError, NotFound, ParameterInvalid
 from ledger.domain.events import ANOMALY_DECISIONS
 from ledger.domain.logs import owns_log
 from ledger.projections.anomalies import RULES
+from ledger.projections.tables import fetch_rows
 from ledger.storage.database import Database
 from ledger.storage.queries import EventQueries, decode_cursor, encode_cursor
 
@@ -72,12 +70,6 @@ class AnomalyFilter:
                 raise ParameterInvalid(f"{name} {msg}", errors=[FieldError(name, msg)])
 
 
-def _rows(conn: psycopg.Connection[Any], sql: str, params: tuple[Any, ...]) -> list[Row]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(sql, params)
-        return list(cur.fetchall())
-
-
 class AnomalyQueries:
     """Read side of the anomaly projection, always scoped to one tenant."""
 
@@ -109,7 +101,7 @@ class AnomalyQueries:
             " ORDER BY log, position, anomaly_id LIMIT %s"
         )
         with self._db.connect() as conn, conn.transaction():
-            rows = _rows(conn, sql, (*params, *bounds, limit + 1))
+            rows = fetch_rows(conn, sql, (*params, *bounds, limit + 1))
         page = rows[:limit]
         nxt = _encode_anomaly_cursor(page[-1]) if len(rows) > limit and page else None
         return {"anomalies": page, "next_cursor": nxt}
@@ -117,7 +109,7 @@ class AnomalyQueries:
     def get(self, tenant: str, anomaly_id: str) -> Row:
         """One anomaly, or ``NotFound`` (also for another tenant's)."""
         with self._db.connect() as conn, conn.transaction():
-            rows = _rows(
+            rows = fetch_rows(
                 conn,
                 f"SELECT {_COLUMNS} FROM proj_access_anomalies WHERE tenant = %s AND anomaly_id = %s",
                 (tenant, anomaly_id),

@@ -6,9 +6,6 @@ import json
 from datetime import datetime
 from typing import Any
 
-import psycopg
-from psycopg.rows import dict_row
-
 from ledger.domain.errors import FieldError, NotFound, ParameterInvalid
 from ledger.domain.fields import parse_rfc3339
 from ledger.domain.logs import owns_log
@@ -16,16 +13,11 @@ from ledger.domain.registry import EVENT_TYPES
 from ledger.domain.upcasting import upcast
 from ledger.projections.flags import FLAG_KINDS
 from ledger.projections.qualification import ROLE_REQUIREMENTS, Period, qualifying
+from ledger.projections.tables import fetch_rows
 from ledger.storage.database import Database
 from ledger.storage.queries import decode_cursor, encode_cursor
 
 Row = dict[str, Any]
-
-
-def _rows(conn: psycopg.Connection[Any], sql: str, params: tuple[Any, ...]) -> list[Row]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(sql, params)
-        return list(cur.fetchall())
 
 
 def _period_json(row: Row) -> Row:
@@ -74,7 +66,7 @@ class ProjectionQueries:
     def provenance(self, tenant: str, dataset: str, item: str) -> Row:
         """Every event touching the item in log order, with each actor's credential standing at that moment."""
         with self._db.connect() as conn, conn.transaction():
-            events = _rows(
+            events = fetch_rows(
                 conn,
                 "SELECT e.log, e.position, e.hash, e.recorded_at, e.canonical FROM proj_item_events i"
                 " JOIN ledger_events e ON e.log = i.log AND e.position = i.position"
@@ -86,7 +78,7 @@ class ProjectionQueries:
                 raise NotFound(msg)
             docs = [upcast(json.loads(bytes(e["canonical"]))["event"]) for e in events]
             actors = sorted({str(d["actor"]) for d in docs})
-            periods = _rows(
+            periods = fetch_rows(
                 conn,
                 "SELECT * FROM proj_credentials WHERE tenant = %s AND annotator = ANY(%s)",
                 (tenant, actors),
@@ -121,20 +113,20 @@ class ProjectionQueries:
     def labels(self, tenant: str, dataset: str, item: str) -> Row:
         """Current annotations of the item with their lineage, and its final label after adjudication."""
         with self._db.connect() as conn, conn.transaction():
-            annotations = _rows(
+            annotations = fetch_rows(
                 conn,
                 "SELECT * FROM proj_annotations WHERE tenant = %s AND dataset = %s AND item = %s"
                 " ORDER BY annotation_id",
                 (tenant, dataset, item),
             )
             ids = [a["annotation_id"] for a in annotations]
-            revisions = _rows(
+            revisions = fetch_rows(
                 conn,
                 "SELECT * FROM proj_annotation_revisions WHERE tenant = %s AND annotation_id = ANY(%s)"
                 " ORDER BY log, position",
                 (tenant, ids),
             )
-            final = _rows(
+            final = fetch_rows(
                 conn,
                 "SELECT * FROM proj_final_labels WHERE tenant = %s AND dataset = %s AND item = %s",
                 (tenant, dataset, item),
@@ -179,13 +171,13 @@ class ProjectionQueries:
     def credentials(self, tenant: str, actor: str, as_of: datetime) -> Row:
         """Every credential period of ``actor`` and their standing at ``as_of``."""
         with self._db.connect() as conn, conn.transaction():
-            periods = _rows(
+            periods = fetch_rows(
                 conn,
                 "SELECT * FROM proj_credentials WHERE tenant = %s AND annotator = %s"
                 " ORDER BY valid_from, credential_id, period",
                 (tenant, actor),
             )
-            trainings = _rows(
+            trainings = fetch_rows(
                 conn,
                 "SELECT course, completed_at, valid_until, guideline_id, guideline_version, event_id"
                 " FROM proj_trainings WHERE tenant = %s AND annotator = %s ORDER BY completed_at",
@@ -206,12 +198,12 @@ class ProjectionQueries:
     def guidelines(self, tenant: str) -> list[Row]:
         """Every guideline version with its effective range and supersession."""
         with self._db.connect() as conn, conn.transaction():
-            rows = _rows(
+            rows = fetch_rows(
                 conn,
                 "SELECT * FROM proj_guidelines WHERE tenant = %s ORDER BY guideline_id, effective_from",
                 (tenant,),
             )
-            usage = _rows(
+            usage = fetch_rows(
                 conn,
                 "SELECT guideline_id, guideline_version, count(*) AS annotations FROM proj_annotations"
                 " WHERE tenant = %s GROUP BY 1, 2",
@@ -256,7 +248,7 @@ class ProjectionQueries:
             f"SELECT * FROM proj_flags WHERE {' AND '.join(clauses)} ORDER BY log, position, flag_id LIMIT %s"
         )
         with self._db.connect() as conn, conn.transaction():
-            rows = _rows(conn, sql, (*params_any, limit + 1))
+            rows = fetch_rows(conn, sql, (*params_any, limit + 1))
         page = rows[:limit]
         nxt = _encode_flag_cursor(page[-1]) if len(rows) > limit and page else None
         return {"flags": [{k: v for k, v in r.items() if k != "tenant"} for r in page], "next_cursor": nxt}

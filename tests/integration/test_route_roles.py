@@ -24,11 +24,6 @@ BATCH = {"content-type": "application/cloudevents-batch+json"}
 METHODS = ("get", "post", "put", "patch", "delete")
 DENIED = (401, 403)
 
-# Rows whose handler does not (yet) do what the table says; each entry names the check that fails today.
-# The lead is moving every handler onto the table; when one is moved its entry here must go (the test then
-# fails until it is removed, so the list cannot outlive the disagreement).
-KNOWN_DISAGREEMENTS: set[tuple[str, str, str]] = set()
-
 
 @dataclass
 class World:
@@ -245,15 +240,9 @@ def v1(operations: dict[tuple[str, str], dict[str, Any]]) -> list[tuple[str, str
     return sorted(k for k in operations if k[1].startswith("/v1/"))
 
 
-def settle(failures: list[str], check: str) -> None:
-    """Fail with every finding, except ``check``'s entries of KNOWN_DISAGREEMENTS, which must still fail."""
-    known = {f"{m} {p} [{c}]" for m, p, c in KNOWN_DISAGREEMENTS if c == check}
-    unexpected = [f for f in failures if f.split(":", 1)[0] not in known]
-    healed = sorted(k for k in known if not any(f.startswith(k + ":") for f in failures))
-    assert not unexpected, "\n".join(unexpected)
-    assert not healed, (
-        "these handlers now agree with the table; remove them from KNOWN_DISAGREEMENTS: " + ", ".join(healed)
-    )
+def settle(failures: list[str]) -> None:
+    """Fail with every finding at once (a route that disagrees with its row names itself)."""
+    assert not failures, "\n".join(failures)
 
 
 # ---- the table and the document are the same set of routes --------------------------------------------
@@ -281,7 +270,7 @@ def test_without_a_token_every_v1_operation_is_401(client, operations, worlds) -
         response = call(client, method, path, a, {})
         if response.status_code != 401:
             failures.append(f"{method} {path} [401]: {response.status_code} {response.text[:200]}")
-    settle(failures, "401")
+    settle(failures)
 
 
 def test_every_role_outside_a_row_is_403_even_with_mfa(client, operations, worlds, tokens: Tokens) -> None:
@@ -295,7 +284,7 @@ def test_every_role_outside_a_row_is_403_even_with_mfa(client, operations, world
                 failures.append(
                     f"{method} {path} [403]: role {role} got {response.status_code} {response.text[:200]}"
                 )
-    settle(failures, "403")
+    settle(failures)
 
 
 def test_a_row_needing_mfa_refuses_an_allowed_role_without_it(
@@ -310,7 +299,7 @@ def test_a_row_needing_mfa_refuses_an_allowed_role_without_it(
             response = call(client, method, path, a, tokens(role, tenant=a.tenant, mfa=False))
             if response.status_code != 403:
                 failures.append(f"{method} {path} [mfa]: role {role} without MFA got {response.status_code}")
-    settle(failures, "mfa")
+    settle(failures)
 
 
 def test_every_allowed_role_is_let_through(client, operations, worlds, tokens: Tokens) -> None:
@@ -323,7 +312,7 @@ def test_every_allowed_role_is_let_through(client, operations, worlds, tokens: T
                 failures.append(
                     f"{method} {path} [allowed]: role {role} got {response.status_code} {response.text[:200]}"
                 )
-    settle(failures, "allowed")
+    settle(failures)
 
 
 # ---- no data of another tenant --------------------------------------------------------------------------
@@ -368,7 +357,7 @@ def test_no_body_read_by_tenant_a_holds_tenant_b_data(client, operations, worlds
                     f"{method} {path} [leak]: {params} tenant A's own data is not in the body (the check would be empty)"
                 )
     assert seen > 0
-    settle(failures, "leak")
+    settle(failures)
 
 
 def empty(response: httpx.Response) -> bool:
@@ -417,4 +406,4 @@ def test_tenant_bs_ids_and_cursors_used_by_tenant_a_find_nothing(
                 failures.append(
                     f"GET {path} [isolation]: {url} {params} answered {response.status_code}, neither 404 nor an empty page: {response.text[:200]}"
                 )
-    settle(failures, "isolation")
+    settle(failures)
