@@ -178,8 +178,10 @@ def worlds(client: httpx.Client, tokens: Tokens, shared_ledger: Ledger) -> tuple
     return a, b
 
 
-TODAY = datetime.now(UTC).date().isoformat()
-WEEK_AGO = (datetime.now(UTC).date() - timedelta(days=7)).isoformat()
+def report_window() -> dict[str, str]:
+    """A week up to tomorrow, computed at the call: the worlds' events stay inside it across midnight."""
+    today = datetime.now(UTC).date()
+    return {"from": (today - timedelta(days=7)).isoformat(), "to": (today + timedelta(days=1)).isoformat()}
 
 
 def path_values(world: World) -> dict[str, str]:
@@ -208,7 +210,7 @@ def variants(world: World, method: str, path: str) -> list[dict[str, Any]]:
         "/v1/logs/{log}/proofs/inclusion": [{"position": 0}, {"position": last}],
         "/v1/logs/{log}/checkpoints": [{}, {"limit": 1}],
         "/v1/anomalies": [{}, {"limit": 1}, {"rule": "break_glass"}, {"actor": world.actor}],
-        "/v1/reports/access-review": [{"from": WEEK_AGO, "to": TODAY, "format": f} for f in ("json", "csv", "html")],
+        "/v1/reports/access-review": [{**report_window(), "format": f} for f in ("json", "csv", "html")],
         "/v1/bundles": [{"item": f"{world.dataset}/{world.items[0]}"}, {"events": ",".join(world.event_ids[:2])},
                         {"log": world.log, "from": 0, "to": 2}],
     }.get(path, [{}]) if method == "GET" else [{}]  # fmt: skip
