@@ -1,12 +1,18 @@
 """A seeded generator of a realistic multi-reader annotation project as CloudEvents.
 
-Annotators with credentials, two guideline versions (the first retired mid-project), assignments, AI
-pre-annotations, two human readers per item, annotator (level 2) and physician (level 3) reviews,
-expert adjudication of disagreements, sign-ins, data access and dataset releases.
+Annotators with credentials, two tasks (detection under guideline ``chest-ct``, whose first version is
+retired mid-project, and ordinal grading under ``chest-ct-grading``), assignments, AI pre-annotations near
+the true box, two human readers per item (three or four on every fifth), readers' boxes that agree as
+real readers' do, test-retest repeats, annotator (level 2) and physician (level 3) reviews, expert
+adjudication of disagreements, sign-ins, data access and a release ``r1`` in three splits.
 
 Its normal traffic keeps to working hours (Mon-Fri 07:30-18:30 UTC), reads only what is assigned, and raises
 no access anomaly under the default ``LEDGER_ANOMALY_*`` settings; with ``plants`` (the default) it also
-plants exactly one case of every anomaly rule (``PLANTS``) and a few compliance-flag cases.
+plants exactly one case of every anomaly rule (``PLANTS``) and a few compliance-flag cases. The facts a
+lineage report or a QC policy must find are planted whatever ``plants`` says and named here as constants:
+``INDEPENDENCE_BREACH``, ``BELOW_POLICY_ITEM``, ``TEST_SET_ACCESS``, ``RETEST_ITEMS``, ``MULTI_READER_ITEMS``,
+``SPLITS``; ``QC_POLICY`` is the demo's policy file (``LEDGER_QC_POLICY``) that finds exactly the one item
+below policy.
 """
 
 from __future__ import annotations
@@ -14,12 +20,24 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
+from ledger.domain.canonical import canonicalize
+from ledger.synth.geometry import displaced, jittered, true_box
+
+DETECTION, GRADING = "chest-ct", "chest-ct-grading"
+"""The two tasks' guideline ids: a finding's class and box, and its grade on an ordinal scale."""
 CLASSES = ("nodule", "mass", "consolidation", "effusion", "no_finding")
+NO_FINDING = "no_finding"  # a whole-study classification, no box
+GRADES = tuple(f"grade-{g}" for g in range(1, 6))
+"""The grading task's classes, in their order."""
+QC_POLICY = Path(__file__).with_name("qc-policy.toml")
+"""The demo's QC policy (``LEDGER_QC_POLICY``): item IoU 0.5 for detection, the grades' order for grading."""
 COMMENTS = (
     "Margins unclear at the apex; agree with the finding.",
     "Boundary drawn too generously on the inferior edge.",
@@ -38,6 +56,18 @@ class Person:
     active: bool = True  # false once their credential is revoked (a planted anomaly)
 
 
+@dataclass(frozen=True)
+class _Read:
+    """A reader's first read of an item (both tasks), kept for their repeat read ``RETEST_LAG`` items later."""
+
+    n: int
+    reader: str
+    r_i: int
+    label: str
+    box: dict[str, Any]
+    grade: int
+
+
 @dataclass
 class _State:
     rng: random.Random
@@ -50,7 +80,9 @@ class _State:
     team: list[Person] = field(default_factory=list)
     plants: bool = True
     assigned: dict[str, list[str]] = field(default_factory=dict)  # actor → items assigned to them
-    truths: dict[str, str] = field(default_factory=dict)  # item → its final label class
+    truths: dict[str, str] = field(default_factory=dict)  # item → its true class
+    finals: dict[str, tuple[str, str]] = field(default_factory=dict)  # item → (final class, annotation id)
+    retests: dict[int, list[_Read]] = field(default_factory=dict)  # item number due → first reads to repeat
 
 
 def generate(
@@ -78,6 +110,7 @@ def _project(st: _State) -> Iterator[dict[str, Any]]:
             yield from _supersede_guideline(st)
         yield from _planted_credential_changes(st, item_no)
         yield from _item(st, item_no)
+        yield from _repeat_reads(st, item_no)
         if item_no == RELEASE_AT_ITEM:
             yield from _releases(st)
         if st.plants and item_no in PLANTS.values():
@@ -92,17 +125,19 @@ def _setup(st: _State) -> Iterator[dict[str, Any]]:
     ]
     st.team += [Person(f"rad-{i:02d}", "physician", "senior") for i in range(3)]
     st.team += [Person("expert-01", "expert", "senior"), Person("mldev-01", "engineer", "n/a")]
-    yield _guideline_published(st, "1.0", None)
+    yield _guideline_published(st, DETECTION, "1.0", None)
+    yield _guideline_published(st, GRADING, "1.0", None)
     for person in st.team:
         yield from _credentials(st, person)
         if person.role != "engineer":
-            yield _event(
-                st,
-                "guideline.acknowledged",
-                person.actor,
-                "annotator",
-                {"guideline_id": "chest-ct", "version": "1.0", "annotator": person.actor},
-            )
+            for guideline in (DETECTION, GRADING):
+                yield _event(
+                    st,
+                    "guideline.acknowledged",
+                    person.actor,
+                    "annotator",
+                    {"guideline_id": guideline, "version": "1.0", "annotator": person.actor},
+                )
 
 
 def _credentials(st: _State, person: Person) -> Iterator[dict[str, Any]]:
@@ -152,12 +187,13 @@ def _credential(
     return _event(st, "credential.granted", "credentialing-office", "admin", data)
 
 
-def _guideline_published(st: _State, version: str, supersedes: str | None) -> dict[str, Any]:
-    digest = hashlib.sha256(f"chest-ct guideline {version}".encode()).hexdigest()
+def _guideline_published(st: _State, guideline: str, version: str, supersedes: str | None) -> dict[str, Any]:
+    digest = hashlib.sha256(f"{guideline} guideline {version}".encode()).hexdigest()
+    title = "Chest CT findings" if guideline == DETECTION else "Chest CT finding grades"
     data: dict[str, Any] = {
-        "guideline_id": "chest-ct",
+        "guideline_id": guideline,
         "version": version,
-        "title": f"Chest CT findings v{version}",
+        "title": f"{title} v{version}",
         "document_sha256": digest,
         "effective_from": _ts(st.clock),
     }
@@ -167,14 +203,14 @@ def _guideline_published(st: _State, version: str, supersedes: str | None) -> di
 
 
 def _supersede_guideline(st: _State) -> Iterator[dict[str, Any]]:
-    yield _guideline_published(st, "1.1", "1.0")
+    yield _guideline_published(st, DETECTION, "1.1", "1.0")
     yield _event(
         st,
         "guideline.retired",
         "qa-lead",
         "admin",
         {
-            "guideline_id": "chest-ct",
+            "guideline_id": DETECTION,
             "version": "1.0",
             "effective_until": _ts(st.clock),
             "reason": "Superseded by 1.1: clarified effusion boundaries.",
@@ -203,49 +239,80 @@ def _planted_credential_changes(st: _State, n: int) -> Iterator[dict[str, Any]]:
                       "issuer": "Acme Imaging credentialing office", "valid_from": _ts(st.clock)})  # fmt: skip
 
 
+# Planted for the lineage report and the QC policy (whatever ``plants`` says: they raise no access anomaly).
+MULTI_READER_ITEMS = range(5, sys.maxsize, 5)
+"""Items read by three or four readers (so Fleiss' kappa and alpha have data); every other item by two."""
+RETEST_ITEMS = range(3, sys.maxsize, 10)
+"""Items one of their readers reads again, both tasks, ``RETEST_LAG`` items later (``ann-<n>-r<i>-retest``)."""
+RETEST_LAG = 30
+_BREACH_AT_ITEM = 232
+INDEPENDENCE_BREACH = (f"1.2.826.0.1.3680043.10.543.{_BREACH_AT_ITEM}", "ann-06", f"ann-{_BREACH_AT_ITEM}-r0")
+"""(item, reader, annotation seen): the second reader views the first one's annotation before drawing their own."""
+_BREACH_READERS = ("ann-04", "ann-06")
+_BELOW_POLICY_AT_ITEM = 267
+BELOW_POLICY_ITEM = f"1.2.826.0.1.3680043.10.543.{_BELOW_POLICY_AT_ITEM}"
+"""Two readers agree on the class (``nodule``) and draw it in different places: IoU < 0.45."""
+_GRADE_STEPS = ((0, 1, -1, 2, -2), (60, 17, 17, 3, 3))  # a reader's grade minus the item's, and how often
+
+
 def _item(st: _State, n: int) -> Iterator[dict[str, Any]]:
     rng = st.rng
-    item = f"1.2.826.0.1.3680043.10.543.{n}"
+    item = _item_id(n)
     annotators = [p for p in st.team if p.role == "annotator" and p.active]
-    readers = rng.sample(annotators, 2)
+    readers = rng.sample(annotators, rng.choice((3, 4)) if n in MULTI_READER_ITEMS else 2)
+    if n == _BREACH_AT_ITEM:
+        readers = [p for actor in _BREACH_READERS for p in annotators if p.actor == actor]
     physician = rng.choice([p for p in st.team if p.role == "physician"])
     if n == UNQUALIFIED_PHYSICIAN_AT_ITEM:
         physician = next(p for p in annotators if p.level == "senior")
     for r_i, reader in enumerate(readers):
         yield _assignment(st, f"asg-{n}" + (f"-r{r_i}" if r_i else ""), item, reader.actor, "annotator")
     yield _assignment(st, f"asg-{n}-review", item, physician.actor, "physician_reviewer")
-    truth = rng.choice(CLASSES)
+    truth = "nodule" if n == _BELOW_POLICY_AT_ITEM else rng.choice(CLASSES)
+    box, grade = true_box(rng), 1 if truth == NO_FINDING else rng.randint(2, 5)
     st.truths[item] = truth
     ai_id = f"ann-{n}-ai"
+    ai_label = truth if rng.random() < 0.8 else rng.choice(CLASSES)
     yield _annotation(
-        st, item, ai_id, truth if rng.random() < 0.8 else rng.choice(CLASSES), "model-service", "model"
+        st, item, ai_id, ai_label, _drawn(rng, ai_label, jittered(rng, box, 0.05)), "model-service", "model"
     )
     yield _review(st, item, ai_id, 1, "accept", "model-service")
-    labels = []
+    labels: list[str] = []
+    ids: list[str] = []
+    reads: list[_Read] = []
     for r_i, reader in enumerate(readers):
         yield _access(st, "access.data_viewed", reader.actor, item, "annotation")
-        label = truth if rng.random() < 0.85 else rng.choice(CLASSES)
-        labels.append(label)
+        if n == _BREACH_AT_ITEM and r_i == 1:
+            seen = f"{st.dataset}/{item}/annotations/{ids[0]}"
+            yield _access(st, "access.data_viewed", reader.actor, item, "annotation", resource=seen)
+        label = truth if n == _BELOW_POLICY_AT_ITEM or rng.random() < 0.85 else rng.choice(CLASSES)
+        where = displaced(box) if n == _BELOW_POLICY_AT_ITEM and r_i == 1 else box
         ann_id = f"ann-{n}-r{r_i}"
+        labels.append(label)
+        ids.append(ann_id)
         planted_old_guideline = n == RETIRED_GUIDELINE_AT_ITEM and r_i == 0
-        yield _annotation(
-            st, item, ann_id, label, reader.actor, "human", guideline="1.0" if planted_old_guideline else None
-        )
+        yield _annotation(st, item, ann_id, label, _drawn(rng, label, jittered(rng, where)), reader.actor, "human",
+                          guideline_version="1.0" if planted_old_guideline else None)  # fmt: skip
         if rng.random() < 0.1:
-            yield _annotation(st, item, ann_id, label, reader.actor, "human", version=2)
+            yield _annotation(st, item, ann_id, label, _drawn(rng, label, jittered(rng, where)), reader.actor,
+                              "human", version=2)  # fmt: skip
+        read_grade = _graded(rng, grade)
+        yield _annotation(st, item, f"{ann_id}-grade", _grade(read_grade), _classified(rng), reader.actor,
+                          "human", guideline_id=GRADING)  # fmt: skip
         seniors = [a for a in annotators if a is not reader and a.level == "senior"]
         yield _review(st, item, ann_id, 2, "accept", rng.choice(seniors).actor)
+        reads.append(_Read(n, reader.actor, r_i, label, where, read_grade))
+    if n in RETEST_ITEMS:
+        st.retests[n + RETEST_LAG] = reads
+    agreed = len(set(labels)) == 1
     yield _access(st, "access.data_viewed", physician.actor, item, "review", role="physician_reviewer")
     yield _review(
-        st,
-        item,
-        f"ann-{n}-r0",
-        3,
-        "accept" if labels[0] == labels[1] else "modify",
-        physician.actor,
-        comment=rng.random() < 0.2,
+        st, item, ids[0], 3, "accept" if agreed else "modify", physician.actor, comment=rng.random() < 0.2
     )
-    if labels[0] != labels[1]:
+    # The expert selects a reader's annotation of the true class, or the first reader's when none has it.
+    chosen = 0 if agreed else next((i for i, label in enumerate(labels) if label == truth), 0)
+    st.finals[item] = (labels[chosen], ids[chosen])
+    if not agreed:
         yield _event(
             st,
             "adjudication.completed",
@@ -254,9 +321,9 @@ def _item(st: _State, n: int) -> Iterator[dict[str, Any]]:
             {
                 "dataset": st.dataset,
                 "item": item,
-                "annotation_ids": [f"ann-{n}-r0", f"ann-{n}-r1"],
-                "final_annotation_id": f"ann-{n}-r0",
-                "final_label_class": truth,
+                "annotation_ids": ids,
+                "final_annotation_id": ids[chosen],
+                "final_label_class": labels[chosen],
                 "level": 4,
                 "method": "expert",
                 "signature_meaning": "approval",
@@ -264,29 +331,59 @@ def _item(st: _State, n: int) -> Iterator[dict[str, Any]]:
         )
 
 
+def _repeat_reads(st: _State, n: int) -> Iterator[dict[str, Any]]:
+    """The repeat reads due after item ``n``: the item's first reader still active reads it again, both tasks,
+    mostly as before."""
+    rng = st.rng
+    reads = st.retests.pop(n, [])
+    active = {p.actor for p in st.team if p.active}
+    first = next((r for r in reads if r.reader in active), None)
+    if first is None:
+        return
+    item = _item_id(first.n)
+    label = first.label if rng.random() < 0.9 else rng.choice(CLASSES)
+    grade = first.grade if rng.random() < 0.8 else max(1, min(5, first.grade + rng.choice((-1, 1))))
+    ann_id = f"ann-{first.n}-r{first.r_i}-retest"
+    yield _access(st, "access.data_viewed", first.reader, item, "annotation")
+    yield _annotation(
+        st, item, ann_id, label, _drawn(rng, label, jittered(rng, first.box)), first.reader, "human"
+    )
+    yield _annotation(st, item, f"ann-{first.n}-r{first.r_i}-grade-retest", _grade(grade), _classified(rng),
+                      first.reader, "human", guideline_id=GRADING)  # fmt: skip
+
+
+def _graded(rng: random.Random, grade: int) -> int:
+    """A reader's grade of a finding whose grade is ``grade``: mostly the same, now and then one off."""
+    (step,) = rng.choices(_GRADE_STEPS[0], weights=_GRADE_STEPS[1])
+    return max(1, min(5, grade + step))
+
+
+def _grade(grade: int) -> str:
+    return GRADES[grade - 1]
+
+
+def _drawn(rng: random.Random, label: str, box: dict[str, Any]) -> dict[str, Any]:
+    """The geometry of a reader's ``label``: the box, or a whole-study classification for no finding."""
+    return _classified(rng) if label == NO_FINDING else box
+
+
+def _classified(rng: random.Random) -> dict[str, Any]:
+    return {"kind": "classification", "confidence": round(rng.uniform(0.5, 0.99), 3)}
+
+
 def _annotation(
     st: _State,
     item: str,
     ann_id: str,
     label: str,
+    geometry: dict[str, Any],
     actor: str,
     origin: str,
     version: int = 1,
-    guideline: str | None = None,
+    *,
+    guideline_id: str = DETECTION,
+    guideline_version: str | None = None,
 ) -> dict[str, Any]:
-    rng = st.rng
-    geometry: dict[str, Any] = (
-        {"kind": "classification", "confidence": round(rng.uniform(0.5, 0.99), 3)}
-        if label == "no_finding"
-        else {
-            "kind": "bbox",
-            "x": rng.randint(0, 400),
-            "y": rng.randint(0, 400),
-            "width": rng.randint(8, 120),
-            "height": rng.randint(8, 120),
-            "frame": rng.randint(0, 180),
-        }
-    )
     data: dict[str, Any] = {
         "dataset": st.dataset,
         "item": item,
@@ -295,8 +392,9 @@ def _annotation(
         "label_class": label,
         "geometry": geometry,
         "origin": origin,
-        "guideline_id": "chest-ct",
-        "guideline_version": guideline or st.guideline,
+        "guideline_id": guideline_id,
+        # The grading guideline has one version; detection's moves from 1.0 to 1.1 mid-project.
+        "guideline_version": guideline_version or (st.guideline if guideline_id == DETECTION else "1.0"),
     }
     if version > 1:
         data["previous_version"] = version - 1
@@ -386,7 +484,7 @@ def _access_noise(st: _State) -> Iterator[dict[str, Any]]:
         yield _access(st, "access.data_exported", MODEL_DEVELOPER, None, "model_development",
                       role="model_developer", record_count=rng.randint(20, 400))  # fmt: skip
     elif roll < 0.4 and len(st.truths) > RELEASE_AT_ITEM:  # the training split, once released
-        train = _item_id(rng.randint(1, TEST_SPLIT_FROM - 1))
+        train = _item_id(rng.randint(1, SPLITS["train"].stop - 1))
         yield _access(
             st, "access.data_viewed", MODEL_DEVELOPER, train, "model_development", role="model_developer"
         )
@@ -403,7 +501,12 @@ def _login(method: str, failure: str | None) -> dict[str, Any]:
 
 MODEL_DEVELOPER = "mldev-01"
 RELEASE_AT_ITEM = 300
-TEST_SPLIT_FROM = 241  # items 1-240 are released for training, 241-300 as the test split
+RELEASE = "r1"
+SPLITS = {"train": range(1, 211), "tune": range(211, 241), "test": range(241, RELEASE_AT_ITEM + 1)}
+"""Release ``r1``'s items by split: one ``dataset.release_created`` each, emitted after item 300."""
+TEST_SPLIT_FROM = SPLITS["test"].start
+TEST_SET_ACCESS = (MODEL_DEVELOPER, f"1.2.826.0.1.3680043.10.543.{TEST_SPLIT_FROM + 7}")
+"""(actor, item): the model developer's one read of a test-split item (the ``test_set_access`` plant)."""
 
 PLANTS = {
     "unassigned_item": 150,
@@ -425,18 +528,19 @@ def _item_id(n: int) -> str:
 
 
 def _releases(st: _State) -> Iterator[dict[str, Any]]:
-    for split, numbers in (
-        ("train", range(1, TEST_SPLIT_FROM)),
-        ("test", range(TEST_SPLIT_FROM, RELEASE_AT_ITEM + 1)),
-    ):
-        items = [{"item": _item_id(n), "label_class": st.truths[_item_id(n)]} for n in numbers]
-        digest = hashlib.sha256(repr(items).encode()).hexdigest()
+    """Release ``r1``: each split's items with their final class and the annotation it comes from."""
+    for split, numbers in SPLITS.items():
+        items = [
+            {"item": _item_id(n), "label_class": label, "annotation_id": annotation}
+            for n in numbers
+            for label, annotation in [st.finals[_item_id(n)]]
+        ]
         data = {
             "dataset": st.dataset,
-            "release": f"r1-{split}",
+            "release": RELEASE,
             "split": split,
             "items": items,
-            "items_sha256": digest,
+            "items_sha256": hashlib.sha256(canonicalize(items)).hexdigest(),  # RFC 8785
         }
         yield _event(st, "dataset.release_created", "data-manager", "admin", data)
 
@@ -470,8 +574,8 @@ def _planted_anomaly(st: _State, n: int) -> Iterator[dict[str, Any]]:
         yield _access(st, "access.break_glass", "rad-01", st.assigned["rad-01"][-1], "treatment",
                       role="physician_reviewer", reason="Urgent clinical correlation requested.")  # fmt: skip
     elif rule == "test_set_access":
-        yield _access(st, "access.data_viewed", MODEL_DEVELOPER, _item_id(TEST_SPLIT_FROM + 7), "model_development",
-                      role="model_developer")  # fmt: skip
+        actor, item = TEST_SET_ACCESS
+        yield _access(st, "access.data_viewed", actor, item, "model_development", role="model_developer")
     elif rule == "volume_spike":  # one morning, a reader goes through 150 of their own items
         morning = datetime.combine(st.clock.date() + timedelta(days=1), time(8, 0), tzinfo=UTC)
         while morning.weekday() >= 5:
