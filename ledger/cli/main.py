@@ -7,11 +7,12 @@ import errno
 import itertools
 import json
 import logging
+import os
 import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -193,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("ledger").setLevel(logging.INFO)
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(_environment(args))
         handlers: dict[str, Handler] = {
             "serve": _serve,
             "db": _db,
@@ -214,6 +215,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("ledger").exception("unexpected error")
         print(f"ledger: unexpected error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _environment(args: argparse.Namespace) -> Mapping[str, str]:
+    """The variables settings are read from: ``ledger demo`` with no ``LEDGER_QC_POLICY`` uses the synthetic
+    project's own QC policy, so its one planted item below policy is found."""
+    if args.command == "demo" and not os.environ.get("LEDGER_QC_POLICY"):
+        from ledger.synth.project import QC_POLICY
+
+        return {**os.environ, "LEDGER_QC_POLICY": str(QC_POLICY)}
+    return os.environ
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -443,10 +454,12 @@ def _append_counting(ledger: Ledger, batch: list[ReceivedEvent]) -> tuple[int, i
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.domain.envelope import validate_event
-    from ledger.synth.project import generate
+    from ledger.synth.project import QC_POLICY, generate
 
     if args.via_kafka:
-        return kafka_commands.demo_via_kafka(settings, args)
+        code = kafka_commands.demo_via_kafka(settings, args)
+        _print_qc_policy(QC_POLICY)
+        return code
 
     with open_ledger(settings) as ledger:
         started = time.monotonic()
@@ -467,6 +480,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     print(f"recorded {recorded:,} new events for tenant {args.tenant!r} in {elapsed:.1f}s"
           + (f" ({repeats:,} were already there: same seed, same ids)" if repeats else ""))  # fmt: skip
     item = "1.2.826.0.1.3680043.10.543.444"  # carries the planted label under a retired guideline
+    _print_qc_policy(QC_POLICY)
     print(f"""
 Next:
   ledger serve &                                   # API on http://127.0.0.1:8000, OpenAPI at /schema
@@ -478,6 +492,14 @@ Next:
   psql "$(ledger db url)"                           # look at the tables yourself (needs `ledger db start`)""")
     _print_anomalies(anomalies, args.tenant)
     return EXIT_OK
+
+
+def _print_qc_policy(demo_policy: Path) -> None:
+    """Say that the demo's own QC policy was used (``_environment``), and how ``ledger serve`` keeps it."""
+    if not os.environ.get("LEDGER_QC_POLICY"):
+        print(f"""
+QC policy: LEDGER_QC_POLICY is unset, so the demo used its own; keep it for `ledger serve` with
+  export LEDGER_QC_POLICY={demo_policy}""")
 
 
 def _anomalies(ledger: Ledger, tenant: str) -> list[tuple[str, str, str]]:

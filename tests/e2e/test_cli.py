@@ -96,6 +96,10 @@ def test_demo_then_verify_and_the_server_stops_afterwards(home: Path) -> None:
     assert demo.returncode == 0, demo.stderr
     assert "recorded 2,500 new events" in demo.stdout
     assert "ledger serve" in demo.stdout  # says what to try next
+    # LEDGER_QC_POLICY is unset: the demo used its own policy, and says how `ledger serve` keeps it
+    (line,) = [line for line in demo.stdout.splitlines() if "export LEDGER_QC_POLICY=" in line]
+    assert Path(line.split("=", 1)[1]).name == "qc-policy.toml"
+    assert Path(line.split("=", 1)[1]).is_file()
 
     verified = run(home, "verify", "--json")
     assert verified.returncode == 0, verified.stderr
@@ -104,6 +108,20 @@ def test_demo_then_verify_and_the_server_stops_afterwards(home: Path) -> None:
     assert report["events_checked"] == 2500
 
     assert status(home)["running"] is False  # the last command out stopped it
+
+
+def test_demo_with_a_qc_policy_set_uses_that_one_and_prints_no_other(home: Path, tmp_path: Path) -> None:
+    from ledger.synth.project import QC_POLICY
+
+    policy = tmp_path / "policy.toml"
+    policy.write_bytes(QC_POLICY.read_bytes())
+    env = {**env_for(home), "LEDGER_QC_POLICY": str(policy)}
+    demo = subprocess.run(
+        [*LEDGER, "demo", "--events", "50"], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert demo.returncode == 0, demo.stderr
+    assert "recorded 50 new events" in demo.stdout
+    assert "LEDGER_QC_POLICY" not in demo.stdout
 
 
 def test_the_same_seed_twice_records_nothing_new_and_another_seed_adds(home: Path) -> None:
