@@ -84,7 +84,7 @@ GOAL_P99_MS = 5.0  # issue 8: inclusion and consistency proof p99 over HTTP on a
 HTTP_ROUTES = ("inclusion", "consistency", "event")
 RELEASE_TENANT = "bench-release"
 RELEASE_DATASET = "bench-release-ds"  # a dataset name of its own, so the release is found in one tenant only
-RELEASE_NAME = "r1"
+RELEASE_NAME = "r2"  # the synthetic project releases r1 itself (items 1-300, three splits)
 ITEM_PREFIX = "1.2.826.0.1.3680043.10.543."
 COMMAND_TIMEOUT = 1800.0  # seconds per CLI subprocess of the bundle part
 PROGRESS_EVERY = 100_000
@@ -513,8 +513,8 @@ def release_events(items: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The synthetic project of ``RELEASE_DATASET`` up to the end of its item ``items``, and the
     ``dataset.release_created`` event freezing items 1..``items`` with their final labels (the adjudicated
     label where readers disagreed, else the first reader's), ``items_sha256`` being the SHA-256 of the
-    RFC 8785 form of ``items``. The synthetic generator writes no releases; this is a release as a
-    producer would post it once labelling is done."""
+    RFC 8785 form of ``items``. The synthetic project's own release r1 covers items 1-300; this is the
+    release of every item as a producer would post it once labelling is done."""
     events: list[dict[str, Any]] = []
     labels: dict[int, tuple[str, str]] = {}
     for raw in generate(tenant=RELEASE_TENANT, events=items * 40 + 1000, seed=SEED, dataset=RELEASE_DATASET):
