@@ -23,3 +23,9 @@ def test_the_bundle_schema_ships_with_the_verifier() -> None:
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert "bundle.schema.json" in package_data["ledger.verifier"]
     assert (ROOT / "ledger" / "verifier" / "bundle.schema.json").is_file()
+
+
+def test_the_demo_qc_policy_ships_with_the_synthetic_project() -> None:
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "qc-policy.toml" in package_data["ledger.synth"]
+    assert (ROOT / "ledger" / "synth" / "qc-policy.toml").is_file()
