@@ -246,9 +246,13 @@ RETEST_ITEMS = range(3, sys.maxsize, 10)
 """Items one of their readers reads again, both tasks, ``RETEST_LAG`` items later (``ann-<n>-r<i>-retest``)."""
 RETEST_LAG = 30
 _BREACH_AT_ITEM = 232
-INDEPENDENCE_BREACH = (f"1.2.826.0.1.3680043.10.543.{_BREACH_AT_ITEM}", "ann-06", f"ann-{_BREACH_AT_ITEM}-r0")
-"""(item, reader, annotation seen): the second reader views the first one's annotation before drawing their own."""
 _BREACH_READERS = ("ann-04", "ann-06")
+INDEPENDENCE_BREACH = (
+    f"1.2.826.0.1.3680043.10.543.{_BREACH_AT_ITEM}",
+    _BREACH_READERS[1],
+    f"ann-{_BREACH_AT_ITEM}-r0",
+)
+"""(item, reader, annotation seen): the second reader views the first one's annotation before drawing their own."""
 _BELOW_POLICY_AT_ITEM = 267
 BELOW_POLICY_ITEM = f"1.2.826.0.1.3680043.10.543.{_BELOW_POLICY_AT_ITEM}"
 """Two readers agree on the class (``nodule``) and draw it in different places: IoU < 0.45."""
