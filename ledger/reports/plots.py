@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -52,6 +53,8 @@ def bars(title: str, values: Mapping[str, float], *, unit: str = "") -> str:
     # pygal draws the first label at the bottom; a reader reads from the top.
     chart.x_labels = list(reversed(labels))
     chart.add(title, [values[label] for label in reversed(labels)], formatter=_formatter(unit))
+    if all(float(v).is_integer() for v in values.values()):
+        chart.y_labels = _whole_ticks(max(values.values(), default=0))  # counts: no 0.2 of an event
     return _svg(chart, "bars", title, list(values.items()), unit)
 
 
@@ -68,6 +71,11 @@ def funnel(title: str, stages: Sequence[tuple[str, int]]) -> str:
     first = stages[0][1] if stages else 0
     labelled = {f"{stage} ({count / first:.0%})" if first else stage: float(count) for stage, count in stages}
     return bars(title, labelled)
+
+
+def _whole_ticks(top: float) -> list[int]:
+    step = max(1, math.ceil(top / 10))
+    return list(range(0, int(top) + step, step))
 
 
 def _height(rows: int) -> int:
