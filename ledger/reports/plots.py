@@ -45,17 +45,20 @@ _CONFIG: dict[str, Any] = {
 _DROPPED = ("script",)
 
 
-def bars(title: str, values: Mapping[str, float], *, unit: str = "") -> str:
-    """A horizontal bar per label, its value printed on it (``unit`` after the number), in the given order."""
+def bars(
+    title: str, values: Mapping[str, float], *, unit: str = "", scale: tuple[float, float] | None = None
+) -> str:
+    """A horizontal bar per label, its value printed on it (``unit`` after the number), in the given order;
+    ``scale`` fixes the value axis (e.g. ``(0, 1)`` for kappa) instead of fitting it to the values."""
     labels = list(values)
-    chart = pygal.HorizontalBar(height=_height(len(labels)), **_CONFIG)
+    chart = pygal.HorizontalBar(height=_height(len(labels)), range=scale, **_CONFIG)
     chart.title = title
     # pygal draws the first label at the bottom; a reader reads from the top.
     chart.x_labels = list(reversed(labels))
     chart.add(title, [values[label] for label in reversed(labels)], formatter=_formatter(unit))
     if all(float(v).is_integer() for v in values.values()):
         chart.y_labels = _whole_ticks(max(values.values(), default=0))  # counts: no 0.2 of an event
-    return _svg(chart, "bars", title, list(values.items()), unit)
+    return _svg(chart, "bars", title, [list(values.items()), scale], unit)
 
 
 def histogram(title: str, bins: Sequence[Sequence[float]]) -> str:

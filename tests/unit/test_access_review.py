@@ -141,3 +141,16 @@ def test_html_is_a_page_with_every_value_escaped() -> None:
 def test_an_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown format"):
         render(_report(), "pdf")
+
+
+def test_html_carries_the_raised_per_rule_figure_and_is_the_same_bytes_each_time() -> None:
+    report = _report()
+    page = render(report, "html")
+    assert page.decode().count("<svg ") == 1
+    assert "Raised per rule" in page.decode()
+    assert render(report, "html") == page  # the recorded SHA-256 is reproducible from the same content
+
+
+def test_a_range_with_nothing_raised_has_no_figure() -> None:
+    empty = report(summarize([], [], date(2026, 12, 7), date(2026, 12, 13), now=NOW), "t1", NOW)
+    assert "<svg" not in render(empty, "html").decode()

@@ -93,3 +93,9 @@ def test_empty_data_draws_a_figure_that_says_so() -> None:
     for svg in (plots.bars("None", {}), plots.histogram("None", []), plots.funnel("None", [])):
         assert "No data" in svg
         parse(svg)
+
+
+def test_a_fixed_scale_spans_the_axis_whatever_the_values() -> None:
+    svg = plots.bars("Kappa per class", {"nodule": 0.5}, scale=(0, 1))
+    ticks = {e.text for e in parse(svg).iter(f"{SVG}text") if "major" in (e.get("class") or "")}
+    assert {"0", "1"} <= ticks
