@@ -29,6 +29,7 @@ from ledger.settings import AnomalySettings, Settings
 from ledger.storage import migrate
 from ledger.storage.database import Database
 from ledger.storage.embedded import EmbeddedPostgres, free_port
+from tests.browser import Chromium, find_chromium
 
 # CI replays the same examples on every run (a failure there is reproducible and cannot come and go);
 # a developer's run draws new ones, which is how new failures are found.
@@ -163,6 +164,18 @@ def server_url(shared_ledger: Ledger) -> Iterator[str]:
     """A real uvicorn server on a loopback port, serving the shared ledger."""
     with serving(shared_ledger) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Chromium:
+    """Headless Chromium for tests of printed pages; they skip where the machine has none."""
+    binary = find_chromium()
+    if binary is None:
+        pytest.skip(
+            "no headless Chromium on PATH (chromium, chromium-headless-shell or google-chrome);"
+            " .ci/run installs Debian's chromium"
+        )
+    return Chromium(binary, tmp_path_factory.mktemp("chromium"))
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from ledger.domain.errors import ParameterInvalid
-from ledger.reports.access_review import AccessReviewReport, check_range, periods, summarize
-from ledger.reports.access_review_render import render
+from ledger.reports.access_review import check_range, periods, report, summarize
+from ledger.reports.report import Report, render
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
 
@@ -96,7 +96,7 @@ def test_ages_of_a_range_not_ended_yet_are_taken_now() -> None:
     assert content["open_at_end"][0]["age_days"] == 0.5
 
 
-def _report() -> AccessReviewReport:
+def _report() -> Report:
     first, last = date(2026, 12, 7), date(2026, 12, 13)
     anomalies = [
         anomaly("break_glass:1", at(date(2026, 12, 8)), actor="=HYPERLINK(<b>x</b>)"),
@@ -105,7 +105,7 @@ def _report() -> AccessReviewReport:
     content = summarize(
         anomalies, [review("off_hours:2", at(date(2026, 12, 10)), "incident")], first, last, now=NOW
     )
-    return AccessReviewReport(first, last, NOW, "t1", {"scope": "t1", **content})
+    return report(content, "t1", NOW)
 
 
 def test_json_holds_the_content() -> None:
@@ -141,3 +141,16 @@ def test_html_is_a_page_with_every_value_escaped() -> None:
 def test_an_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown format"):
         render(_report(), "pdf")
+
+
+def test_html_carries_the_raised_per_rule_figure_and_is_the_same_bytes_each_time() -> None:
+    report = _report()
+    page = render(report, "html")
+    assert page.decode().count("<svg ") == 1
+    assert "Raised per rule" in page.decode()
+    assert render(report, "html") == page  # the recorded SHA-256 is reproducible from the same content
+
+
+def test_a_range_with_nothing_raised_has_no_figure() -> None:
+    empty = report(summarize([], [], date(2026, 12, 7), date(2026, 12, 13), now=NOW), "t1", NOW)
+    assert "<svg" not in render(empty, "html").decode()
