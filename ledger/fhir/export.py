@@ -160,19 +160,23 @@ def _note_model(data: dict[str, Any], made: dict[AnnotationVersion, Model]) -> N
         )
 
 
-def export(db: Database, window: Window, fmt: str, *, progress: Progress | None = None) -> FhirExport:
+def export(db: Database, window: Window, fmt: str) -> FhirExport:
     """Select, map and pack the export of ``window`` as ``fmt`` (``bundle`` or ``ndjson``)."""
-    sources = select(db, window)
+    return pack(db, window, select(db, window), fmt)
+
+
+def pack(
+    db: Database, window: Window, sources: list[Source], fmt: str, *, progress: Progress | None = None
+) -> FhirExport:
+    """Map the selected ``sources`` and pack them as ``fmt``; ``progress`` counts the events mapped."""
     made = model_versions(db, window.tenant, sources)
     mapped = resources(sources, made, progress=progress)
     if fmt == "ndjson":
         body = ndjson_bytes(mapped)
     else:
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        ident = resource_id(
-            window.tenant, f"fhir-export:{window.since.isoformat()}/{window.until.isoformat()}/{now}"
-        )
-        body = bundle_bytes(mapped, bundle_id=ident, timestamp=now)
+        name = f"fhir-export:{window.since.isoformat()}/{window.until.isoformat()}@{now}"
+        body = bundle_bytes(mapped, bundle_id=resource_id(window.tenant, name), timestamp=now)
     return FhirExport(window, fmt, body, len(mapped), hashlib.sha256(body).hexdigest())
 
 
