@@ -20,6 +20,7 @@ from ledger.api.bundles import bundle
 from ledger.api.checkpoints import CheckpointController, keys
 from ledger.api.erasures import erase
 from ledger.api.events import EventController
+from ledger.api.fhir import fhir_export
 from ledger.api.openapi import COMPONENTS, SECURITY, complete, responses
 from ledger.api.params import refuse_unusable_parameters
 from ledger.api.problems import http_error_handler, ledger_error_handler, unexpected_error_handler
@@ -137,6 +138,7 @@ def create_app(ledger: Ledger, *, reads: ReadService | None = None) -> Litestar:
             CheckpointController,
             keys,
             bundle,
+            fhir_export,
             erase,
             AnomalyController,
             access_review,

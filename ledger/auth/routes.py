@@ -55,6 +55,7 @@ ROUTES: dict[tuple[str, str], RouteAccess] = {
     ("GET", "/v1/logs/{log}/checkpoints"): RouteAccess(CHECKPOINT_READERS, VIEWED),
     ("GET", "/v1/keys"): RouteAccess(CHECKPOINT_READERS, VIEWED),
     ("GET", "/v1/bundles"): RouteAccess(READERS, EXPORTED, mfa=True),
+    ("GET", "/v1/export/fhir"): RouteAccess(READERS, EXPORTED, mfa=True),
     ("POST", "/v1/erasures"): RouteAccess(ADMINS, None, mfa=True),
     ("GET", "/v1/anomalies"): RouteAccess(ANOMALY_READERS, VIEWED),
     ("GET", "/v1/anomalies/{anomaly_id}"): RouteAccess(ANOMALY_READERS, VIEWED),

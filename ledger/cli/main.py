@@ -22,6 +22,7 @@ from ledger.cli import (
     bundle_commands,
     checkpoint_commands,
     erasure_commands,
+    export_commands,
     kafka_commands,
     projection_commands,
     witness_commands,
@@ -170,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     _EXTRA_HANDLERS.update(checkpoint_commands.register(sub))
     _EXTRA_HANDLERS.update(witness_commands.register(sub))
     _EXTRA_HANDLERS.update(erasure_commands.register(sub))
+    _EXTRA_HANDLERS.update(export_commands.register(sub))
     return parser
 
 

@@ -184,6 +184,12 @@ def report_window() -> dict[str, str]:
     return {"from": (today - timedelta(days=7)).isoformat(), "to": (today + timedelta(days=1)).isoformat()}
 
 
+def fhir_window() -> dict[str, str]:
+    """From before the examples' event times up to tomorrow: the worlds' events and their recorded reads."""
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    return {"since": "2020-01-01T00:00:00Z", "until": f"{tomorrow.isoformat()}T00:00:00Z"}
+
+
 def path_values(world: World) -> dict[str, str]:
     """Path parameters filled from a world's known values."""
     return {
@@ -211,6 +217,7 @@ def variants(world: World, method: str, path: str) -> list[dict[str, Any]]:
         "/v1/logs/{log}/checkpoints": [{}, {"limit": 1}],
         "/v1/anomalies": [{}, {"limit": 1}, {"rule": "break_glass"}, {"actor": world.actor}],
         "/v1/reports/access-review": [{**report_window(), "format": f} for f in ("json", "csv", "html")],
+        "/v1/export/fhir": [{**fhir_window(), "format": f} for f in ("bundle", "ndjson")],
         "/v1/bundles": [{"item": f"{world.dataset}/{world.items[0]}"}, {"events": ",".join(world.event_ids[:2])},
                         {"log": world.log, "from": 0, "to": 2}],
     }.get(path, [{}]) if method == "GET" else [{}]  # fmt: skip

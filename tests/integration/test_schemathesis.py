@@ -50,6 +50,7 @@ OPERATIONS = [
     "POST /v1/logs/{log}/cosignatures",
     "GET /v1/keys",
     "GET /v1/bundles",
+    "GET /v1/export/fhir",
     "POST /v1/erasures",
     "GET /v1/anomalies",
     "GET /v1/anomalies/{anomaly_id}",
