@@ -45,6 +45,8 @@ def overlap(a: Mapping[str, Any], b: Mapping[str, Any]) -> Overlap:
 
 def _ratios(area_a: float, area_b: float, intersection: float, method: Method) -> Overlap:
     total = area_a + area_b
+    # GEOS may return an intersection a few ulps larger than the smaller shape: IoU and Dice stay <= 1
+    intersection = min(intersection, area_a, area_b)
     if total == 0:
         return Overlap(None, None, method)
     return Overlap(intersection / (total - intersection), 2 * intersection / total, method)
