@@ -32,9 +32,16 @@ def agreement(
 
     Cohen's kappa per reader pair (quadratic weights on an ordinal or interval scale), Fleiss' kappa over
     the units with the modal number of ratings (more than two readers), Krippendorff's alpha at ``scale``.
+    Intra-reader (test-retest) agreement is the same block over ``{item: {"first": v, "repeat": w}}``.
     """
+    # a class outside ``order`` cannot be placed on the scale: it counts as missing in every statistic
+    known = None if order is None else set(order)
     present = {
-        unit: {rater: value for rater, value in by_rater.items() if not is_missing(value)}
+        unit: {
+            rater: value
+            for rater, value in by_rater.items()
+            if not is_missing(value) and (known is None or value in known)
+        }
         for unit, by_rater in ratings.items()
     }
     present = {unit: by_rater for unit, by_rater in present.items() if by_rater}

@@ -127,6 +127,17 @@ def test_nothing_to_compare() -> None:
     assert block["percent_agreement"] is None
 
 
+def test_a_class_outside_the_order_is_missing_in_every_statistic() -> None:
+    ratings = typical_ratings(60, 3, seed=9)
+    with_stray = {unit: dict(row) for unit, row in ratings.items()}
+    with_stray["item-00000"]["reader-0"] = "ungradable"
+    without = {unit: dict(row) for unit, row in ratings.items()}
+    del without["item-00000"]["reader-0"]
+    stray = agreement(with_stray, scale="ordinal", order=GRADES, resamples=30)
+    assert stray == agreement(without, scale="ordinal", order=GRADES, resamples=30)
+    assert stray["ratings"] == sum(len(row) for row in without.values())
+
+
 def test_ordinal_names_need_their_order() -> None:
     with pytest.raises(AgreementInputInvalid):
         agreement(typical_ratings(5, 2, seed=0), scale="ordinal")
