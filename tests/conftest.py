@@ -135,7 +135,9 @@ def shared_ledger(pg_server: str, template_url: str, tmp_path_factory: pytest.Te
 
 
 SHARED_QC_POLICY = QcPolicy(
-    applications={"route-qc": Application(guideline="qc-route", item_agreement_min=1.0)},
+    applications={
+        "route-qc": Application(guideline="qc-route", item_agreement_min=1.0, annotator_accuracy_min=0.8)
+    },
     sha256="0" * 64,
     source="tests/conftest.py",
 )
