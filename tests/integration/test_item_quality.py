@@ -4,10 +4,13 @@ needs_expert_review flag per item below it, and the same rows after a rebuild wh
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from datetime import datetime
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ledger.projections.quality import flag_id_of
 from ledger.projections.rebuild import rebuild
@@ -147,3 +150,58 @@ def test_quality_and_workflow_are_rebuilt_together() -> None:
     assert {p.name for p in rebuilt_together("quality", all_projectors())} == {"quality", "workflow"}
     assert {p.name for p in rebuilt_together("workflow", all_projectors())} == {"quality", "workflow"}
     assert [p.name for p in rebuilt_together("access", all_projectors())] == ["access"]
+
+
+# ---- random histories: rebuilding gives the inline rows and flags, whatever the batch boundaries --------
+
+_stories = itertools.count()
+steps = st.lists(
+    st.tuples(
+        st.sampled_from(["r1", "r2", "r3"]),
+        st.sampled_from(["item-1", "item-2"]),
+        st.sampled_from(["a1", "a2", "a3", "a4"]),
+        st.integers(
+            min_value=1, max_value=3
+        ),  # version: 1 creates, more updates (a gap or a repeat is flagged)
+        st.sampled_from([0, 3, 9]),
+        st.sampled_from(["nodule", "mass"]),
+        st.booleans(),  # delete instead
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
+@given(script=steps, cuts=st.lists(st.integers(min_value=1, max_value=25), max_size=4))
+def test_random_histories_rebuild_to_the_inline_rows(
+    qc: Ledger, script: list[tuple[Any, ...]], cuts: list[int]
+) -> None:
+    story = Story(f"{TENANT}-{next(_stories)}")
+    for n, (who, item, ann, version, x, label, delete) in enumerate(script):
+        if delete:
+            story.delete(who, item, ann, at(n), version=version + 1)
+        else:
+            read(story, who, item, ann, at(n), x=x, label=label, version=version)
+    bounds = sorted({0, len(story.events), *(c for c in cuts if c < len(story.events))})
+    for start, end in itertools.pairwise(bounds):
+        qc.appender.append(story.events[start:end])
+    tenant = story.tenant
+
+    def rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        with qc.db.connect() as conn:
+            return (
+                fetch_rows(
+                    conn, "SELECT * FROM proj_item_quality WHERE tenant = %s ORDER BY item", (tenant,)
+                ),
+                fetch_rows(
+                    conn,
+                    "SELECT * FROM proj_flags WHERE tenant = %s AND kind = %s ORDER BY flag_id",
+                    (tenant, "needs_expert_review"),
+                ),
+            )
+
+    inline = rows()
+    rebuild(qc.db, all_projectors(qc_policy=POLICY))
+    assert rows() == inline
