@@ -14,9 +14,11 @@ from typing import Any
 from ledger.domain.envelope import ReceivedEvent
 from ledger.domain.internal import ledger_event
 from ledger.domain.logs import SYSTEM_TENANT
-from ledger.reports import access_review, access_review_render, render, retention
+from ledger.reports import access_review, access_review_render, lineage, render, retention
+from ledger.reports import report as report_shape
 from ledger.runtime import Ledger
 from ledger.storage.append import Receipt
+from ledger.storage.bundles import ReleaseScope
 
 
 @dataclass(frozen=True)
@@ -101,3 +103,25 @@ def retention_report(
 ) -> GeneratedReport:
     """Build and render the retention report, then record its digest in the ledger before returning it."""
     return record(ledger, render_retention(ledger, as_of, fmt, tenant=tenant, requested_by=requested_by))
+
+
+def render_lineage(
+    ledger: Ledger,
+    scope: ReleaseScope,
+    fmt: str,
+    *,
+    tenant: str | None,
+    requested_by: str,
+    policy: lineage.Policy | None = None,
+) -> RenderedReport:
+    """Build and render the lineage report of a release (``NotFound`` when no event names it); record nothing yet."""
+    report = lineage.build(
+        ledger.db,
+        scope,
+        tenant=tenant,
+        policy=policy,
+        test_set_roles=ledger.settings.anomalies.test_set_roles,
+    )
+    parameters = {**report.parameters, "format": fmt, "requested_by": requested_by}
+    body = report_shape.render(report, fmt)
+    return rendered(lineage.NAME, body, fmt, report.scope, parameters, report.records)
