@@ -90,7 +90,8 @@ class TestFinalLabels:
         i1 = item(content, "i1")
         review = event(i1, told.ids["review_a1"])
         assert (review["level"], review["decision"], review["signature_meaning"]) == (3, "accept", "approval")
-        assert review["standing"]["role"] == "physician" and review["standing"]["qualified"] is True
+        assert review["standing"]["role"] == "physician"
+        assert review["standing"]["qualified"] is True
         adj = event(i1, told.ids["adj_i1"])
         assert (adj["method"], adj["level"], adj["final_annotation_id"]) == ("expert", 4, "a1")
         assert adj["standing"]["qualified"] is True
@@ -120,9 +121,11 @@ class TestStandingAndGuidelines:
 
     def test_readers_per_task_with_their_qualifications_and_repeat_reads(self, content) -> None:
         (task,) = content["splits"]["test"]["summary"]["readers"]
-        assert task["task"] == "chest-ct" and task["readers"] == 2
+        assert task["task"] == "chest-ct"
+        assert task["readers"] == 2
         by_actor = {a["actor"]: a for a in task["actors"]}
-        assert by_actor["ann-a"]["first_reads"] == 1 and by_actor["ann-a"]["repeat_reads"] == 1
+        assert by_actor["ann-a"]["first_reads"] == 1
+        assert by_actor["ann-a"]["repeat_reads"] == 1
         assert by_actor["ann-c"]["qualified_at_every_read"] is False
 
     def test_every_compliance_flag_on_the_items_is_listed(self, content, told) -> None:
@@ -147,9 +150,11 @@ class TestReviewAndAdjudication:
 class TestIndependenceAndTestSet:
     def test_the_planted_independence_breach_is_found(self, content, told) -> None:
         (breach,) = content["splits"]["train"]["summary"]["independence_breaches"]
-        assert breach["item"] == "i2" and breach["reader"] == "ann-b"
+        assert breach["item"] == "i2"
+        assert breach["reader"] == "ann-b"
         assert breach["access_event_id"] == told.ids["breach"]
-        assert breach["seen_annotation_ids"] == ["a2"] and breach["seen_readers"] == ["ann-a"]
+        assert breach["seen_annotation_ids"] == ["a2"]
+        assert breach["seen_readers"] == ["ann-a"]
         assert breach["own_first_annotation_event_id"] == told.ids["b2"]
         assert content["splits"]["test"]["summary"]["independence_breaches"] == []
 
@@ -164,7 +169,8 @@ class TestIndependenceAndTestSet:
             "after_release",
         )
         (anomaly,) = iso["anomalies"]
-        assert anomaly["actor"] == "dev-1" and told.ids["dev_view"] in anomaly["evidence"]
+        assert anomaly["actor"] == "dev-1"
+        assert told.ids["dev_view"] in anomaly["evidence"]
         assert content["splits"]["train"]["summary"]["test_set_isolation"] is None
 
 
@@ -206,7 +212,8 @@ class TestFormats:
     def test_sealed_values_stay_sealed_in_every_format(self, ledger, told, tenant) -> None:
         for fmt in ("json", "csv", "html"):
             body = render_lineage(ledger, SCOPE, fmt, tenant=tenant, requested_by="test").body.decode()
-            assert SECRET not in body and SOURCE_ADDRESS not in body, fmt
+            assert SECRET not in body, fmt
+            assert SOURCE_ADDRESS not in body, fmt
 
     def test_the_csv_has_one_row_per_item_event(self, ledger, told, content, tenant) -> None:
         body = render_lineage(ledger, SCOPE, "csv", tenant=tenant, requested_by="test").body.decode()
@@ -223,5 +230,6 @@ class TestFormats:
 
     def test_the_html_names_the_breach_and_the_test_set_access(self, ledger, told, tenant) -> None:
         body = render_lineage(ledger, SCOPE, "html", tenant=tenant, requested_by="test").body.decode()
-        assert told.ids["breach"] in body and told.ids["dev_view"] in body
+        assert told.ids["breach"] in body
+        assert told.ids["dev_view"] in body
         assert "@page { size: A4" in body
