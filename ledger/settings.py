@@ -12,6 +12,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ledger.domain.errors import ConfigurationError
+from ledger.quality.policy import QcPolicy, load_policy
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -193,6 +194,8 @@ class Settings:
     # Clock skew tolerated on a token's exp, nbf and iat (seconds).
     jwt_leeway_seconds: int = 30
     anomalies: AnomalySettings = field(default_factory=AnomalySettings)
+    # The quality-control policy (LEDGER_QC_POLICY, a TOML or YAML file), read once here; empty when unset.
+    qc_policy: QcPolicy = field(default_factory=QcPolicy.empty)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -262,6 +265,7 @@ class Settings:
             jwks=_jwks(env),
             jwt_leeway_seconds=_leeway(env),
             anomalies=_anomalies(env),
+            qc_policy=load_policy(path) if (path := _path(env, "LEDGER_QC_POLICY")) else QcPolicy.empty(),
         )
 
 

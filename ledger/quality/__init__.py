@@ -1,0 +1,1 @@
+"""Quality control from the log: the QC policy, per-item agreement and per-annotator quality (issue 10)."""
