@@ -59,7 +59,8 @@ from ledger.auth.tokens import sign_token
 from ledger.domain.envelope import ReceivedEvent, validate_event
 from ledger.projections.rebuild import rebuild
 from ledger.projections.registry import NamedProjector, all_projectors
-from ledger.reports import render, retention
+from ledger.reports import retention
+from ledger.reports.report import render
 from ledger.runtime import Ledger, wire
 from ledger.settings import Settings
 from ledger.storage import migrate
@@ -609,7 +610,7 @@ def bench_reports(ledger: Ledger, url: str, http: httpx.Client, repeats: int) ->
             build_ms.append((time.perf_counter() - t0) * 1000)
             for fmt in render_ms:
                 t0 = time.perf_counter()
-                render.render(report, fmt)
+                render(report, fmt)
                 render_ms[fmt].append((time.perf_counter() - t0) * 1000)
         assert report is not None
         totals = report.content["totals"]

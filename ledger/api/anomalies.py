@@ -25,7 +25,7 @@ from ledger.auth.tokens import Principal
 from ledger.domain.events import AnomalyDecision
 from ledger.domain.fields import MAX_FREE_TEXT_LENGTH
 from ledger.projections.anomaly_queries import ANOMALY_RULES, STATUSES, AnomalyFilter
-from ledger.reports.access_review_render import FORMATS
+from ledger.reports.report import FORMATS
 from ledger.reports.service import render_access_review, report_event
 from ledger.runtime import Ledger
 

@@ -13,7 +13,7 @@ from litestar.params import QueryParameter
 from ledger.api import params as p
 from ledger.api.openapi import READ_ERRORS, SECURITY, ReportOperation, responses
 from ledger.api.reads import Reader, counted, report_response
-from ledger.reports.render import FORMATS
+from ledger.reports.report import FORMATS
 from ledger.reports.service import render_retention, report_event
 from ledger.runtime import Ledger
 

@@ -25,7 +25,7 @@ _OUTPUT_HELP = (
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[str, Handler]:
     """Add ``projections`` and ``report`` to ``sub``; return their handlers by command name."""
     from ledger.projections.registry import all_projectors
-    from ledger.reports.render import FORMATS
+    from ledger.reports.report import FORMATS
 
     names = [p.name for p in all_projectors()]
     projections = sub.add_parser("projections", help="rebuild projections from the log",

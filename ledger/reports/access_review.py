@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -20,6 +20,8 @@ from psycopg.rows import dict_row
 from ledger.domain.errors import FieldError, NotFound, ParameterInvalid
 from ledger.domain.upcasting import upcast
 from ledger.projections.anomaly_queries import DECISIONS, SEVERITIES
+from ledger.reports import plots
+from ledger.reports.report import Content, CsvRow, Report
 from ledger.storage.database import Database
 
 Row = dict[str, Any]
@@ -27,17 +29,10 @@ PERIOD = "week"
 """The report's period: ISO weeks, Monday to Sunday, the first and last cut at the range's ends."""
 MAX_DAYS = 3660
 """The longest range one report covers (ten years of weekly periods)."""
-
-
-@dataclass(frozen=True)
-class AccessReviewReport:
-    """The report's content; renderers turn it into JSON, CSV or HTML."""
-
-    first: date
-    last: date
-    generated_at: datetime
-    scope: str
-    content: Row
+CSV_COLUMNS = (
+    "section", "period_start", "period_end", "key", "count", "tenant", "anomaly_id", "rule", "severity",
+    "actor", "raised_at", "age_days", "reviewer", "decision", "reviewed_at", "review_event_id",
+)  # fmt: skip
 
 
 def check_range(first: date, last: date) -> None:
@@ -51,7 +46,7 @@ def check_range(first: date, last: date) -> None:
     raise ParameterInvalid(f"to {msg}", errors=[FieldError("to", msg)])
 
 
-def build(db: Database, first: date, last: date, *, tenant: str | None = None) -> AccessReviewReport:
+def build(db: Database, first: date, last: date, *, tenant: str | None = None) -> Report:
     """The report over ``first``..``last`` (both included) for one tenant, or every tenant when ``None``."""
     check_range(first, last)
     end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
@@ -82,9 +77,30 @@ def build(db: Database, first: date, last: date, *, tenant: str | None = None) -
             )
             reviews = [_review(r) for r in cur.fetchall()]
     now = datetime.now(UTC)
-    content = summarize(anomalies, reviews, first, last, now=now)
-    scope = tenant or "all tenants"
-    return AccessReviewReport(first, last, now, scope, {"scope": scope, **content})
+    return report(summarize(anomalies, reviews, first, last, now=now), tenant or "all tenants", now)
+
+
+def report(summary: Row, scope: str, generated_at: datetime) -> Report:
+    """The report of a :func:`summarize` result over ``scope``."""
+    content = {"scope": scope, **summary}
+    totals = content["totals"]
+    return Report(
+        name="access_review",
+        parameters={
+            "from": content["from"].isoformat(),
+            "to": content["to"].isoformat(),
+            "period": PERIOD,
+            "scope": scope,
+        },
+        generated_at=generated_at,
+        scope=scope,
+        content=content,
+        records=totals["raised"] + totals["reviewed"] + totals["open_at_end"],
+        template="access_review.html",
+        csv_columns=CSV_COLUMNS,
+        csv_rows=csv_rows,
+        figures=figures,
+    )
 
 
 def _review(row: Row) -> Row:
@@ -181,3 +197,37 @@ def _with_anomaly(review: Row, anomaly: Row | None) -> Row:
         "rule": anomaly["rule"] if anomaly else None,
         "severity": anomaly["severity"] if anomaly else None,
     }
+
+
+def csv_rows(c: Content) -> Iterator[CsvRow]:
+    """Per week the counts by rule, severity and decision and every review; then the open anomalies, the totals."""
+    for p in c["periods"]:
+        span = {"period_start": p["start"], "period_end": p["end"]}
+        yield {"section": "raised", "key": "total", "count": p["raised"]["total"], **span}
+        for rule, n in p["raised"]["by_rule"].items():
+            yield {"section": "raised_by_rule", "key": rule, "count": n, **span}
+        for severity, n in p["raised"]["by_severity"].items():
+            yield {"section": "raised_by_severity", "key": severity, "count": n, **span}
+        yield {"section": "reviewed", "key": "total", "count": p["reviewed"]["total"], **span}
+        for decision, n in p["reviewed"]["by_decision"].items():
+            yield {"section": "reviewed_by_decision", "key": decision, "count": n, **span}
+        for r in p["reviewed"]["reviews"]:
+            yield {"section": "review", "tenant": r["tenant"], "anomaly_id": r["anomaly_id"], "rule": r["rule"],
+                   "severity": r["severity"], "reviewer": r["reviewer"], "decision": r["decision"],
+                   "reviewed_at": r["reviewed_at"], "review_event_id": r["event_id"], **span}  # fmt: skip
+    for a in c["open_at_end"]:
+        yield {"section": "open", "tenant": a["tenant"], "anomaly_id": a["anomaly_id"], "rule": a["rule"],
+               "severity": a["severity"], "actor": a["actor"], "raised_at": a["raised_at"], "age_days": a["age_days"]}  # fmt: skip
+    for key in ("raised", "reviewed", "open_at_end"):
+        yield {"section": "total", "period_start": c["from"], "period_end": c["to"], "key": key,
+               "count": c["totals"][key]}  # fmt: skip
+
+
+def figures(c: Content) -> Mapping[str, str]:
+    """Anomalies raised in the range per rule (none when nothing was raised)."""
+    per_rule: Counter[str] = Counter()
+    for p in c["periods"]:
+        per_rule.update(p["raised"]["by_rule"])
+    if not per_rule:
+        return {}
+    return {"raised_by_rule": plots.bars("Raised per rule", dict(sorted(per_rule.items())))}

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
 
+from ledger.quality.policy import QcPolicy
 from ledger.reports import lineage_summary as summary
+from ledger.reports.lineage_agreement import agreement_section
 from ledger.reports.lineage_data import Collected, Event, Row, collect, evidence_digest
 from ledger.reports.lineage_items import TaskOf, shown_event, trace
 from ledger.reports.lineage_reads import Reads, collect_reads
@@ -28,19 +29,12 @@ SPLITS = ("train", "tune", "test")
 TEMPLATE = "lineage.html"
 
 
-class Policy(Protocol):
-    """What the report needs of a QC policy (``ledger.quality.policy.QcPolicy``)."""
-
-    def application_for(self, dataset: str, guideline_id: str) -> tuple[str, Any] | None:
-        """The application (task) an annotation under ``guideline_id`` of ``dataset`` belongs to."""
-
-
 def build(
     db: Database,
     scope: ReleaseScope,
     *,
     tenant: str | None,
-    policy: Policy | None = None,
+    policy: QcPolicy | None = None,
     test_set_roles: Sequence[str] = ("model_developer",),
     resamples: int = 1000,
 ) -> Report:
@@ -62,7 +56,7 @@ def build(
     )
 
 
-def task_namer(policy: Policy | None) -> TaskOf:
+def task_namer(policy: QcPolicy | None) -> TaskOf:
     """The task of an annotation (contract "Tasks"): its QC policy application, else its guideline id."""
 
     def task_of(dataset: str, guideline_id: str) -> str:
@@ -73,7 +67,7 @@ def task_namer(policy: Policy | None) -> TaskOf:
 
 
 def compose(
-    collected: Collected, *, policy: Policy | None, test_set_roles: Sequence[str], resamples: int
+    collected: Collected, *, policy: QcPolicy | None, test_set_roles: Sequence[str], resamples: int
 ) -> Row:
     """The report's content from what was collected (pure)."""
     scope = collected.scope
@@ -121,6 +115,7 @@ def compose(
         splits[split] = {
             "items": len(chosen),
             "summary": _summary(collected, chosen, names, events, reads, test_set_roles, split),
+            "agreement": agreement_section(reads, policy, resamples=resamples),
         }
     ids = collected.evidence_ids
     return {
@@ -201,10 +196,7 @@ def _summary(
     }
 
 
-def _policy(policy: Policy | None) -> Row | None:
-    if policy is None:
+def _policy(policy: QcPolicy | None) -> Row | None:
+    if policy is None or policy.source is None:
         return None
-    return {
-        "source": str(getattr(policy, "source", "") or "") or None,
-        "sha256": getattr(policy, "sha256", None),
-    }
+    return {"source": str(policy.source), "sha256": policy.sha256}

@@ -7,8 +7,8 @@ integrity status from the last ``ledger verify`` and the log positions it covers
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -17,6 +17,8 @@ from psycopg.rows import dict_row
 
 from ledger.domain.errors import NotFound
 from ledger.domain.logs import log_for
+from ledger.reports import plots
+from ledger.reports.report import Content, CsvRow, Report
 from ledger.storage.database import Database
 
 RETENTION_YEARS = 6
@@ -38,17 +40,14 @@ def due_date(created: date) -> date:
     return add_years(created, RETENTION_YEARS)
 
 
-@dataclass(frozen=True)
-class RetentionReport:
-    """The report's content; renderers turn it into JSON, CSV or HTML."""
-
-    as_of: date
-    generated_at: datetime
-    scope: str
-    content: Row
+CSV_COLUMNS = (
+    "section", "log_or_tenant", "year", "type_or_id", "events", "oldest", "newest", "retain_until",
+    "may_leave_retention", "on_legal_hold",
+)  # fmt: skip
+_SECTIONS = ("logs", "guidelines", "credentials", "legal_holds", "erasures")
 
 
-def build(db: Database, as_of: date, *, tenant: str | None = None) -> RetentionReport:
+def build(db: Database, as_of: date, *, tenant: str | None = None) -> Report:
     """The retention report of one tenant's logs (or of every log when ``tenant`` is None)."""
     scope_sql, params = ("WHERE tenant = %s", (tenant,)) if tenant else ("", ())
     end_of_day = datetime.combine(as_of, time.max, tzinfo=UTC)
@@ -117,7 +116,51 @@ def build(db: Database, as_of: date, *, tenant: str | None = None) -> RetentionR
             "held": sum(s["events"] for s in logs if s["on_legal_hold"]),
         },
     }  # fmt: skip
-    return RetentionReport(as_of, datetime.now(UTC), content["scope"], content)
+    return Report(
+        name="retention",
+        parameters={"as_of": as_of.isoformat(), "scope": content["scope"]},
+        generated_at=datetime.now(UTC),
+        scope=content["scope"],
+        content=content,
+        records=sum(len(content[k]) for k in _SECTIONS),
+        template="retention.html",
+        csv_columns=CSV_COLUMNS,
+        csv_rows=csv_rows,
+        figures=figures,
+    )
+
+
+def csv_rows(c: Content) -> Iterator[CsvRow]:
+    """One row per log period, guideline version and credential period, then the total."""
+    for log in c["logs"]:
+        for p in log["periods"]:
+            yield {"section": "log", "log_or_tenant": log["log"], "year": p["year"], "type_or_id": p["type"],
+                   "events": p["events"], "oldest": p["oldest"], "newest": p["newest"],
+                   "retain_until": p["latest_due"] or p["due_rule"],
+                   "may_leave_retention": p["may_leave_retention"], "on_legal_hold": log["on_legal_hold"]}  # fmt: skip
+    for g in c["guidelines"]:
+        yield {"section": "guideline", "log_or_tenant": g["tenant"], "type_or_id": f"{g['guideline_id']} {g['version']}",
+               "oldest": g["effective_from"], "newest": g["last_in_effect"],
+               "retain_until": g["retain_until"] or "in effect", "may_leave_retention": g["may_leave_retention"]}  # fmt: skip
+    for cr in c["credentials"]:
+        yield {"section": "credential", "log_or_tenant": cr["tenant"],
+               "type_or_id": f"{cr['credential_id']}#{cr['period']} ({cr['annotator']})",
+               "oldest": cr["valid_from"], "newest": cr["last_in_effect"],
+               "retain_until": cr["retain_until"] or "in effect", "may_leave_retention": cr["may_leave_retention"]}  # fmt: skip
+    totals = c["totals"]
+    yield {"section": "total", "log_or_tenant": c["scope"], "events": totals["events"],
+           "may_leave_retention": totals["may_leave_retention"], "on_legal_hold": totals["held"]}  # fmt: skip
+
+
+def figures(c: Content) -> Mapping[str, str]:
+    """Events per year over every log of the report (none for a report on empty logs)."""
+    per_year: Counter[int] = Counter()
+    for log in c["logs"]:
+        for p in log["periods"]:
+            per_year[p["year"]] += p["events"]
+    if not per_year:
+        return {}
+    return {"events_per_year": plots.bars("Events per year", {str(y): per_year[y] for y in sorted(per_year)})}
 
 
 def _q(conn: psycopg.Connection[Any], sql: str, params: tuple[Any, ...]) -> list[Row]:

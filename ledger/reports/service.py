@@ -14,8 +14,8 @@ from typing import Any
 from ledger.domain.envelope import ReceivedEvent
 from ledger.domain.internal import ledger_event
 from ledger.domain.logs import SYSTEM_TENANT
-from ledger.reports import access_review, access_review_render, lineage, render, retention
-from ledger.reports import report as report_shape
+from ledger.reports import access_review, lineage, retention
+from ledger.reports.report import MEDIA_TYPES, Report, render
 from ledger.runtime import Ledger
 from ledger.storage.append import Receipt
 from ledger.storage.bundles import ReleaseScope
@@ -49,15 +49,7 @@ def render_retention(
 ) -> RenderedReport:
     """Build and render the retention report (``NotFound`` for a tenant with no log); record nothing yet."""
     report = retention.build(ledger.db, as_of, tenant=tenant)
-    c = report.content
-    rows = sum(len(c[k]) for k in ("logs", "guidelines", "credentials", "legal_holds", "erasures"))
-    parameters = {
-        "as_of": as_of.isoformat(),
-        "format": fmt,
-        "scope": report.scope,
-        "requested_by": requested_by,
-    }
-    return rendered("retention", render.render(report, fmt), fmt, tenant, parameters, rows)
+    return rendered(report, fmt, tenant=tenant, requested_by=requested_by)
 
 
 def report_event(rendered: RenderedReport) -> ReceivedEvent:
@@ -70,26 +62,17 @@ def render_access_review(
 ) -> RenderedReport:
     """Build and render the access-review report of ``first``..``last``; record nothing yet."""
     report = access_review.build(ledger.db, first, last, tenant=tenant)
-    parameters = {
-        "from": first.isoformat(),
-        "to": last.isoformat(),
-        "period": access_review.PERIOD,
-        "format": fmt,
-        "scope": report.scope,
-        "requested_by": requested_by,
-    }
-    totals = report.content["totals"]
-    rows = totals["raised"] + totals["reviewed"] + totals["open_at_end"]
-    return rendered("access_review", access_review_render.render(report, fmt), fmt, tenant, parameters, rows)
+    return rendered(report, fmt, tenant=tenant, requested_by=requested_by)
 
 
-def rendered(
-    name: str, body: bytes, fmt: str, tenant: str | None, parameters: dict[str, str], rows: int
-) -> RenderedReport:
-    """A rendered report of ``tenant`` (the system log when ``None``) and the event that will record it."""
+def rendered(report: Report, fmt: str, *, tenant: str | None, requested_by: str) -> RenderedReport:
+    """``report`` rendered in ``fmt`` for ``tenant`` (the system log when ``None``) and the event that will
+    record it: its name, SHA-256 and parameters (what it was asked, the format and who asked)."""
+    body = render(report, fmt)
     digest = hashlib.sha256(body).hexdigest()
-    data: dict[str, Any] = {"report": name, "sha256": digest, "parameters": parameters}
-    return RenderedReport(body, render.MEDIA_TYPES[fmt], digest, tenant or SYSTEM_TENANT, data, rows)
+    parameters = {**report.parameters, "format": fmt, "requested_by": requested_by}
+    data: dict[str, Any] = {"report": report.name, "sha256": digest, "parameters": parameters}
+    return RenderedReport(body, MEDIA_TYPES[fmt], digest, tenant or SYSTEM_TENANT, data, report.records)
 
 
 def record(ledger: Ledger, rendered: RenderedReport) -> GeneratedReport:
@@ -106,22 +89,16 @@ def retention_report(
 
 
 def render_lineage(
-    ledger: Ledger,
-    scope: ReleaseScope,
-    fmt: str,
-    *,
-    tenant: str | None,
-    requested_by: str,
-    policy: lineage.Policy | None = None,
+    ledger: Ledger, scope: ReleaseScope, fmt: str, *, tenant: str | None, requested_by: str
 ) -> RenderedReport:
-    """Build and render the lineage report of a release (``NotFound`` when no event names it); record nothing yet."""
+    """Build and render the lineage report of a release (``NotFound`` when no event names it); record nothing
+    yet. Tasks, scales and bands come from the QC policy of the settings (``LEDGER_QC_POLICY``)."""
+    settings = ledger.settings
     report = lineage.build(
         ledger.db,
         scope,
         tenant=tenant,
-        policy=policy,
-        test_set_roles=ledger.settings.anomalies.test_set_roles,
+        policy=settings.qc_policy,
+        test_set_roles=settings.anomalies.test_set_roles,
     )
-    parameters = {**report.parameters, "format": fmt, "requested_by": requested_by}
-    body = report_shape.render(report, fmt)
-    return rendered(lineage.NAME, body, fmt, report.scope, parameters, report.records)
+    return rendered(report, fmt, tenant=report.scope, requested_by=requested_by)

@@ -233,3 +233,21 @@ class TestFormats:
         assert told.ids["breach"] in body
         assert told.ids["dev_view"] in body
         assert "@page { size: A4" in body
+
+
+class TestAgreement:
+    def test_first_reads_per_task_with_chance_corrected_figures(self, content) -> None:
+        (task,) = content["splits"]["train"]["agreement"]
+        assert task["task"] == "chest-ct"
+        assert task["scale"] == "nominal"
+        # i1: nodule/nodule; i2: mass/nodule (the model's pre-annotation is no reader's).
+        assert (task["overall"]["units"], task["overall"]["raters"]) == (2, 2)
+        assert task["overall"]["percent_agreement"] == 0.5
+        assert set(task["per_class"]) == {"mass", "nodule"}
+        assert task["geometry"]["nodule"]["pairs"] == 1
+        assert task["geometry"]["mass"]["empty_one"] == 1
+
+    def test_a_repeat_read_gives_intra_reader_agreement(self, content) -> None:
+        (task,) = content["splits"]["test"]["agreement"]
+        assert task["intra_reader"]["repeat_pairs"] == 1
+        assert task["intra_reader"]["percent_agreement"] == 0.0  # nodule, then mass

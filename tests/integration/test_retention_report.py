@@ -11,7 +11,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from ledger.projections.registry import all_projectors
-from ledger.reports import render, retention
+from ledger.reports import retention
+from ledger.reports.report import render
 from ledger.reports.retention import add_years, due_date
 from ledger.reports.service import retention_report
 from ledger.runtime import Ledger
@@ -143,9 +144,9 @@ def test_generating_a_report_records_its_digest(history: Ledger, fmt: str) -> No
 
 def test_the_three_formats_carry_the_same_totals(history: Ledger) -> None:
     report = retention.build(history.db, date(2026, 3, 15), tenant="acme")
-    as_json = json.loads(render.render(report, "json"))
-    rows = list(csv.DictReader(io.StringIO(render.render(report, "csv").decode())))
-    page = render.render(report, "html").decode()
+    as_json = json.loads(render(report, "json"))
+    rows = list(csv.DictReader(io.StringIO(render(report, "csv").decode())))
+    page = render(report, "html").decode()
 
     assert as_json["totals"] == {"events": 6, "may_leave_retention": 5, "held": 0}
     total = next(r for r in rows if r["section"] == "total")
@@ -213,5 +214,5 @@ def test_every_format_carries_the_whole_head_hash(history: Ledger) -> None:
             conn.execute("SELECT head_hash FROM ledger_log_heads WHERE log = 'acme'").fetchone()[0]
         ).hex()
     report = retention.build(history.db, date(2026, 3, 15), tenant="acme")
-    assert [lg["head_hash"] for lg in json.loads(render.render(report, "json"))["logs"]] == [head]
-    assert head in render.render(report, "html").decode()
+    assert [lg["head_hash"] for lg in json.loads(render(report, "json"))["logs"]] == [head]
+    assert head in render(report, "html").decode()

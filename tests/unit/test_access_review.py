@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from ledger.domain.errors import ParameterInvalid
-from ledger.reports.access_review import AccessReviewReport, check_range, periods, summarize
-from ledger.reports.access_review_render import render
+from ledger.reports.access_review import check_range, periods, report, summarize
+from ledger.reports.report import Report, render
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
 
@@ -96,7 +96,7 @@ def test_ages_of_a_range_not_ended_yet_are_taken_now() -> None:
     assert content["open_at_end"][0]["age_days"] == 0.5
 
 
-def _report() -> AccessReviewReport:
+def _report() -> Report:
     first, last = date(2026, 12, 7), date(2026, 12, 13)
     anomalies = [
         anomaly("break_glass:1", at(date(2026, 12, 8)), actor="=HYPERLINK(<b>x</b>)"),
@@ -105,7 +105,7 @@ def _report() -> AccessReviewReport:
     content = summarize(
         anomalies, [review("off_hours:2", at(date(2026, 12, 10)), "incident")], first, last, now=NOW
     )
-    return AccessReviewReport(first, last, NOW, "t1", {"scope": "t1", **content})
+    return report(content, "t1", NOW)
 
 
 def test_json_holds_the_content() -> None:
