@@ -6,8 +6,12 @@ the release holding every event the report rests on."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import os
+import subprocess
+import sys
 from importlib import resources
 from typing import Any
 
@@ -251,3 +255,62 @@ class TestAgreement:
         (task,) = content["splits"]["test"]["agreement"]
         assert task["intra_reader"]["repeat_pairs"] == 1
         assert task["intra_reader"]["percent_agreement"] == 0.0  # nodule, then mass
+
+
+class TestServed:
+    def test_the_route_serves_the_report_and_records_its_digest(
+        self, shared_ledger, http, token, tenant
+    ) -> None:
+        told = lineage_story(tenant)
+        shared_ledger.appender.append(told.story.events)
+        url = f"/v1/releases/{DATASET}/{RELEASE}/lineage"
+        headers = {"authorization": f"Bearer {token('regulatory', tenant=tenant, mfa=True)}"}
+        bodies = {}
+        for fmt in ("json", "csv", "html"):
+            response = http.get(url, params={"format": fmt}, headers=headers)
+            assert response.status_code == 200, response.text
+            assert response.headers["x-report-sha256"] == hashlib.sha256(response.content).hexdigest()
+            bodies[fmt] = response.content
+        doc = json.loads(bodies["json"])
+        assert (
+            doc["splits"]["train"]["summary"]["independence_breaches"][0]["access_event_id"]
+            == told.ids["breach"]
+        )
+        with shared_ledger.db.connect() as conn:
+            recorded = [json.loads(bytes(r[0]))["event"]["data"] for r in conn.execute(
+                "SELECT canonical FROM ledger_events WHERE tenant = %s AND type = 'ledger.report_generated'", (tenant,))]  # fmt: skip
+        assert [(r["report"], r["sha256"]) for r in recorded] == [
+            ("lineage", hashlib.sha256(bodies[f]).hexdigest()) for f in ("json", "csv", "html")]  # fmt: skip
+        assert recorded[0]["parameters"]["release"] == f"{DATASET}@{RELEASE}"
+
+    def test_an_unknown_release_is_404_and_an_export_without_mfa_403(
+        self, shared_ledger, http, token, tenant
+    ) -> None:
+        shared_ledger.appender.append(lineage_story(tenant).story.events)
+        mfa = {"authorization": f"Bearer {token('auditor', tenant=tenant, mfa=True)}"}
+        assert http.get(f"/v1/releases/{DATASET}/r9/lineage", headers=mfa).status_code == 404
+        plain = {"authorization": f"Bearer {token('auditor', tenant=tenant)}"}
+        assert http.get(f"/v1/releases/{DATASET}/{RELEASE}/lineage", headers=plain).status_code == 403
+
+    def test_the_command_line_writes_the_report_and_records_it(self, ledger, told, tenant, tmp_path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+        env.update(
+            LEDGER_HOME=str(ledger.settings.home), LEDGER_DATABASE_URL=str(ledger.settings.database_url)
+        )
+        out = tmp_path / "lineage.json"
+        result = subprocess.run(
+            [sys.executable, "-m", "ledger.cli.main", "report", "lineage", "--release", f"{DATASET}@{RELEASE}",
+             "--format", "json", "--output", str(out)],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert (
+            f"SHA-256 {hashlib.sha256(out.read_bytes()).hexdigest()} recorded at {tenant}/" in result.stderr
+        )
+        assert json.loads(out.read_text())["tenant"] == tenant
+        bad = subprocess.run(
+            [sys.executable, "-m", "ledger.cli.main", "report", "lineage", "--release", "no-at-sign"],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert bad.returncode != 0
+        assert "--release" in bad.stderr
