@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ledger.reports import plots
 from ledger.reports.report import Content
 
 CSV_COLUMNS = (
@@ -247,5 +248,26 @@ def _summary_rows(split: str, s: Mapping[str, Any]) -> Iterator[Mapping[str, Any
 
 
 def figures(c: Content) -> dict[str, str]:
-    """Inline SVG figures of the HTML form (``ledger.reports.plots``, once it is on this branch)."""
-    return {}
+    """Per split: the review-level funnel, agreement per class (alpha, one-vs-rest) and IoU of each class,
+    named ``SPLIT:funnel``, ``SPLIT:agreement:TASK``, ``SPLIT:iou:TASK:CLASS``."""
+    out = {}
+    for split, s in c["splits"].items():
+        stages = [(f["stage"], f["items"]) for f in s["summary"]["review_funnel"]]
+        out[f"{split}:funnel"] = plots.funnel(f"Review levels reached ({split})", stages)
+        for task in s.get("agreement", []):
+            alphas = {
+                k: v["alpha"]["value"]
+                for k, v in task["per_class"].items()
+                if v["alpha"]["value"] is not None
+            }
+            if alphas:
+                out[f"{split}:agreement:{task['task']}"] = plots.bars(
+                    f"Krippendorff's alpha per class, one vs rest ({task['task']}, {split})", alphas
+                )
+            for label, geometry in task["geometry"].items():
+                if geometry["iou"]["n"]:
+                    out[f"{split}:iou:{task['task']}:{label}"] = plots.histogram(
+                        f"IoU of reader pairs, {label} ({task['task']}, {split})",
+                        geometry["iou"]["histogram"],
+                    )
+    return out

@@ -237,6 +237,7 @@ class TestFormats:
         assert told.ids["breach"] in body
         assert told.ids["dev_view"] in body
         assert "@page { size: A4" in body
+        assert body.count("<svg") >= 2  # the review funnel of each split
 
 
 class TestAgreement:
