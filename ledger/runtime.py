@@ -65,7 +65,7 @@ def wire(settings: Settings, db: Database, *, project: bool = True) -> Ledger:
     appender = AppendService(
         db,
         sealer,
-        projectors=all_projectors(settings.anomalies) if project else (),
+        projectors=all_projectors(settings.anomalies, settings.qc_policy) if project else (),
         lock_timeout=settings.db_lock_timeout,
         statement_timeout=settings.db_statement_timeout,
     )

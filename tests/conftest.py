@@ -24,6 +24,7 @@ from hypothesis import settings
 
 from ledger.api.app import create_app
 from ledger.auth.tokens import sign_token
+from ledger.quality.policy import Application, QcPolicy
 from ledger.runtime import Ledger, wire
 from ledger.settings import AnomalySettings, Settings
 from ledger.storage import migrate
@@ -125,11 +126,22 @@ def shared_ledger(pg_server: str, template_url: str, tmp_path_factory: pytest.Te
     with fresh_database(pg_server, f"ledger_test_shared_{os.getpid()}") as url:
         db = Database(url, pool_size=8)
         shared = dataclasses.replace(
-            _settings(tmp_path_factory.mktemp("shared-home"), url, signing_key), anomalies=ROUND_THE_CLOCK
+            _settings(tmp_path_factory.mktemp("shared-home"), url, signing_key),
+            anomalies=ROUND_THE_CLOCK,
+            qc_policy=SHARED_QC_POLICY,
         )
         yield wire(shared, db)
         db.dispose()
 
+
+SHARED_QC_POLICY = QcPolicy(
+    applications={
+        "route-qc": Application(guideline="qc-route", item_agreement_min=1.0, annotator_accuracy_min=0.8)
+    },
+    sha256="0" * 64,
+    source="tests/conftest.py",
+)
+"""The shared server's QC policy: annotations under guideline ``qc-route`` are held to full class agreement."""
 
 ROUND_THE_CLOCK = AnomalySettings(
     working_days=frozenset(range(7)), workday_start=dt.time.min, workday_end=dt.time.max

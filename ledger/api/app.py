@@ -25,6 +25,7 @@ from ledger.api.params import refuse_unusable_parameters
 from ledger.api.problems import http_error_handler, ledger_error_handler, unexpected_error_handler
 from ledger.api.projections import ComplianceController, ItemController, ReleaseController
 from ledger.api.proofs import ProofController
+from ledger.api.quality import QualityController
 from ledger.api.reads import Gate, Reader, ReadService, counted, reader_of
 from ledger.auth.tokens import Principal, TokenVerifier
 from ledger.domain.errors import LedgerError
@@ -141,6 +142,7 @@ def create_app(ledger: Ledger, *, reads: ReadService | None = None) -> Litestar:
             erase,
             AnomalyController,
             access_review,
+            QualityController,
             create_static_files_router(_UI, directories=[STATIC / "swagger-ui"], include_in_schema=False),
         ],
         dependencies={

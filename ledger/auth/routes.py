@@ -61,6 +61,8 @@ ROUTES: dict[tuple[str, str], RouteAccess] = {
     ("GET", "/v1/anomalies/{anomaly_id}"): RouteAccess(ANOMALY_READERS, VIEWED),
     ("POST", "/v1/anomalies/{anomaly_id}/reviews"): RouteAccess(REVIEWERS, None),
     ("GET", "/v1/reports/access-review"): RouteAccess(ANOMALY_READERS, EXPORTED, mfa=True),
+    ("GET", "/v1/quality/annotators/{actor}"): RouteAccess(READERS, VIEWED),
+    ("GET", "/v1/quality/items"): RouteAccess(READERS, VIEWED),
 }
 """Method and OpenAPI path template → who may call it. New routes add their row here."""
 

@@ -114,10 +114,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[s
 
 def _projections(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.projections.rebuild import rebuild
-    from ledger.projections.registry import all_projectors
+    from ledger.projections.registry import all_projectors, rebuilt_together
     from ledger.storage.verify import count_events
 
-    chosen = [p for p in all_projectors(settings.anomalies) if args.name in (None, p.name)]
+    chosen = rebuilt_together(args.name, all_projectors(settings.anomalies, settings.qc_policy))
     with open_ledger(settings) as ledger:
         started = time.monotonic()
         with ProgressBar(count_events(ledger.db), "rebuilding") as bar:

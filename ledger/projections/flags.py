@@ -84,6 +84,12 @@ FLAG_KINDS: dict[str, FlagKind] = {
         "a legal hold whose scope names another tenant's log; it holds nothing",
         applied=False,
     ),
+    "needs_expert_review": FlagKind(
+        "21 CFR 820.30(g) / QC policy (LEDGER_QC_POLICY)",
+        "an item whose readers agree less than its QC-policy application requires (IoU, Dice or class"
+        " agreement below the threshold): it is routed to level-4 (expert) review; raised once per item"
+        " and application, with the readers' annotation events as evidence and the policy's SHA-256",
+    ),
     "unprojectable_event": FlagKind(
         "21 CFR 11.10(a)",
         "an event recorded before the accepted ranges were enforced, holding a time or an integer no"

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg.rows import dict_row
-
 from ledger.domain.fields import parse_rfc3339
 from ledger.domain.upcasting import upcast
 from ledger.projections.tables import Connection, fetch_rows
@@ -66,7 +64,7 @@ class Collected:
     anomalies: list[Row]
     """``test_set_access`` anomalies about test-split items of the release."""
     item_quality: list[Row]
-    """``proj_item_quality`` rows of released items that are below their policy (empty before migration 0009)."""
+    """``proj_item_quality`` rows of released items that are below their policy."""
     later_events: dict[str, int]
     """Per item, how many events about it were recorded after the release."""
 
@@ -208,15 +206,11 @@ def _ids(conn: Connection, positions: Sequence[tuple[str, int]]) -> list[str]:
 
 
 def _item_quality(conn: Connection, tenant: str, dataset: str, items: list[str]) -> list[Row]:
-    """Released items below their QC policy, from the quality projection (migration 0009), when it exists."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute("SELECT to_regclass('proj_item_quality') IS NOT NULL AS present")
-        present = cur.fetchone()
-        if not present or not present["present"]:
-            return []
-        cur.execute(
-            "SELECT * FROM proj_item_quality WHERE tenant = %s AND dataset = %s AND item = ANY(%s)"
-            " AND below_policy ORDER BY item",
-            (tenant, dataset, items),
-        )
-        return list(cur.fetchall())
+    """Released items below their QC policy, from the quality projection (``proj_item_quality``)."""
+    return fetch_rows(
+        conn,
+        "SELECT item, application, readers, pairs, min_iou, min_dice, class_agreement, reasons, evidence,"
+        " policy_sha256, log, position FROM proj_item_quality WHERE tenant = %s AND dataset = %s"
+        " AND item = ANY(%s) AND below_policy ORDER BY item, application",
+        (tenant, dataset, items),
+    )

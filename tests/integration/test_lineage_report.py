@@ -6,6 +6,7 @@ the release holding every event the report rests on."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -19,11 +20,12 @@ import jsonschema
 import pytest
 
 from ledger.evidence import select_bundle
+from ledger.quality.policy import Application, QcPolicy
 from ledger.reports import report as report_shape
 from ledger.reports.lineage import build
 from ledger.reports.lineage_data import evidence_digest
 from ledger.reports.service import render_lineage
-from ledger.runtime import Ledger
+from ledger.runtime import Ledger, wire
 from ledger.storage.bundles import BundleEvents, release_scope
 from tests.lineage_story import RELEASE, SECRET, SOURCE_ADDRESS, LineageStory, lineage_story
 from tests.stories import DATASET
@@ -315,3 +317,22 @@ class TestServed:
         )  # fmt: skip
         assert bad.returncode != 0
         assert "--release" in bad.stderr
+
+
+class TestQualityPolicy:
+    def test_an_item_below_its_qc_policy_is_listed_and_tasks_follow_the_policy(self, ledger, tenant) -> None:
+        policy = QcPolicy(
+            applications={"nodule-detection": Application(guideline="chest-ct", item_agreement_min=1.0)}
+        )
+        wired = wire(dataclasses.replace(ledger.settings, qc_policy=policy), ledger.db)
+        told = lineage_story(tenant)
+        wired.appender.append(told.story.events)
+
+        doc = json.loads(render_lineage(wired, SCOPE, "json", tenant=tenant, requested_by="test").body)
+
+        (below,) = doc["splits"]["train"]["summary"]["below_policy"]
+        assert below["item"] == "i2"  # ann-a said mass, ann-b nodule
+        assert below["application"] == "nodule-detection"
+        assert doc["splits"]["test"]["summary"]["below_policy"] == []
+        assert [t["task"] for t in doc["splits"]["train"]["agreement"]] == ["nodule-detection"]
+        assert event(item(doc, "i1"), told.ids["a1"])["task"] == "nodule-detection"

@@ -98,6 +98,31 @@ class World:
                 data_item=self.items[0],
             )
         )
+        # Two readers disagreeing on item 1 under the shared QC policy's guideline (tests/conftest.py), and
+        # a single read of item 2: the quality routes have an item below policy, one within, an annotator.
+        for n, (who, item, label) in enumerate(
+            (
+                (self.actor, self.items[0], "nodule"),
+                (f"rdr-{m}", self.items[0], "mass"),
+                (f"rdr-{m}", self.items[1], "mass"),
+            )
+        ):
+            out.append(
+                make_event(
+                    self.tenant,
+                    "annotation.created",
+                    id=f"evt-{m}-qc-{n}",
+                    actor=who,
+                    subject=f"{self.dataset}/{item}",
+                    data_dataset=self.dataset,
+                    data_item=item,
+                    data_annotation_id=f"a-{m}-qc-{n}",
+                    data_label_class=label,
+                    data_origin="human",
+                    data_guideline_id="qc-route",
+                    data_guideline_version="9.9",
+                )
+            )
         # A release of both items: the lineage report has a release to show.
         released = [{"item": item, "label_class": "nodule"} for item in self.items]
         out.append(
@@ -184,6 +209,7 @@ def worlds(client: httpx.Client, tokens: Tokens, shared_ledger: Ledger) -> tuple
         for key, path in (
             ("events", "/v1/events"),
             ("flags", "/v1/compliance/flags"),
+            ("quality-items", "/v1/quality/items"),
             ("checkpoints", f"/v1/logs/{world.log}/checkpoints"),
         ):
             page = client.get(path, params={"limit": 1}, headers=reader).json()
@@ -191,7 +217,7 @@ def worlds(client: httpx.Client, tokens: Tokens, shared_ledger: Ledger) -> tuple
                 world.cursors[key] = page["next_cursor"]
         anomalies = client.get("/v1/anomalies", headers=tokens("security", tenant=world.tenant)).json()
         world.anomaly_id = anomalies["anomalies"][0]["anomaly_id"]
-    assert {"events", "flags", "checkpoints"} <= b.cursors.keys(), b.cursors
+    assert {"events", "flags", "checkpoints", "quality-items"} <= b.cursors.keys(), b.cursors
     return a, b
 
 
@@ -229,6 +255,9 @@ def variants(world: World, method: str, path: str) -> list[dict[str, Any]]:
         "/v1/logs/{log}/proofs/inclusion": [{"position": 0}, {"position": last}],
         "/v1/logs/{log}/checkpoints": [{}, {"limit": 1}],
         "/v1/anomalies": [{}, {"limit": 1}, {"rule": "break_glass"}, {"actor": world.actor}],
+        "/v1/quality/annotators/{actor}": [{}],
+        "/v1/quality/items": [{}, {"below_policy": "true"}, {"below_policy": "false"}, {"limit": 1},
+                              {"dataset": world.dataset}, {"application": "route-qc"}],
         "/v1/reports/access-review": [{**report_window(), "format": f} for f in ("json", "csv", "html")],
         "/v1/bundles": [{"item": f"{world.dataset}/{world.items[0]}"}, {"events": ",".join(world.event_ids[:2])},
                         {"log": world.log, "from": 0, "to": 2}],
@@ -416,6 +445,8 @@ def test_tenant_bs_ids_and_cursors_used_by_tenant_a_find_nothing(
             ]
         if path == "/v1/compliance/flags":
             attempts += [(own, {"actor": b.actor}), (own, {"dataset": b.dataset})]
+        if path == "/v1/quality/items":
+            attempts += [(own, {"dataset": b.dataset}), (own, {"dataset": b.dataset, "below_policy": "true"})]
         for url, params in attempts:
             response = client.get(url, params=params, headers=headers)
             found = leaks(response.text, b, with_types=True)

@@ -55,6 +55,8 @@ OPERATIONS = [
     "GET /v1/anomalies/{anomaly_id}",
     "POST /v1/anomalies/{anomaly_id}/reviews",
     "GET /v1/reports/access-review",
+    "GET /v1/quality/annotators/{actor}",
+    "GET /v1/quality/items",
 ]
 # What the document promises: no 5xx, only documented statuses, media types and headers, bodies matching
 # their schemas, schema-invalid requests refused, and a token needed where one is documented.

@@ -1,0 +1,96 @@
+"""Per-item agreement under a QC-policy application (pure: no database).
+
+An item's readers are the human actors with an annotation of it under the application; each reader's
+rating is their first annotation id of the item (the earliest created, ties by id), at its latest
+non-deleted version (shared contract of issue 10, "Tasks, readers, ratings"). A repeat read by the same
+reader is test-retest data, not a second reader, and is left out here.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.agreement import overlap
+from ledger.quality.policy import Application
+
+
+@dataclass(frozen=True)
+class Read:
+    """One reader's first read of an item."""
+
+    reader: str
+    annotation_id: str
+    label_class: str
+    geometry: Mapping[str, Any]
+    event_id: str
+    """The annotation's ``annotation.created`` event id: the evidence the read rests on."""
+
+
+@dataclass(frozen=True)
+class ItemQuality:
+    """The agreement among an item's readers, and whether it falls below its application's thresholds."""
+
+    readers: int
+    pairs: int
+    min_iou: float | None
+    min_dice: float | None
+    class_agreement: float | None
+    """Share of reader pairs giving the item the same class (None with fewer than two readers)."""
+    below_policy: bool
+    reasons: tuple[str, ...]
+    """One per threshold missed: the metric, its value and the threshold."""
+    evidence: tuple[str, ...]
+
+
+def first_reads(annotations: Iterable[Mapping[str, Any]]) -> list[Read]:
+    """Each human reader's first read among ``annotations`` (rows shaped as ``proj_annotations``), by reader."""
+    first: dict[str, Mapping[str, Any]] = {}
+    for row in annotations:
+        if row["origin"] != "human":
+            continue
+        reader = row["created_by"]
+        held = first.get(reader)
+        if held is None or _creation(row) < _creation(held):
+            first[reader] = row
+    return [
+        Read(r, row["annotation_id"], row["label_class"], row["geometry"], row["created_event_id"])
+        for r, row in sorted(first.items())
+    ]
+
+
+def _creation(row: Mapping[str, Any]) -> tuple[Any, str]:
+    return row["created_at"], row["annotation_id"]
+
+
+def item_quality(reads: list[Read], app: Application) -> ItemQuality:
+    """The agreement of ``reads`` (one per reader) held to ``app``'s item thresholds; geometry is compared
+    only between readers giving the same class (a box of another class is not the same finding)."""
+    pairs = list(itertools.combinations(reads, 2))
+    same = [(a, b) for a, b in pairs if a.label_class == b.label_class]
+    overlaps = [overlap(a.geometry, b.geometry) for a, b in same]
+    ious = [o.iou for o in overlaps if o.iou is not None]
+    dices = [o.dice for o in overlaps if o.dice is not None]
+    min_iou, min_dice = (min(ious) if ious else None), (min(dices) if dices else None)
+    agreement = len(same) / len(pairs) if pairs else None
+    reasons = tuple(
+        f"{metric} {value:.4f} is below {name} {threshold}"
+        for metric, value, name, threshold in (
+            ("min IoU", min_iou, "item_iou_min", app.item_iou_min),
+            ("min Dice", min_dice, "item_dice_min", app.item_dice_min),
+            ("class agreement", agreement, "item_agreement_min", app.item_agreement_min),
+        )
+        if value is not None and threshold is not None and value < threshold
+    )
+    return ItemQuality(
+        readers=len(reads),
+        pairs=len(pairs),
+        min_iou=min_iou,
+        min_dice=min_dice,
+        class_agreement=agreement,
+        below_policy=bool(reasons),
+        reasons=reasons,
+        evidence=tuple(r.event_id for r in reads),
+    )
