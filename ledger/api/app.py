@@ -24,7 +24,7 @@ from ledger.api.fhir import fhir_export
 from ledger.api.openapi import COMPONENTS, SECURITY, complete, responses
 from ledger.api.params import refuse_unusable_parameters
 from ledger.api.problems import http_error_handler, ledger_error_handler, unexpected_error_handler
-from ledger.api.projections import ComplianceController, ItemController
+from ledger.api.projections import ComplianceController, ItemController, ReleaseController
 from ledger.api.proofs import ProofController
 from ledger.api.quality import QualityController
 from ledger.api.reads import Gate, Reader, ReadService, counted, reader_of
@@ -135,6 +135,7 @@ def create_app(ledger: Ledger, *, reads: ReadService | None = None) -> Litestar:
             EventController,
             ItemController,
             ComplianceController,
+            ReleaseController,
             ProofController,
             CheckpointController,
             keys,

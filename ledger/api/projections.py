@@ -14,8 +14,9 @@ from ledger.api import params as p
 from ledger.api.openapi import READ_ERRORS, SECURITY, ReportOperation, responses
 from ledger.api.reads import Reader, counted, report_response
 from ledger.reports.report import FORMATS
-from ledger.reports.service import render_retention, report_event
+from ledger.reports.service import render_lineage, render_retention, report_event
 from ledger.runtime import Ledger
+from ledger.storage.bundles import ReleaseScope, release_scope
 
 Dataset = Annotated[str, p.path("dataset id", max_length=p.ID_MAX)]
 Item = Annotated[str, p.path("pseudonymous item id, e.g. a DICOM SOP Instance UID", max_length=p.ID_MAX)]
@@ -144,5 +145,51 @@ class ComplianceController(Controller):
         )
         generated, receipts = await reader.export(
             render, resource="report:retention", count=lambda r: r.records, also=lambda r: [report_event(r)]
+        )
+        return report_response(generated, receipts[0])
+
+
+class ReleaseController(Controller):
+    """What a regulatory submission cites about a dataset release."""
+
+    path = "/v1/releases/{dataset:str}/{release:str}"
+    tags = ["compliance"]  # noqa: RUF012 - Litestar reads this class attribute
+    security = SECURITY
+
+    @get(
+        "/lineage",
+        summary="The reference-standard lineage report of a release (JSON, CSV or printable HTML)",
+        operation_class=ReportOperation,
+        responses=responses(*READ_ERRORS, 404),  # no dataset.release_created event names the release
+    )
+    async def lineage(
+        self,
+        ledger: NamedDependency[Ledger],
+        reader: NamedDependency[Reader],
+        dataset: Dataset,
+        release: Annotated[
+            str, p.path("the release's name, as in its dataset.release_created events", max_length=p.ID_MAX)
+        ],
+        format_: Annotated[
+            str, p.query("json, csv or html", max_length=p.NAME_MAX, name="format", enum=list(FORMATS))
+        ] = "json",
+    ) -> Response[bytes]:
+        """Per item the final label and every event that reached it; per split readers, review levels,
+        adjudication, independence, test-set isolation, flags and agreement; the report's SHA-256 is recorded."""
+        p.check_choice("format", format_, FORMATS)
+        scope: ReleaseScope = release_scope(f"{dataset}@{release}")
+        render = partial(
+            render_lineage,
+            ledger,
+            scope,
+            format_,
+            tenant=reader.tenant,
+            requested_by=reader.principal.subject,
+        )
+        generated, receipts = await reader.export(
+            render,
+            resource=f"report:lineage:{dataset}@{release}",
+            count=lambda r: r.records,
+            also=lambda r: [report_event(r)],
         )
         return report_response(generated, receipts[0])

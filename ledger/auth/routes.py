@@ -48,6 +48,7 @@ ROUTES: dict[tuple[str, str], RouteAccess] = {
     ("GET", "/v1/compliance/flags"): RouteAccess(READERS, VIEWED),
     ("GET", "/v1/guidelines"): RouteAccess(READERS, VIEWED),
     ("GET", "/v1/reports/retention"): RouteAccess(READERS, EXPORTED, mfa=True),
+    ("GET", "/v1/releases/{dataset}/{release}/lineage"): RouteAccess(READERS, EXPORTED, mfa=True),
     ("GET", "/v1/logs/{log}/proofs/consistency"): RouteAccess(CHECKPOINT_READERS, VIEWED),
     ("GET", "/v1/logs/{log}/proofs/inclusion"): RouteAccess(READERS, VIEWED),
     ("POST", "/v1/logs/{log}/cosignatures"): RouteAccess(WITNESSES, None),

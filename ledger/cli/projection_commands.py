@@ -93,6 +93,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[s
         default=None,
         help="only this tenant's anomalies (default: every tenant); it must have a log",
     )
+    lineage = r_sub.add_parser(
+        "lineage",
+        help="the reference-standard lineage report of a dataset release",
+        description="Per item of DATASET@RELEASE the final label and every event that reached it (annotations, "
+        "revisions, reviews, adjudication, each actor's credential standing then, guideline versions); per split the "
+        "readers and their qualifications, review levels, adjudication, independence, test-set isolation, compliance "
+        "flags and reader agreement; the log heads it was computed from and the evidence bundle "
+        "(`ledger bundle --release`) that holds every event it rests on. The report's SHA-256 is recorded as a "
+        "ledger.report_generated event.",
+    )
+    lineage.add_argument("--release", required=True, metavar="DATASET@RELEASE", help="the release")
+    lineage.add_argument("--format", choices=FORMATS, default="html", help="output format (default html)")
+    lineage.add_argument("--output", type=Path, default=None, help=_OUTPUT_HELP)
+    lineage.add_argument(
+        "--tenant", default=None, help="the tenant of the release (default: the one tenant that has it)"
+    )
     return {"projections": _projections, "report": _report}
 
 
@@ -116,9 +132,14 @@ def _projections(settings: Settings, args: argparse.Namespace) -> int:
 
 def _report(settings: Settings, args: argparse.Namespace) -> int:
     """Render, stage, record, deliver: a report is never handed over unrecorded, and a failed write records nothing."""
-    from ledger.reports.service import record, render_access_review, render_retention
+    from ledger.reports.service import record, render_access_review, render_lineage, render_retention
+    from ledger.storage.bundles import release_scope
 
-    if args.report_command not in ("retention", "access-review"):  # pragma: no cover - argparse allows these
+    if args.report_command not in (
+        "retention",
+        "access-review",
+        "lineage",
+    ):  # pragma: no cover - argparse allows these
         msg = f"unknown report {args.report_command}"
         raise ConfigurationError(msg)
     # Staged beside --output before anything else: an unwritable path fails here, with nothing recorded.
@@ -126,7 +147,12 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with open_ledger(settings) as ledger:
             try:
-                if args.report_command == "retention":
+                if args.report_command == "lineage":
+                    scope = release_scope(args.release, "--release")
+                    rendered = render_lineage(
+                        ledger, scope, args.format, tenant=args.tenant, requested_by="cli"
+                    )
+                elif args.report_command == "retention":
                     as_of = args.as_of or datetime.now(UTC).date()
                     rendered = render_retention(
                         ledger, as_of, args.format, tenant=args.tenant, requested_by="cli"
@@ -136,6 +162,8 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
                         ledger, args.first, args.last, args.format, tenant=args.tenant, requested_by="cli"
                     )
             except NotFound as exc:
+                if args.report_command == "lineage":
+                    raise
                 msg = f"--tenant {args.tenant}: {exc.detail}; without --tenant the report covers every log"
                 raise NotFound(msg) from exc
             if staged is not None:

@@ -8,6 +8,7 @@ the log, in provenance and, for reviews, on the lineage). See ``flags.FLAG_KINDS
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from ledger.projections.qualification import ROLE_FOR_REVIEW_LEVEL, Period, qualifying
@@ -305,13 +306,18 @@ def check_qualified(st: State, ev: Event, role: str, what: str, d: dict[str, Any
 
 def _check_guideline(st: State, ev: Event, d: dict[str, Any]) -> None:
     guideline = st.guidelines.get((ev.tenant, d["guideline_id"], d["guideline_version"]))
-    name = f"{d['guideline_id']} {d['guideline_version']}"
+    detail = guideline_not_in_effect(guideline, f"{d['guideline_id']} {d['guideline_version']}", ev.time)
+    if detail is not None:
+        flag(st, ev, "guideline_not_in_effect", detail, [], dataset=d["dataset"], item=d["item"])
+
+
+def guideline_not_in_effect(guideline: Row | None, name: str, when: datetime) -> str | None:
+    """Why an annotation at ``when`` under ``guideline`` (its ``proj_guidelines`` row, ``None`` when never
+    published; ``name`` is how to call it) was not under a version in effect, or ``None`` when it was."""
     if guideline is None:
-        detail = f"annotation under guideline {name}, which was never published"
-    elif ev.time < guideline["effective_from"]:
-        detail = f"annotation under guideline {name} before it took effect ({guideline['effective_from'].isoformat()})"
-    elif guideline["effective_until"] is not None and ev.time >= guideline["effective_until"]:
-        detail = f"annotation under guideline {name} after it left effect ({guideline['effective_until'].isoformat()})"
-    else:
-        return
-    flag(st, ev, "guideline_not_in_effect", detail, [], dataset=d["dataset"], item=d["item"])
+        return f"annotation under guideline {name}, which was never published"
+    if when < guideline["effective_from"]:
+        return f"annotation under guideline {name} before it took effect ({guideline['effective_from'].isoformat()})"
+    if guideline["effective_until"] is not None and when >= guideline["effective_until"]:
+        return f"annotation under guideline {name} after it left effect ({guideline['effective_until'].isoformat()})"
+    return None

@@ -14,10 +14,11 @@ from typing import Any
 from ledger.domain.envelope import ReceivedEvent
 from ledger.domain.internal import ledger_event
 from ledger.domain.logs import SYSTEM_TENANT
-from ledger.reports import access_review, retention
+from ledger.reports import access_review, lineage, retention
 from ledger.reports.report import MEDIA_TYPES, Report, render
 from ledger.runtime import Ledger
 from ledger.storage.append import Receipt
+from ledger.storage.bundles import ReleaseScope
 
 
 @dataclass(frozen=True)
@@ -85,3 +86,19 @@ def retention_report(
 ) -> GeneratedReport:
     """Build and render the retention report, then record its digest in the ledger before returning it."""
     return record(ledger, render_retention(ledger, as_of, fmt, tenant=tenant, requested_by=requested_by))
+
+
+def render_lineage(
+    ledger: Ledger, scope: ReleaseScope, fmt: str, *, tenant: str | None, requested_by: str
+) -> RenderedReport:
+    """Build and render the lineage report of a release (``NotFound`` when no event names it); record nothing
+    yet. Tasks, scales and bands come from the QC policy of the settings (``LEDGER_QC_POLICY``)."""
+    settings = ledger.settings
+    report = lineage.build(
+        ledger.db,
+        scope,
+        tenant=tenant,
+        policy=settings.qc_policy,
+        test_set_roles=settings.anomalies.test_set_roles,
+    )
+    return rendered(report, fmt, tenant=report.scope, requested_by=requested_by)

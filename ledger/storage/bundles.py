@@ -3,7 +3,10 @@
 * item ``DATASET/ITEM``: every event the item index (``proj_item_events``) holds for it;
 * release ``DATASET@RELEASE``: its ``dataset.release_created`` event(s) and every event about a released
   item up to the (last) release's position: the lineage of each final label as it was released, and the
-  accesses to the items before it, but nothing that happened to them after;
+  accesses to the items before it, but nothing else that happened to them after; with them what the
+  lineage report (``ledger report lineage``) rests on besides: the credential events behind the standing
+  of every actor of those events, the guideline events behind every guideline version's effective range,
+  and every access to an item of the release's test split after the release (test-set isolation);
 * events ``ID,…``: those events, every one of which must exist;
 * log ``L`` from ``P`` to ``Q``: positions P..Q inclusive.
 
@@ -213,26 +216,30 @@ class BundleEvents:
                 yield int(r[0]), bytes(r[1])
 
     def _tenant(self, conn: Connection, scope: Scope) -> str:
-        """The one tenant holding what ``scope`` names."""
-        if isinstance(scope, LogScope):
-            sql, params = "SELECT tenant FROM ledger_log_heads WHERE log = %s", [scope.log]
-        else:
-            # Through each tenant's own index: every lookup below leads with the tenant.
-            match = {
-                ItemScope: "SELECT 1 FROM proj_item_events i WHERE i.tenant = h.tenant AND i.dataset = %s"
-                " AND i.item = %s",
-                ReleaseScope: _RELEASES_SQL.replace("%(tenant)s", "h.tenant"),
-                EventsScope: "SELECT 1 FROM ledger_events e WHERE e.tenant = h.tenant AND e.event_id = ANY(%s)",
-            }[type(scope)]
-            sql = f"SELECT DISTINCT h.tenant FROM ledger_log_heads h WHERE EXISTS ({match})"
-            params = _scope_params(scope)
-        tenants = sorted(str(r[0]) for r in conn.execute(sql, params).fetchall())
-        if not tenants:
-            _not_found(scope, None)
-        if len(tenants) > 1:
-            shown = ", ".join(tenants[:10])
-            _refuse(scope.parameter, f"is found in {len(tenants)} tenants ({shown}): name one with --tenant")
-        return tenants[0]
+        return find_tenant(conn, scope)
+
+
+def find_tenant(conn: Connection, scope: Scope) -> str:
+    """The one tenant holding what ``scope`` names; ``NotFound`` for none, ``ParameterInvalid`` for several."""
+    if isinstance(scope, LogScope):
+        sql, params = "SELECT tenant FROM ledger_log_heads WHERE log = %s", [scope.log]
+    else:
+        # Through each tenant's own index: every lookup below leads with the tenant.
+        match = {
+            ItemScope: "SELECT 1 FROM proj_item_events i WHERE i.tenant = h.tenant AND i.dataset = %s"
+            " AND i.item = %s",
+            ReleaseScope: _RELEASES_SQL.replace("%(tenant)s", "h.tenant"),
+            EventsScope: "SELECT 1 FROM ledger_events e WHERE e.tenant = h.tenant AND e.event_id = ANY(%s)",
+        }[type(scope)]
+        sql = f"SELECT DISTINCT h.tenant FROM ledger_log_heads h WHERE EXISTS ({match})"
+        params = _scope_params(scope)
+    tenants = sorted(str(r[0]) for r in conn.execute(sql, params).fetchall())
+    if not tenants:
+        _not_found(scope, None)
+    if len(tenants) > 1:
+        shown = ", ".join(tenants[:10])
+        _refuse(scope.parameter, f"is found in {len(tenants)} tenants ({shown}): name one with --tenant")
+    return tenants[0]
 
 
 _RELEASES_SQL = (
@@ -292,8 +299,40 @@ def _select(conn: Connection, scope: Scope, tenant: str) -> list[tuple[str, int]
     return found
 
 
+@dataclass(frozen=True)
+class ReleaseEvidence:
+    """The events of a release scope, by what they are evidence of: ``(log, position)`` pairs, ascending.
+
+    The lineage report reads exactly these (``ledger.reports.lineage_data``), so the bundle of the release
+    holds every event the report rests on."""
+
+    releases: list[tuple[str, int]]
+    """The ``dataset.release_created`` event(s), in log order."""
+    items: dict[str, str]
+    """Every released item and its split (an item listed twice keeps its last release's split)."""
+    lineage: list[tuple[str, int]]
+    """Every event about a released item up to the last release's position."""
+    credentials: list[tuple[str, int]]
+    """The credential events behind the credential periods of every actor of ``lineage``."""
+    guidelines: list[tuple[str, int]]
+    """The guideline events behind every guideline version's effective range in the tenant."""
+    test_accesses: list[tuple[str, int]]
+    """Every access event about an item of the test split after the release."""
+
+    @property
+    def positions(self) -> list[tuple[str, int]]:
+        """All of them, each once, ascending."""
+        every = (self.releases, self.lineage, self.credentials, self.guidelines, self.test_accesses)
+        return sorted({p for part in every for p in part})
+
+
 def _release(conn: Connection, scope: ReleaseScope, tenant: str) -> list[tuple[str, int]]:
-    """The release event(s) and the events about their items up to the last release's position.
+    return release_evidence(conn, scope, tenant).positions
+
+
+def release_evidence(conn: Connection, scope: ReleaseScope, tenant: str) -> ReleaseEvidence:
+    """The release event(s), the events about their items up to the last release's position, and what the
+    lineage report computes from besides (credential and guideline events, later accesses to the test split).
 
     A name posted twice (two events naming the same DATASET@RELEASE) is held whole: both events, the items
     of either, so a bundle never hides that the name was reused."""
@@ -303,19 +342,51 @@ def _release(conn: Connection, scope: ReleaseScope, tenant: str) -> list[tuple[s
     ).fetchall()
     if not releases:
         _not_found(scope, tenant)
-    items: dict[str, None] = {}
+    items: dict[str, str] = {}
     for r in releases:
         data = json.loads(bytes(r[2]))["event"]["data"]
-        items.update((str(entry["item"]), None) for entry in data["items"])
+        items.update((str(entry["item"]), str(data["split"])) for entry in data["items"])
     # Every tenant's events are in its one log (ledger.domain.logs.log_for), so "up to the release" is
     # a position in that log: the last release event's (they are ordered by log and position).
     log, last = str(releases[-1][0]), int(releases[-1][1])
-    rows = conn.execute(
+    names = list(items)
+    tests = [i for i, split in items.items() if split == "test"]
+    lineage = _pairs(conn.execute(
         "SELECT DISTINCT log, position FROM proj_item_events WHERE tenant = %s AND dataset = %s"
         " AND item = ANY(%s) AND log = %s AND position <= %s",
-        (tenant, scope.dataset, list(items), log, last),
-    ).fetchall()
-    return [(str(r[0]), int(r[1])) for r in rows] + [(str(r[0]), int(r[1])) for r in releases]
+        (tenant, scope.dataset, names, log, last),
+    ).fetchall())  # fmt: skip
+    # A credential period row carries the event that granted it and, once closed, the position of the
+    # event that ended it: the events its valid range is computed from.
+    credentials = _pairs(conn.execute(
+        "WITH actors AS (SELECT DISTINCT e.actor FROM proj_item_events i"
+        "  JOIN ledger_events e ON e.log = i.log AND e.position = i.position"
+        "  WHERE i.tenant = %s AND i.dataset = %s AND i.item = ANY(%s) AND i.log = %s AND i.position <= %s),"
+        " periods AS (SELECT c.* FROM proj_credentials c JOIN actors a ON c.annotator = a.actor"
+        "  WHERE c.tenant = %s)"
+        " SELECT log, position FROM periods"
+        " UNION SELECT e.log, e.position FROM ledger_events e JOIN periods p"
+        "  ON e.tenant = %s AND e.event_id = p.event_id",
+        (tenant, scope.dataset, names, log, last, tenant, tenant),
+    ).fetchall())  # fmt: skip
+    guidelines = _pairs(conn.execute(
+        "SELECT log, position FROM proj_guidelines WHERE tenant = %s"
+        " UNION SELECT e.log, e.position FROM ledger_events e JOIN proj_guidelines g"
+        "  ON e.tenant = g.tenant AND e.event_id = g.event_id WHERE g.tenant = %s",
+        (tenant, tenant),
+    ).fetchall())  # fmt: skip
+    test_accesses = _pairs(conn.execute(
+        "SELECT DISTINCT e.log, e.position FROM proj_item_events i"
+        " JOIN ledger_events e ON e.log = i.log AND e.position = i.position"
+        " WHERE i.tenant = %s AND i.dataset = %s AND i.item = ANY(%s) AND i.log = %s AND i.position > %s"
+        " AND e.type LIKE 'access.%%'",
+        (tenant, scope.dataset, tests, log, last),
+    ).fetchall()) if tests else []  # fmt: skip
+    return ReleaseEvidence(_pairs(releases), items, lineage, credentials, guidelines, test_accesses)
+
+
+def _pairs(rows: Sequence[Sequence[Any]]) -> list[tuple[str, int]]:
+    return sorted({(str(r[0]), int(r[1])) for r in rows})
 
 
 def _not_found(scope: Scope, tenant: str | None) -> NoReturn:

@@ -4,6 +4,7 @@ needs it, and an allowed role let through. And no body read by one tenant holds 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -17,12 +18,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.auth.routes import ROUTES, RouteAccess
 from ledger.auth.tokens import ROLES, sign_token
+from ledger.domain.canonical import canonicalize
 from ledger.runtime import Ledger
 from tests.conftest import make_event
 
 BATCH = {"content-type": "application/cloudevents-batch+json"}
 METHODS = ("get", "post", "put", "patch", "delete")
 DENIED = (401, 403)
+RELEASE = "r1"
 
 
 @dataclass
@@ -120,6 +123,20 @@ class World:
                     data_guideline_version="9.9",
                 )
             )
+        # A release of both items: the lineage report has a release to show.
+        released = [{"item": item, "label_class": "nodule"} for item in self.items]
+        out.append(
+            make_event(
+                self.tenant,
+                "dataset.release_created",
+                id=f"evt-{m}-release",
+                data_dataset=self.dataset,
+                data_release=RELEASE,
+                data_split="test",
+                data_items=released,
+                data_items_sha256=hashlib.sha256(canonicalize(released)).hexdigest(),
+            )
+        )
         # Every break-glass use raises an anomaly: the anomaly routes have one to show.
         out.append(
             make_event(
@@ -225,6 +242,7 @@ def path_values(world: World) -> dict[str, str]:
         "actor": world.actor,
         "log": world.log,
         "anomaly_id": world.anomaly_id,
+        "release": RELEASE,
     }
 
 
@@ -238,6 +256,7 @@ def variants(world: World, method: str, path: str) -> list[dict[str, Any]]:
         "/v1/annotators/{actor}/credentials": [{}],
         "/v1/compliance/flags": [{}, {"limit": 1}, {"actor": world.actor}, {"dataset": world.dataset}],
         "/v1/reports/retention": [{"format": f} for f in ("json", "csv", "html")],
+        "/v1/releases/{dataset}/{release}/lineage": [{"format": f} for f in ("json", "csv", "html")],
         "/v1/logs/{log}/proofs/consistency": [{"from": 1}, {"from": 1, "to": last + 1}],
         "/v1/logs/{log}/proofs/inclusion": [{"position": 0}, {"position": last}],
         "/v1/logs/{log}/checkpoints": [{}, {"limit": 1}],

@@ -1,0 +1,57 @@
+"""The pure rules of the lineage report: what an access shows, how a released label is traced, independence."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ledger.reports.lineage_data import Event, evidence_digest
+from ledger.reports.lineage_items import Shown, shown_by, trace
+from ledger.reports.lineage_summary import independence
+
+T = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def ev(position: int, type_: str, actor: str, **data: Any) -> Event:
+    return Event("L", position, T, f"e{position}", type_, T, actor, "annotator", {"dataset": "D", **data})
+
+
+def test_an_access_shows_one_annotation_or_every_label_of_its_item() -> None:
+    assert shown_by("D/i1/annotations/a7", "D", "i1") == Shown("a7")
+    assert shown_by("D/i1/labels", "D", "i1") == Shown(None)
+    assert shown_by("D/i1", "D", "i1") is None
+    assert shown_by("D/i10/labels", "D", "i1") is None
+    assert shown_by("D/i1/annotations/a7/extra", "D", "i1") is None
+
+
+def test_a_released_label_is_traced_to_its_annotation_and_adjudication() -> None:
+    events = [ev(1, "annotation.created", "r1", item="i", annotation_id="a", label_class="x"),
+              ev(2, "adjudication.completed", "e", item="i", final_annotation_id="a", final_label_class="x")]  # fmt: skip
+    assert trace({"label_class": "x", "annotation_id": "a"}, events)["status"] == "traced"
+    assert trace({"label_class": "y", "annotation_id": "a"}, events)["status"] == "label_differs"
+    assert trace({"label_class": "x", "annotation_id": "zz"}, events)["status"] == "not_found"
+    assert trace({"label_class": "x", "annotation_id": None}, events)["adjudication_event_id"] == "e2"
+
+
+def test_a_deleted_annotation_does_not_carry_a_release() -> None:
+    events = [ev(1, "annotation.created", "r1", item="i", annotation_id="a", label_class="x"),
+              ev(2, "annotation.deleted", "r1", item="i", annotation_id="a")]  # fmt: skip
+    assert trace({"label_class": "x", "annotation_id": "a"}, events)["status"] == "deleted"
+
+
+def test_seeing_another_readers_label_before_ones_own_is_a_breach_and_after_is_not() -> None:
+    base = [ev(1, "annotation.created", "r1", item="i", annotation_id="a1", origin="human")]
+    view = ev(2, "access.data_viewed", "r2", item="i", resource="D/i/labels", outcome="success")
+    own = ev(3, "annotation.created", "r2", item="i", annotation_id="a2", origin="human")
+    (breach,) = independence([*base, view, own], "D")
+    assert breach["seen_annotation_ids"] == ["a1"]
+    late = ev(4, "access.data_viewed", "r2", item="i", resource="D/i/labels", outcome="success")
+    assert independence([*base, own, late], "D") == []
+    denied = ev(2, "access.data_viewed", "r2", item="i", resource="D/i/labels", outcome="failure")
+    assert independence([*base, denied, own], "D") == []
+    model = [ev(1, "annotation.created", "m", item="i", annotation_id="m1", origin="model")]
+    assert independence([*model, view, own], "D") == []
+
+
+def test_the_evidence_digest_ignores_order() -> None:
+    assert evidence_digest(["b", "a"]) == evidence_digest(["a", "b"]) != evidence_digest(["a"])
