@@ -34,18 +34,19 @@ def test_bundle_writes_a_file_both_verifiers_accept(tmp_path: Path) -> None:
         assert flag in helped.stdout
     out = tmp_path / "range.bundle.json"
 
-    made = run(home, "bundle", "--log", "acme", "--from", "0", "--to", "49", "-o", str(out))
+    # The first 100 positions: the project's set-up (team, credentials, two guidelines) and its first items.
+    made = run(home, "bundle", "--log", "acme", "--from", "0", "--to", "99", "-o", str(out))
 
     assert made.returncode == 0, made.stderr
     body = out.read_bytes()
     assert f"SHA-256 {hashlib.sha256(body).hexdigest()}" in made.stdout
-    assert "50 event(s) of tenant 'acme'" in made.stdout
+    assert "100 event(s) of tenant 'acme'" in made.stdout
     assert "ledger.report_generated" in made.stderr
     keys = [line.split()[0] for line in run(home, "keys", "list").stdout.splitlines()]
     pins = [arg for key in keys for arg in ("--key", key)]
     for check in (run(home, "verify-bundle", str(out), *pins), verifier(home, str(out), *pins)):
         assert check.returncode == 0, check.stdout + check.stderr
-        assert "VERIFIED: 50 event(s)" in check.stdout
+        assert "VERIFIED: 100 event(s)" in check.stdout
         assert "origin proven" in check.stdout
 
     refused = run(home, "bundle", "--log", "acme", "--from", "0", "--to", "3", "-o", str(out))
