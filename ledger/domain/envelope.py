@@ -15,7 +15,15 @@ import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ledger.domain.canonical import canonicalize, canonicalize_json
-from ledger.domain.errors import FieldError, ForbiddenIdentifier, MalformedRequest, ValidationFailed
+from ledger.domain.errors import (
+    FieldError,
+    ForbiddenIdentifier,
+    MalformedRequest,
+    NotCloudEvent,
+    ReservedEventType,
+    UnknownEventType,
+    ValidationFailed,
+)
 from ledger.domain.fields import (
     IDENTIFIER_PATTERN,
     INT32_MAX,
@@ -182,9 +190,7 @@ def _validate_value(
     raw: Any, *, decoded: bool, allow_internal: bool, received_at: datetime | None
 ) -> ReceivedEvent:
     if not isinstance(raw, dict):
-        raise ValidationFailed(
-            "an event must be a JSON object", errors=[FieldError("$", "expected a JSON object")]
-        )
+        raise _not_an_object()
     return _validate(
         raw, _json_bytes(raw), parsed=decoded, allow_internal=allow_internal, received_at=received_at
     )
@@ -198,14 +204,25 @@ def validate_json_event(
     The bytes as received are the text the size, nesting, NUL and identifier checks read; only a body
     holding escapes (or too long to be sure of its compact size) is encoded afresh for them.
     """
-    raw = parse_json(body)
+    return validate_parsed_event(
+        parse_json(body), body, allow_internal=allow_internal, received_at=received_at
+    )
+
+
+def validate_parsed_event(
+    raw: Any, body: bytes, *, allow_internal: bool = False, received_at: datetime | None = None
+) -> ReceivedEvent:
+    """``validate_json_event`` of ``raw``, which ``parse_json(body)`` returned: for a caller that keeps the
+    parsed value (to name the tenant of a rejection) without parsing twice."""
     if not isinstance(raw, dict):
-        raise ValidationFailed(
-            "an event must be a JSON object", errors=[FieldError("$", "expected a JSON object")]
-        )
+        raise _not_an_object()
     readable = len(body) <= MAX_EVENT_BYTES and b"\\" not in body
     encoded = body if readable else _json_bytes(raw)
     return _validate(raw, encoded, parsed=True, allow_internal=allow_internal, received_at=received_at)
+
+
+def _not_an_object() -> NotCloudEvent:
+    return NotCloudEvent("an event must be a JSON object", errors=[FieldError("$", "expected a JSON object")])
 
 
 _INTEGER_ATTRIBUTES = frozenset({"schemaversion"})
@@ -233,6 +250,41 @@ def parse_json(body: bytes) -> Any:
 
 
 def _validate(
+    raw: dict[str, Any],
+    encoded: bytes | None,
+    *,
+    parsed: bool,
+    allow_internal: bool,
+    received_at: datetime | None,
+) -> ReceivedEvent:
+    """``_checked``, with a refusal named by what the event claims to be (its ``code``, the same on every
+    transport): no CloudEvent, an unknown type, a type only the ledger writes, or else invalid."""
+    try:
+        return _checked(raw, encoded, parsed=parsed, allow_internal=allow_internal, received_at=received_at)
+    except ValidationFailed as exc:
+        if type(exc) is not ValidationFailed:
+            raise
+        kind = _refusal_kind(raw, allow_internal=allow_internal)
+        if kind is ValidationFailed:
+            raise
+        raise kind(exc.detail, errors=exc.errors, error_count=exc.error_count) from None
+
+
+def _refusal_kind(raw: dict[str, Any], *, allow_internal: bool) -> type[ValidationFailed]:
+    # Judged from the raw attributes, whichever check failed first: an unknown type with a bad envelope
+    # too is still an unknown type (what a dead-letter reader needs to know first).
+    if "specversion" not in raw:
+        return NotCloudEvent
+    type_ = raw.get("type")
+    registered = EVENT_TYPES.get(type_) if isinstance(type_, str) else None
+    if isinstance(type_, str) and registered is None:
+        return UnknownEventType
+    if registered is not None and registered.internal and not allow_internal:
+        return ReservedEventType
+    return ValidationFailed
+
+
+def _checked(
     raw: dict[str, Any],
     encoded: bytes | None,
     *,

@@ -53,6 +53,28 @@ class ForbiddenIdentifier(ValidationFailed):
     title = "A direct identifier must never enter the ledger"
 
 
+class NotCloudEvent(ValidationFailed):
+    """What arrived is no CloudEvent at all: JSON that is not an object, an object without ``specversion``,
+    a message without a value (a Kafka tombstone)."""
+
+    code = "not_cloudevent"
+    title = "The message is not a CloudEvent"
+
+
+class UnknownEventType(ValidationFailed):
+    """The event's ``type`` is not registered (``GET /v1/event-types``)."""
+
+    code = "unknown_type"
+    title = "The event type is not registered"
+
+
+class ReservedEventType(ValidationFailed):
+    """The event's ``type`` is one only the ledger itself writes (``ledger.*``)."""
+
+    code = "reserved_type"
+    title = "The event type is written only by the ledger"
+
+
 class IdempotencyConflict(LedgerError):
     """An event id was posted before with different content."""
 

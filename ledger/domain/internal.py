@@ -26,6 +26,10 @@ WITNESS_READ = "witness-read:"
 never make a log "grown", or each witness poll would cause the next checkpoint, for ever."""
 
 
+LEDGER_ROLE = "system"
+"""The ``actorrole`` of every event the ledger writes as itself (checkpoints, reports, rejections)."""
+
+
 def ledger_event(
     type_: str,
     tenant: str,
@@ -34,19 +38,46 @@ def ledger_event(
     event_id: str | None = None,
     subject: str | None = None,
     actor: str = LEDGER_ACTOR,
-    actorrole: str = "system",
+    actorrole: str = LEDGER_ROLE,
 ) -> ReceivedEvent:
     """A validated event the ledger writes for ``tenant``; a deterministic ``event_id`` makes a retry a duplicate.
 
     Its id is ``ledger:<event_id>`` (``ledger:<random hex>`` without one): producers cannot use that prefix.
     ``actor``/``actorrole`` name the principal the ledger acted for (a recorded read, a review, an erasure's
     requester), else the ledger itself."""
+    return ledger_envelope(
+        type_,
+        tenant,
+        data,
+        event_id=LEDGER_ID_PREFIX + (event_id or uuid.uuid4().hex),
+        time=datetime.now(UTC),
+        subject=subject,
+        actor=actor,
+        actorrole=actorrole,
+    )
+
+
+def ledger_envelope(
+    type_: str,
+    tenant: str,
+    data: dict[str, Any],
+    *,
+    event_id: str,
+    time: datetime,
+    subject: str | None = None,
+    actor: str = LEDGER_ACTOR,
+    actorrole: str = LEDGER_ROLE,
+) -> ReceivedEvent:
+    """The one envelope of the ledger's own events, with the id and time exactly as given (aware ``time``).
+
+    ``ledger_event`` gives it a reserved id and the ledger's clock; a rejection gives it an id and time
+    derived from the rejected message alone, so that a replay rebuilds the very same event."""
     raw: dict[str, Any] = {
         "specversion": "1.0",
-        "id": LEDGER_ID_PREFIX + (event_id or uuid.uuid4().hex),
+        "id": event_id,
         "source": LEDGER_SOURCE,
         "type": type_,
-        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "time": time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "datacontenttype": "application/json",
         "tenant": tenant,
         "actor": actor,

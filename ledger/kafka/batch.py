@@ -11,16 +11,16 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ledger.domain.envelope import ReceivedEvent, validate_decoded_event
-from ledger.domain.errors import FieldError, ForbiddenIdentifier, ValidationFailed
-from ledger.domain.registry import EVENT_TYPES
-from ledger.kafka.bindings import Rejection, RejectionCode, decode
-from ledger.kafka.dlq import LEDGER_SOURCE, REJECTED_TYPE, DeadLetter, reject
+from ledger.domain.envelope import ReceivedEvent
+from ledger.domain.errors import FieldError, IdempotencyConflict
+from ledger.domain.internal import LEDGER_SOURCE
+from ledger.ingest import KAFKA, REJECTED_TYPE, Rejection, raw_sha256, receive
+from ledger.kafka.bindings import request_of
+from ledger.kafka.dlq import DeadLetter, reject
 from ledger.kafka.offsets import Advance
 from ledger.kafka.transport import Message
 
 _log = logging.getLogger(__name__)
-_MAX_ERRORS_IN_REASON = 10
 
 
 @dataclass
@@ -71,50 +71,20 @@ class Batch:
             reason = f"event id {event.id!r} is already used by another event with different content"
             rejected, letter = reject(
                 message,
-                Rejection("idempotency_conflict", reason, event.tenant),
+                Rejection(IdempotencyConflict.code, reason, raw_sha256(message.value), event.tenant),
                 default_tenant=default_tenant,
             )
             self.events.insert(i, rejected)
             self.sources.insert(i, message)
             self.dead_letters.append(letter)
             self.rejected += 1
-            _log.warning("rejected %s (idempotency_conflict): %s", message.origin, reason)
+            _log.warning("rejected %s (%s): %s", message.origin, IdempotencyConflict.code, reason)
         return bool(indexes)
 
 
 def read_event(message: Message) -> ReceivedEvent | Rejection:
     """The validated event a message carries, or the rejection saying why it carries none."""
-    raw = decode(message)
-    if isinstance(raw, Rejection):
-        return raw
-    try:
-        # Judged by the ledger's clock when read, as over HTTP: an event's time is then never more than
-        # MAX_FUTURE_SKEW after the moment it is recorded, however late the consumer runs. ``decode``
-        # builds the event from parsed JSON and header text alone: validated as decoded.
-        return validate_decoded_event(raw, received_at=datetime.now(UTC))
-    except ValidationFailed as exc:
-        return Rejection(_code(exc, raw.get("type")), _reason(exc), _tenant_of(raw))
-
-
-def _code(exc: ValidationFailed, type_: object) -> RejectionCode:
-    if isinstance(exc, ForbiddenIdentifier):
-        return "forbidden_identifier"
-    registered = EVENT_TYPES.get(type_) if isinstance(type_, str) else None
-    if isinstance(type_, str) and registered is None:
-        return "unknown_type"
-    if registered is not None and registered.internal:
-        return "reserved_type"
-    return "schema_violation"
-
-
-def _reason(exc: ValidationFailed) -> str:
-    details = "; ".join(f"{e.field}: {e.message}" for e in exc.errors[:_MAX_ERRORS_IN_REASON])
-    more = len(exc.errors) - _MAX_ERRORS_IN_REASON
-    if more > 0:
-        details += f"; and {more} more"
-    return f"{exc.detail}: {details}" if details else exc.detail
-
-
-def _tenant_of(raw: dict[str, object]) -> str | None:
-    tenant = raw.get("tenant")
-    return tenant if isinstance(tenant, str) else None
+    # Judged by the ledger's clock when read, as over HTTP: an event's time is then never more than
+    # MAX_FUTURE_SKEW after the moment it is recorded, however late the consumer runs.
+    outcome = receive(request_of(message), KAFKA, received_at=datetime.now(UTC))
+    return outcome if isinstance(outcome, Rejection) else outcome.events[0]

@@ -36,8 +36,8 @@ from ledger.domain.fields import (
     Timestamp,
 )
 from ledger.domain.registry import EVENT_TYPES, OLDER_VERSIONS, EventType
+from ledger.ingest import Rejection
 from ledger.kafka.batch import read_event
-from ledger.kafka.bindings import Rejection
 from ledger.kafka.transport import Message
 from tests.factories import example_event
 

@@ -104,7 +104,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     assert set(origins(letters)) == set(
         poison
     )  # repeats are allowed (a kill before the commit), gaps are not
-    assert {dict(letter.headers)["ledger.rejection.code"] for letter in letters} == {b"not_json"}
+    assert {dict(letter.headers)["ledger.rejection.code"] for letter in letters} == {b"malformed_request"}
 
     verified = run_ledger(env, "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr

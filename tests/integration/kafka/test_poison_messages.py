@@ -12,8 +12,9 @@ from typing import Any
 import psycopg
 
 from ledger.domain.envelope import validate_event
+from ledger.ingest import Rejection, raw_sha256
 from ledger.kafka import dlq
-from ledger.kafka.bindings import Rejection, encode
+from ledger.kafka.bindings import encode
 from ledger.kafka.consumer import Stats, Worker
 from ledger.kafka.status import consumer_status
 from ledger.kafka.transport import Headers, Message, open_consumer, open_producer
@@ -104,7 +105,7 @@ def test_poison_messages_go_to_the_dlq_and_are_recorded_as_rejections(
         structured(valid[4]),
     ]
     expected_codes = {
-        2: "not_json", 4: "not_cloudevent", 5: "unknown_type", 6: "schema_violation",
+        2: "malformed_request", 4: "not_cloudevent", 5: "unknown_type", 6: "validation_failed",
         7: "forbidden_identifier", 8: "reserved_type", 9: "not_cloudevent", 11: "idempotency_conflict",
     }  # fmt: skip
     produce_raw(topics, records, kafka_client)
@@ -189,7 +190,7 @@ def test_a_reused_id_whose_rejection_is_already_on_record_does_not_end_the_worke
     )
     earlier, _ = dlq.reject(
         as_consumed,
-        Rejection("idempotency_conflict", "worded by an earlier version", tenant),
+        Rejection("idempotency_conflict", "worded by an earlier version", raw_sha256(record.value), tenant),
         default_tenant="ledger",
     )
     ledger.appender.append([earlier])
