@@ -17,7 +17,7 @@ from ledger.quality.policy import QcPolicy
 from ledger.reports import lineage_summary as summary
 from ledger.reports.lineage_agreement import agreement_section
 from ledger.reports.lineage_data import Collected, Event, Row, collect, evidence_digest
-from ledger.reports.lineage_items import TaskOf, shown_event, trace
+from ledger.reports.lineage_items import TaskOf, shown_event, standings_of, trace
 from ledger.reports.lineage_reads import Reads, collect_reads
 from ledger.reports.lineage_rows import CSV_COLUMNS, csv_rows, figures
 from ledger.reports.report import Report
@@ -85,6 +85,7 @@ def compose(
     for release in collected.releases:
         for entry in release.data["items"]:
             finals[str(entry["item"])] = (str(release.data["split"]), entry, release)
+    standings = standings_of(collected.periods)
     items = []
     for name, (split, entry, release) in finals.items():
         events = [e for e in by_item.get(name, []) if e.type != "dataset.release_created"]
@@ -101,7 +102,7 @@ def compose(
                 "trace": trace(final, events),
                 "adjudicated": any(e.type == "adjudication.completed" for e in events),
                 "events_after_release": collected.later_events.get(name, 0),
-                "events": [shown_event(e, collected.periods, collected.guidelines, task_of) for e in events],
+                "events": [shown_event(e, standings, collected.guidelines, task_of) for e in events],
             }
         )
     splits = {}
