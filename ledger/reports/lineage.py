@@ -59,9 +59,14 @@ def build(
 def task_namer(policy: QcPolicy | None) -> TaskOf:
     """The task of an annotation (contract "Tasks"): its QC policy application, else its guideline id."""
 
+    named: dict[tuple[str, str], str] = {}  # a report asks for a few pairs, once per annotation event
+
     def task_of(dataset: str, guideline_id: str) -> str:
-        found = policy.application_for(dataset, guideline_id) if policy is not None else None
-        return found[0] if found is not None else guideline_id
+        task = named.get((dataset, guideline_id))
+        if task is None:
+            found = policy.application_for(dataset, guideline_id) if policy is not None else None
+            task = named[(dataset, guideline_id)] = found[0] if found is not None else guideline_id
+        return task
 
     return task_of
 
