@@ -8,7 +8,7 @@ A batch axis carries the point estimate and the bootstrap resamples through one 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,15 +44,31 @@ def value_counts(
     units = len(data[0]) if data else 0
     if any(len(row) != units for row in data):
         raise AgreementInputInvalid("every rater's row must have one entry per unit")
-    present = [v for row in data for v in row if not is_missing(v)]
-    classes = categories((v for v in present if v is not None), order=order, ordered=level != "nominal")
+    return unit_value_counts([[row[unit] for row in data] for unit in range(units)], level=level, order=order)
+
+
+def unit_value_counts(
+    units: Sequence[Iterable[Value | None]], *, level: Scale, order: Sequence[Value] | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The numeric value domain (V,) and the units x values counts (N, V) of each unit's ratings.
+
+    Work in the number of ratings given, not raters x units: a unit lists only the ratings it has.
+    """
+    present = [[v for v in unit if not is_missing(v)] for unit in units]
+    classes = categories(
+        (v for unit in present for v in unit if v is not None), order=order, ordered=level != "nominal"
+    )
     index = {v: i for i, v in enumerate(classes)}
-    counts = np.zeros((units, len(classes)), dtype=np.float64)
-    for row in data:
-        for unit, v in enumerate(row):
-            position = None if is_missing(v) else index.get(v)  # type: ignore[arg-type]
+    rows: list[int] = []
+    columns: list[int] = []
+    for row, unit in enumerate(present):
+        for v in unit:
+            position = index.get(v)  # type: ignore[arg-type]
             if position is not None:
-                counts[unit, position] += 1
+                rows.append(row)
+                columns.append(position)
+    counts = np.zeros((len(units), len(classes)), dtype=np.float64)
+    np.add.at(counts, (np.asarray(rows, dtype=np.intp), np.asarray(columns, dtype=np.intp)), 1.0)
     numeric = all(is_number(v) for v in classes)
     domain = np.array(classes if numeric else range(len(classes)), dtype=np.float64)
     return domain, counts

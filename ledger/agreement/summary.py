@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ledger.agreement.alpha import alpha_from_patterns, unit_patterns, value_counts
+from ledger.agreement.alpha import alpha_from_patterns, unit_patterns, unit_value_counts
 from ledger.agreement.geometry import Overlap
 from ledger.agreement.intervals import Interval, bootstrap
 from ledger.agreement.kappa import Weights, cohen_from_tables, confusion_table, fleiss_from_patterns
-from ledger.agreement.values import Ratings, Scale, Value, categories, is_missing, point
+from ledger.agreement.values import Ratings, Scale, Value, is_missing, point
 
 HISTOGRAM_BINS = 10
 PERCENTILES = {"p5": 5, "p25": 25, "p75": 75, "p95": 95}
@@ -27,12 +27,15 @@ def agreement(
     order: Sequence[Value] | None = None,
     resamples: int = 1000,
     seed: int = 0,
+    pair_intervals: bool = True,
 ) -> dict[str, Any]:
     """Chance-corrected agreement of the readers of one task, with bootstrap intervals (JSON-ready).
 
     Cohen's kappa per reader pair (quadratic weights on an ordinal or interval scale), Fleiss' kappa over
     the units with the modal number of ratings (more than two readers), Krippendorff's alpha at ``scale``.
     Intra-reader (test-retest) agreement is the same block over ``{item: {"first": v, "repeat": w}}``.
+    ``pair_intervals=False`` leaves every pair's ``ci`` out (``null``, with ``ci_omitted`` saying why): a
+    caller with many blocks (one per class) bounds its bootstraps by the blocks, not by reader pairs.
     """
     # a class outside ``order`` cannot be placed on the scale: it counts as missing in every statistic
     known = None if order is None else set(order)
@@ -52,9 +55,9 @@ def agreement(
         "raters": len(raters),
         "ratings": sum(len(by_rater) for by_rater in present.values()),
         "scale": scale,
-        "pairs": _pairs(present, raters, weights, order, resamples, seed),
+        "pairs": _pairs(present, raters, weights, order, resamples if pair_intervals else None, seed),
         "fleiss": _fleiss(present, len(raters), resamples, seed),
-        "alpha": _alpha(present, raters, scale, order, resamples, seed),
+        "alpha": _alpha(present, scale, order, resamples, seed),
         "percent_agreement": _percent_agreement(present),
     }
 
@@ -68,41 +71,48 @@ def unit_agreement(values: Iterable[Value]) -> float | None:
     return sum(c * (c - 1) for c in counts.values()) / (m * (m - 1))
 
 
+PAIR_CI_OMITTED = "no interval asked for reader pairs in this block"
+
+
 def _pairs(
     present: dict[str, dict[str, Value]],
     raters: list[str],
     weights: Weights | None,
     order: Sequence[Value] | None,
-    resamples: int,
+    resamples: int | None,
     seed: int,
 ) -> list[dict[str, Any]]:
+    """Cohen's kappa of every reader pair with a common unit; ``resamples=None``: no interval."""
+    # each pair's common units, gathered unit by unit: work in the ratings, not in pairs x units
+    common: dict[tuple[str, str], list[tuple[Value, Value]]] = {}
+    for by_rater in present.values():
+        for first, second in combinations(sorted(by_rater), 2):
+            common.setdefault((first, second), []).append((by_rater[first], by_rater[second]))
     out = []
     for first, second in combinations(raters, 2):
-        common = [units for units in present.values() if first in units and second in units]
-        if not common:
+        values = common.get((first, second))
+        if not values:
             continue
-        table = confusion_table(
-            [units[first] for units in common],
-            [units[second] for units in common],
-            weights=weights,
-            order=order,
-        )
+        table = confusion_table([a for a, _ in values], [b for _, b in values], weights=weights, order=order)
         kappa = point(cohen_from_tables(table[np.newaxis], weights))
         k = table.shape[0]
 
         def statistic(draws: NDArray[np.float64], k: int = k) -> NDArray[np.float64]:
             return cohen_from_tables(draws.reshape(-1, k, k), weights)
 
-        ci = None if kappa is None else bootstrap(table.ravel(), statistic, resamples=resamples, seed=seed)
-        out.append(
-            {
-                "readers": [first, second],
-                "units": int(table.sum()),
-                "kappa": kappa,
-                "weights": weights,
-                "ci": _ci(ci),
-            }
-        )
+        ci = None
+        if kappa is not None and resamples is not None:
+            ci = bootstrap(table.ravel(), statistic, resamples=resamples, seed=seed)
+        pair: dict[str, Any] = {
+            "readers": [first, second],
+            "units": int(table.sum()),
+            "kappa": kappa,
+            "weights": weights,
+            "ci": _ci(ci),
+        }
+        if resamples is None:
+            pair["ci_omitted"] = PAIR_CI_OMITTED
+        out.append(pair)
     return out
 
 
@@ -115,12 +125,7 @@ def _fleiss(
     # the modal number of ratings per unit (the larger on a tie): Fleiss needs the same number for every unit
     m = max(sizes, key=lambda size: (sizes[size], size))
     units = [by_rater for by_rater in present.values() if len(by_rater) == m]
-    classes = categories((v for by_rater in units for v in by_rater.values()), order=None, ordered=False)
-    index = {v: i for i, v in enumerate(classes)}
-    table = np.zeros((len(units), len(classes)), dtype=np.float64)
-    for row, by_rater in enumerate(units):
-        for v in by_rater.values():
-            table[row, index[v]] += 1
+    _, table = unit_value_counts([by_rater.values() for by_rater in units], level="nominal")
     patterns, multiplicity = np.unique(table, axis=0, return_counts=True)
     weights = multiplicity.astype(np.float64)
     kappa = point(fleiss_from_patterns(patterns, weights[np.newaxis]))
@@ -134,14 +139,14 @@ def _fleiss(
 
 def _alpha(
     present: dict[str, dict[str, Value]],
-    raters: list[str],
     scale: Scale,
     order: Sequence[Value] | None,
     resamples: int,
     seed: int,
 ) -> dict[str, Any]:
-    data = [[by_rater.get(rater) for by_rater in present.values()] for rater in raters]
-    domain, counts = value_counts(data, level=scale, order=order)
+    domain, counts = unit_value_counts(
+        [by_rater.values() for by_rater in present.values()], level=scale, order=order
+    )
     patterns, multiplicity = unit_patterns(counts)
     value = point(alpha_from_patterns(patterns, multiplicity[np.newaxis], level=scale, domain=domain))
 

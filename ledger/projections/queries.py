@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from datetime import datetime
 from typing import Any
 
@@ -41,7 +42,10 @@ def _period_json(row: Row) -> Row:
 
 def standing(periods: list[Row], when: datetime) -> Row:
     """An actor's credential standing at ``when``: valid credentials and the roles they qualify for."""
-    as_periods = [Period.from_row(p) for p in periods]
+    return _standing(periods, [Period.from_row(p) for p in periods], when)
+
+
+def _standing(periods: list[Row], as_periods: list[Period], when: datetime) -> Row:
     valid = [p for p, v in zip(periods, as_periods, strict=True) if v.valid_at(when)]
     return {
         "valid_credentials": [
@@ -49,6 +53,31 @@ def standing(periods: list[Row], when: datetime) -> Row:
         ],
         "qualified_for": [role for role in ROLE_REQUIREMENTS if qualifying(as_periods, role, when)],
     }
+
+
+class Standings:
+    """One actor's ``standing`` at many times (a report's every event): worked out once per stretch of time
+    in which none of their periods starts or ends, since within one the answer cannot change."""
+
+    def __init__(self, periods: list[Row]) -> None:
+        self._rows = periods
+        self._periods = [Period.from_row(p) for p in periods]
+        # every time a period's validity can change; ``valid_at`` compares ``when`` with these alone
+        self._bounds = sorted(
+            {t for p in self._periods for t in (p.valid_from, p.valid_until, p.ended_at) if t is not None}
+        )
+        self._by_stretch: dict[int, Row] = {}
+
+    def at(self, when: datetime) -> Row:
+        """``standing(periods, when)``, as a fresh dict the caller may keep or change."""
+        stretch = bisect_right(self._bounds, when)
+        held = self._by_stretch.get(stretch)
+        if held is None:
+            held = self._by_stretch[stretch] = _standing(self._rows, self._periods, when)
+        return {
+            "valid_credentials": [dict(c) for c in held["valid_credentials"]],
+            "qualified_for": list(held["qualified_for"]),
+        }
 
 
 def _shown(event: Row) -> Row:

@@ -17,7 +17,7 @@ from ledger.quality.policy import QcPolicy
 from ledger.reports import lineage_summary as summary
 from ledger.reports.lineage_agreement import agreement_section
 from ledger.reports.lineage_data import Collected, Event, Row, collect, evidence_digest
-from ledger.reports.lineage_items import TaskOf, shown_event, trace
+from ledger.reports.lineage_items import TaskOf, shown_event, standings_of, trace
 from ledger.reports.lineage_reads import Reads, collect_reads
 from ledger.reports.lineage_rows import CSV_COLUMNS, csv_rows, figures
 from ledger.reports.report import Report
@@ -59,9 +59,14 @@ def build(
 def task_namer(policy: QcPolicy | None) -> TaskOf:
     """The task of an annotation (contract "Tasks"): its QC policy application, else its guideline id."""
 
+    named: dict[tuple[str, str], str] = {}  # a report asks for a few pairs, once per annotation event
+
     def task_of(dataset: str, guideline_id: str) -> str:
-        found = policy.application_for(dataset, guideline_id) if policy is not None else None
-        return found[0] if found is not None else guideline_id
+        task = named.get((dataset, guideline_id))
+        if task is None:
+            found = policy.application_for(dataset, guideline_id) if policy is not None else None
+            task = named[(dataset, guideline_id)] = found[0] if found is not None else guideline_id
+        return task
 
     return task_of
 
@@ -73,18 +78,21 @@ def compose(
     scope = collected.scope
     task_of = task_namer(policy)
     by_item: dict[str, list[Event]] = {}
-    for ev in collected.lineage:
-        item = ev.data.get("item")
-        if isinstance(item, str):
-            by_item.setdefault(item, []).append(ev)
-        for entry in ev.data.get("items") or ():  # assignments name several items
-            name = entry.get("item") if isinstance(entry, dict) else entry
-            if isinstance(name, str) and name != item:
-                by_item.setdefault(name, []).append(ev)
+    named = [(ev, _named(ev)) for ev in collected.lineage]
+    for ev, about in named:
+        for name in about:
+            by_item.setdefault(name, []).append(ev)
     finals: dict[str, tuple[str, Row, Event]] = {}
     for release in collected.releases:
         for entry in release.data["items"]:
             finals[str(entry["item"])] = (str(release.data["split"]), entry, release)
+    # each split's events in log order, in one pass (an event about items of two splits is in both)
+    split_of = {name: split for name, (split, _, _) in finals.items()}
+    by_split: dict[str, list[Event]] = {}
+    for ev, about in named:
+        for split in {split_of[n] for n in about if n in split_of}:
+            by_split.setdefault(split, []).append(ev)
+    standings = standings_of(collected.periods)
     items = []
     for name, (split, entry, release) in finals.items():
         events = [e for e in by_item.get(name, []) if e.type != "dataset.release_created"]
@@ -101,7 +109,7 @@ def compose(
                 "trace": trace(final, events),
                 "adjudicated": any(e.type == "adjudication.completed" for e in events),
                 "events_after_release": collected.later_events.get(name, 0),
-                "events": [shown_event(e, collected.periods, collected.guidelines, task_of) for e in events],
+                "events": [shown_event(e, standings, collected.guidelines, task_of) for e in events],
             }
         )
     splits = {}
@@ -110,7 +118,7 @@ def compose(
         if not chosen:
             continue
         names = {str(i["item"]) for i in chosen}
-        events = [e for e in collected.lineage if _about(e, names)]
+        events = by_split.get(split, [])
         reads = collect_reads(events, task_of)
         splits[split] = {
             "items": len(chosen),
@@ -159,10 +167,15 @@ def compose(
     }
 
 
-def _about(ev: Event, names: set[str]) -> bool:
-    if ev.data.get("item") in names:
-        return True
-    return any((e.get("item") if isinstance(e, dict) else e) in names for e in ev.data.get("items") or ())
+def _named(ev: Event) -> list[str]:
+    """The items an event is about: its ``item``, and each of its ``items`` (assignments name several)."""
+    item = ev.data.get("item")
+    names: dict[str, None] = {item: None} if isinstance(item, str) else {}
+    for entry in ev.data.get("items") or ():
+        name = entry.get("item") if isinstance(entry, dict) else entry
+        if isinstance(name, str):
+            names[name] = None
+    return list(names)
 
 
 def _summary(

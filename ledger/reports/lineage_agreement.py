@@ -36,7 +36,11 @@ def agreement_section(reads: Reads, policy: QcPolicy | None, *, resamples: int) 
                 "band_statistic": BAND_STATISTIC,
                 "overall": overall,
                 "per_class": {
-                    c: agreement(_one_vs_rest(ratings, c), scale="nominal", resamples=resamples)
+                    # intervals on each class's alpha and Fleiss, not on its reader pairs: the
+                    # bootstraps grow with classes, not with classes x reader pairs
+                    c: agreement(
+                        _one_vs_rest(ratings, c), scale="nominal", resamples=resamples, pair_intervals=False
+                    )
                     for c in classes
                 },
                 "geometry": {c: _geometry(reads.first[task], c) for c in classes},

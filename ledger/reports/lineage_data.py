@@ -9,11 +9,12 @@ bundle of a release holds every event its lineage report rests on.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import msgspec
 
 from ledger.domain.fields import parse_rfc3339
 from ledger.domain.upcasting import upcast
@@ -22,6 +23,8 @@ from ledger.storage.bundles import ReleaseEvidence, ReleaseScope, find_tenant, r
 from ledger.storage.database import Database
 
 Row = dict[str, Any]
+_decode = msgspec.json.Decoder().decode
+"""Stored canonical bytes to Python objects, as ``json.loads`` would (several times faster; as rebuild reads)."""
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,7 @@ def _events(conn: Connection, positions: Sequence[tuple[str, int]]) -> list[tupl
         )
         out = []
         for log, position, recorded_at, canonical in cur:
-            doc = upcast(json.loads(bytes(canonical))["event"])
+            doc = upcast(_decode(canonical)["event"])
             event = Event(
                 log=str(log),
                 position=int(position),

@@ -12,7 +12,7 @@ from typing import Any
 
 from ledger.projections.labels import guideline_not_in_effect
 from ledger.projections.qualification import ROLE_FOR_REVIEW_LEVEL
-from ledger.projections.queries import standing
+from ledger.projections.queries import Standings
 from ledger.reports.lineage_data import Event, Row
 
 ANNOTATION_TYPES = frozenset({"annotation.created", "annotation.updated", "annotation.deleted"})
@@ -53,17 +53,28 @@ def role_of(ev: Event) -> str | None:
     return None
 
 
-def actor_standing(ev: Event, periods: Mapping[str, list[Row]]) -> Row | None:
+NO_CREDENTIALS = Standings([])
+
+
+def standings_of(periods: Mapping[str, list[Row]]) -> dict[str, Standings]:
+    """Each actor's ``Standings`` from their ``proj_credentials`` rows (``Collected.periods``)."""
+    return {actor: Standings(rows) for actor, rows in periods.items()}
+
+
+def actor_standing(ev: Event, standings: Mapping[str, Standings]) -> Row | None:
     """The actor's credential standing at the event's time, and whether it qualified for the work's role."""
     role = role_of(ev)
     if role is None:
         return None
-    held = standing(periods.get(ev.actor, []), ev.time)
+    held = standings.get(ev.actor, NO_CREDENTIALS).at(ev.time)
     return {"role": role, "qualified": role in held["qualified_for"], **held}
 
 
 def shown_event(
-    ev: Event, periods: Mapping[str, list[Row]], guidelines: Mapping[tuple[str, str], Row], task_of: TaskOf
+    ev: Event,
+    standings: Mapping[str, Standings],
+    guidelines: Mapping[tuple[str, str], Row],
+    task_of: TaskOf,
 ) -> Row:
     """One item event as the report lists it."""
     d = ev.data
@@ -121,7 +132,7 @@ def shown_event(
         out.update(_pick(d, "resource", "purpose_of_use", "outcome", "record_count"))
     elif ev.type.startswith("assignment."):
         out.update(_pick(d, "assignment_id", "assignee", "role"))
-    held = actor_standing(ev, periods)
+    held = actor_standing(ev, standings)
     if held is not None:
         out["standing"] = held
     return out

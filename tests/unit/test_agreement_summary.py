@@ -239,3 +239,13 @@ def test_overlap_summary_percentiles_and_histogram(ious: list[float], both: int,
     else:
         assert iou["mean"] is None
         assert iou["p95"] is None
+
+
+def test_without_pair_intervals_the_pairs_say_why_and_every_other_figure_is_unchanged() -> None:
+    ratings = typical_ratings(80, 4, seed=3)
+    full = agreement(ratings, scale="nominal", resamples=40)
+    lean = agreement(ratings, scale="nominal", resamples=40, pair_intervals=False)
+    assert all(p["ci"] is not None for p in full["pairs"])
+    assert all(p["ci"] is None and p["ci_omitted"] for p in lean["pairs"])
+    assert [p["kappa"] for p in lean["pairs"]] == [p["kappa"] for p in full["pairs"]]
+    assert {k: v for k, v in lean.items() if k != "pairs"} == {k: v for k, v in full.items() if k != "pairs"}
