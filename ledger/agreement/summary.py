@@ -32,7 +32,8 @@ def agreement(
     """Chance-corrected agreement of the readers of one task, with bootstrap intervals (JSON-ready).
 
     Cohen's kappa per reader pair (quadratic weights on an ordinal or interval scale), Fleiss' kappa over
-    the units with the modal number of ratings (more than two readers), Krippendorff's alpha at ``scale``.
+    the units rated by more than two readers (those with the modal number of ratings among them; a unit of
+    two ratings is a pair's, in the pairs), Krippendorff's alpha at ``scale``.
     Intra-reader (test-retest) agreement is the same block over ``{item: {"first": v, "repeat": w}}``.
     ``pair_intervals=False`` leaves every pair's ``ci`` out (``null``, with ``ci_omitted`` saying why): a
     caller with many blocks (one per class) bounds its bootstraps by the blocks, not by reader pairs.
@@ -119,10 +120,11 @@ def _pairs(
 def _fleiss(
     present: dict[str, dict[str, Value]], rater_count: int, resamples: int, seed: int
 ) -> dict[str, Any] | None:
-    sizes = Counter(len(by_rater) for by_rater in present.values() if len(by_rater) >= 2)
+    sizes = Counter(len(by_rater) for by_rater in present.values() if len(by_rater) > 2)
     if rater_count <= 2 or not sizes:
         return None
-    # the modal number of ratings per unit (the larger on a tie): Fleiss needs the same number for every unit
+    # the modal number of ratings of the units read by more than two (the larger on a tie): Fleiss needs the
+    # same number for every unit, and over units of two ratings it would say nothing the pairs do not
     m = max(sizes, key=lambda size: (sizes[size], size))
     units = [by_rater for by_rater in present.values() if len(by_rater) == m]
     _, table = unit_value_counts([by_rater.values() for by_rater in units], level="nominal")

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from ledger import __version__
 from ledger.auth.tokens import ROLES, issue_dev_token
@@ -463,12 +464,13 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         _print_qc_policy(QC_POLICY)
         return code
 
+    seen = _DemoFacts()
     with open_ledger(settings) as ledger:
         started = time.monotonic()
         recorded = repeats = 0
         with ProgressBar(args.events, "appending") as bar:
             events = (
-                validate_event(raw)
+                validate_event(seen.note(raw))
                 for raw in generate(
                     tenant=args.tenant, events=args.events, seed=args.seed, plants=args.plants
                 )
@@ -489,11 +491,60 @@ Next:
   TOKEN=$(ledger token --role auditor --tenant {args.tenant})
   curl -s -H "Authorization: Bearer $TOKEN" 'http://127.0.0.1:8000/v1/compliance/flags?limit=5'
   curl -s -H "Authorization: Bearer $TOKEN" 'http://127.0.0.1:8000/v1/items/chest-ct-2026/{item}/provenance'
+  curl -s -H "Authorization: Bearer $TOKEN" 'http://127.0.0.1:8000/v1/quality/items?below_policy=true'   # routed to expert review
   ledger verify                                    # re-hash every event and check the chain
-  ledger report retention --output retention.html  # the six-year retention report, printable
-  psql "$(ledger db url)"                           # look at the tables yourself (needs `ledger db start`)""")
+  ledger report retention --output retention.html  # the six-year retention report, printable""")
+    _print_submission(seen, args.tenant)
+    print('  psql "$(ledger db url)"   # look at the tables yourself (needs `ledger db start`)')
     _print_anomalies(anomalies, args.tenant)
     return EXIT_OK
+
+
+class _DemoFacts:
+    """What ``ledger demo`` notes of the events it generates, for the commands it suggests next."""
+
+    def __init__(self) -> None:
+        self.first_time: str | None = None
+        self.release: tuple[str, str] | None = None  # (dataset, release) of the release it made
+
+    def note(self, raw: dict[str, Any]) -> dict[str, Any]:
+        if self.first_time is None:
+            self.first_time = str(raw["time"])
+        if raw["type"] == "dataset.release_created":
+            self.release = (str(raw["data"]["dataset"]), str(raw["data"]["release"]))
+        return raw
+
+
+def _print_submission(seen: _DemoFacts, tenant: str) -> None:
+    """What a regulatory submission cites: the release's lineage report and evidence bundle, FHIR R4."""
+    if seen.first_time is None:
+        return
+    since = datetime.fromisoformat(seen.first_time).date()
+    start, end = f"{since}T00:00:00Z", f"{since + timedelta(days=7)}T00:00:00Z"  # the project's first week
+    lines = [
+        f"  MFA=$(ledger token --role auditor --tenant {tenant} --mfa)   # lineage and FHIR over HTTP need MFA"
+    ]
+    if seen.release is None:
+        lines.append(
+            "  # no release yet: `ledger demo` with 20000 events makes release r1 for the lineage report"
+        )
+    else:
+        dataset, release = seen.release
+        lines += [
+            f"  ledger report lineage --release {dataset}@{release} --tenant {tenant} --output lineage.html"
+            "   # reference-standard lineage, A4",
+            f'  curl -s -H "Authorization: Bearer $MFA" \'http://127.0.0.1:8000/v1/releases/{dataset}/{release}'
+            "/lineage?format=json' -o lineage.json",
+            f"  ledger bundle --release {dataset}@{release} --tenant {tenant} -o {release}-evidence.json"
+            f" && ledger verify-bundle {release}-evidence.json   # the events the report rests on",
+        ]
+    lines += [
+        f"  ledger export fhir --since {start} --until {end} --tenant {tenant} --output fhir.json"
+        "   # the first week as FHIR R4 (--ndjson: Bulk Data)",
+        f'  curl -s -H "Authorization: Bearer $MFA" \'http://127.0.0.1:8000/v1/export/fhir?since={start}'
+        f"&until={end}&format=ndjson' -o fhir.ndjson",
+    ]
+    print("\n".join(lines))
 
 
 def _print_qc_policy(demo_policy: Path) -> None:

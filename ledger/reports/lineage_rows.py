@@ -256,13 +256,17 @@ def figures(c: Content) -> dict[str, str]:
         out[f"{split}:funnel"] = plots.funnel(f"Review levels reached ({split})", stages)
         for task in s.get("agreement", []):
             alphas = {
-                k: v["alpha"]["value"]
+                k: round(v["alpha"]["value"], 3)  # as the table prints it
                 for k, v in task["per_class"].items()
                 if v["alpha"]["value"] is not None
             }
             if alphas:
+                # on the whole scale up to 1 (perfect), so a bar's length reads the same in every figure
+                scale = (min(0.0, *alphas.values()), 1.0)
                 out[f"{split}:agreement:{task['task']}"] = plots.bars(
-                    f"Krippendorff's alpha per class, one vs rest ({task['task']}, {split})", alphas
+                    f"Krippendorff's alpha per class, one vs rest ({task['task']}, {split})",
+                    alphas,
+                    scale=scale,
                 )
             for label, geometry in task["geometry"].items():
                 if geometry["iou"]["n"]:

@@ -87,16 +87,27 @@ def test_the_block_equals_the_references(ratings: dict, scale: str) -> None:
     assert block["ratings"] == sum(len(r) for r in ratings.values())
 
 
-def test_fleiss_uses_the_units_with_the_modal_number_of_ratings() -> None:
+def test_fleiss_uses_the_units_with_the_modal_number_of_more_than_two_ratings() -> None:
     ratings = typical_ratings(300, 4, seed=7)
     block = agreement(ratings, scale="nominal", resamples=50)
     fleiss = block["fleiss"]
     m = fleiss["raters_per_unit"]
-    sizes = [len(r) for r in ratings.values() if len(r) >= 2]
+    sizes = [len(r) for r in ratings.values() if len(r) > 2]
     assert sizes.count(m) == max(sizes.count(s) for s in set(sizes))
     modal = [r for r in ratings.values() if len(r) == m]
     table = np.array([[list(r.values()).count(g) for g in GRADES] for r in modal])
     assert fleiss["units"] == len(modal)
+    assert abs(fleiss["kappa"] - statsmodels_fleiss(table, method="fleiss")) <= TOLERANCE
+
+
+def test_fleiss_is_over_the_items_of_more_than_two_readers_when_most_items_have_two() -> None:
+    # as in a project where every fifth item has three readers: Fleiss describes those, not the pairs
+    ratings = {f"item-{u:03d}": {"ana": GRADES[u % 3], "ben": GRADES[u % 3]} for u in range(40)}
+    triples = {f"item-{u:03d}": {"ana": GRADES[u % 2], "ben": GRADES[u % 2], "cho": GRADES[(u // 2) % 2]}
+               for u in range(40, 50)}  # fmt: skip
+    fleiss = agreement({**ratings, **triples}, scale="nominal", resamples=50)["fleiss"]
+    assert (fleiss["units"], fleiss["raters_per_unit"]) == (10, 3)
+    table = np.array([[list(r.values()).count(g) for g in GRADES] for r in triples.values()])
     assert abs(fleiss["kappa"] - statsmodels_fleiss(table, method="fleiss")) <= TOLERANCE
 
 
