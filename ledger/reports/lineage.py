@@ -53,6 +53,7 @@ def build(
         csv_columns=CSV_COLUMNS,
         csv_rows=csv_rows,
         figures=figures,
+        json_indent=None,  # a release of 10,000 items lists about 170,000 events
     )
 
 

@@ -55,13 +55,16 @@ class Report:
     """The content flattened to rows of ``csv_columns`` (a missing column is an empty cell)."""
     figures: Callable[[Content], Mapping[str, str]] = field(default=lambda _content: {})
     """Inline SVG figures for the HTML form, by name (``ledger.reports.plots``)."""
+    json_indent: int | None = 2
+    """Indentation of the JSON form; ``None`` writes it compact, with the standard library's C encoder
+    (an indented document is written by its pure-Python encoder, seconds per 100,000 events)."""
 
 
 def render(report: Report, fmt: str) -> bytes:
     """The report's bytes in ``fmt`` (json, csv or html)."""
     if fmt == "json":
         doc = {**report.content, "generated_at": report.generated_at}
-        return (json.dumps(doc, indent=2, default=text) + "\n").encode()
+        return (json.dumps(doc, indent=report.json_indent, default=text) + "\n").encode()
     if fmt == "csv":
         return _csv(report).encode()
     if fmt == "html":
