@@ -23,7 +23,7 @@ from ledger.projections.bulk import Rows, save_rows
 from ledger.projections.flags import FLAG_KINDS
 from ledger.projections.state import Event, Row, State
 from ledger.projections.tables import Connection, select_by_keys
-from ledger.quality.items import first_reads, item_quality
+from ledger.quality.items import Overlaps, first_reads, item_quality
 from ledger.quality.policy import QcPolicy
 from ledger.storage.append import Recorded
 
@@ -68,6 +68,8 @@ class Items:
     rows: dict[tuple[str, str, str, str], Row] = field(default_factory=dict)
     flags: list[Row] = field(default_factory=list)
     raised: set[str] = field(default_factory=set)
+    overlaps: Overlaps = field(default_factory=dict)
+    """Overlaps computed in this batch, by the two annotations' (id, version)."""
 
     def __post_init__(self) -> None:
         for key, row in self.state.annotations.items():
@@ -109,7 +111,7 @@ def _recompute(items: Items, ev: Event, item: ItemKey, application: str) -> None
         if (found := items.policy.application_for(dataset, items.state.annotations[k]["guideline_id"]))
         and found[0] == application
     ]
-    quality = item_quality(first_reads(rows), app)
+    quality = item_quality(first_reads(rows), app, items.overlaps)
     items.rows[(tenant, dataset, name, application)] = {
         "tenant": tenant,
         "dataset": dataset,

@@ -117,7 +117,7 @@ def annotator_quality(conn: Connection, tenant: str, actor: str, policy: QcPolic
     items = "SELECT dataset, item FROM proj_annotations WHERE tenant = %s AND created_by = %s AND origin = 'human'"
     annotations = fetch_rows(
         conn,
-        "SELECT annotation_id, dataset, item, label_class, geometry, origin, guideline_id, created_by,"
+        "SELECT annotation_id, dataset, item, version, label_class, geometry, origin, guideline_id, created_by,"
         " created_at, created_event_id FROM proj_annotations"
         f" WHERE tenant = %s AND origin = 'human' AND (dataset, item) IN ({items})",
         (tenant, tenant, actor),
