@@ -37,7 +37,9 @@ class Overlap:
 
 
 def overlap(a: Mapping[str, Any], b: Mapping[str, Any], *, max_points: int | None = None) -> Overlap:
-    """IoU and Dice of two geometries of the event model; different frames do not overlap at all.
+    """IoU and Dice of two geometries of the event model. Geometries on different frames (both frames
+    given and different; a geometry without a frame is on every frame) do not overlap at all: IoU and Dice
+    0, or ``None`` when neither has an area, as on one frame.
 
     ``max_points``: a polygon with more points is not compared (method ``"too_large"``); a
     self-intersecting ring of more than ``MAX_REPAIR_POINTS`` points is not compared either (``"invalid"``).
@@ -49,10 +51,9 @@ def overlap(a: Mapping[str, Any], b: Mapping[str, Any], *, max_points: int | Non
     if not kinds <= AREAL:
         return Overlap(None, None, "none")
     method: Method = "exact" if kinds == {"bbox"} else "shapely"
-    if a.get("frame") != b.get("frame"):
-        return Overlap(0.0, 0.0, method)
+    apart = a.get("frame") is not None and b.get("frame") is not None and a["frame"] != b["frame"]
     if method == "exact":
-        return _ratios(_box_area(a), _box_area(b), _box_intersection(a, b), method)
+        return _ratios(_box_area(a), _box_area(b), 0.0 if apart else _box_intersection(a, b), method)
     if max_points is not None and any(
         len(g["points"]) > max_points for g in (a, b) if g["kind"] == "polygon"
     ):
@@ -60,7 +61,8 @@ def overlap(a: Mapping[str, Any], b: Mapping[str, Any], *, max_points: int | Non
     first, second = _shape(a), _shape(b)
     if first is None or second is None:
         return Overlap(None, None, "invalid")
-    return _ratios(first.area, second.area, shapely.intersection(first, second).area, method)
+    intersection = 0.0 if apart else shapely.intersection(first, second).area
+    return _ratios(first.area, second.area, intersection, method)
 
 
 def _ratios(area_a: float, area_b: float, intersection: float, method: Method) -> Overlap:

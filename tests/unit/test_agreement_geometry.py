@@ -123,6 +123,20 @@ def test_geometries_on_different_frames_do_not_overlap() -> None:
     assert overlap(box(0, 0, 2, 2, frame=3), box(0, 0, 2, 2, frame=3)) == Overlap(1.0, 1.0, "exact")
 
 
+def test_a_geometry_without_a_frame_is_on_every_frame() -> None:
+    assert overlap(box(0, 0, 2, 2), box(0, 0, 2, 2, frame=0)) == Overlap(1.0, 1.0, "exact")
+    assert overlap(box(0, 0, 2, 2, frame=None), box(0, 0, 2, 2, frame=7)) == Overlap(1.0, 1.0, "exact")
+    ring = {"kind": "polygon", "points": [[0, 0], [2, 0], [2, 2], [0, 2]]}
+    assert overlap(ring, box(0, 0, 2, 2, frame=0)) == Overlap(1.0, 1.0, "shapely")
+
+
+def test_geometries_without_area_are_not_compared_on_any_frame() -> None:
+    line = {"kind": "polygon", "points": [[0, 0], [1, 1], [2, 2]]}
+    assert overlap({**line, "frame": 1}, {**line, "frame": 2}) == Overlap(None, None, "shapely")
+    assert overlap(box(0, 0, 0, 2, frame=1), box(0, 0, 2, 0, frame=2)) == Overlap(None, None, "exact")
+    assert overlap(box(0, 0, 0, 2, frame=1), box(0, 0, 2, 2, frame=2)) == Overlap(0.0, 0.0, "exact")
+
+
 def test_polygons_without_area_are_not_compared() -> None:
     line = {"kind": "polygon", "points": [[0, 0], [1, 1], [2, 2]]}
     assert overlap(line, line) == Overlap(None, None, "shapely")
