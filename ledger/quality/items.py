@@ -34,8 +34,9 @@ class Read:
     label_class: str
     geometry: Mapping[str, Any]
     event_id: str
+    """The event of the read's version (its ``annotation.created`` or latest applied ``annotation.updated``):
+    the geometry and class compared, so the evidence the read rests on."""
     version: int = 0
-    """The annotation's ``annotation.created`` event id: the evidence the read rests on."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ class ItemQuality:
 
 
 def first_reads(annotations: Iterable[Mapping[str, Any]]) -> list[Read]:
-    """Each human reader's first read among ``annotations`` (rows shaped as ``proj_annotations``), by reader."""
+    """Each human reader's first read among ``annotations`` (rows shaped as ``proj_annotations``), by reader;
+    a row's ``version_event_id``, when given, is the event of its version (else ``created_event_id``)."""
     first: dict[str, Mapping[str, Any]] = {}
     for row in annotations:
         if row["origin"] != "human":
@@ -70,7 +72,7 @@ def first_reads(annotations: Iterable[Mapping[str, Any]]) -> list[Read]:
             row["annotation_id"],
             row["label_class"],
             row["geometry"],
-            row["created_event_id"],
+            row.get("version_event_id") or row["created_event_id"],
             row["version"],
         )
         for r, row in sorted(first.items())
