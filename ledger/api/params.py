@@ -9,7 +9,7 @@ raising ``ParameterInvalid``, which the API answers with the same 400 problem.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from functools import cache
 from typing import Any, NoReturn
 
@@ -23,9 +23,8 @@ from ledger.domain.fields import (
     EARLIEST_TIME,
     LATEST_TIME,
     PRINTABLE_PATTERN,
-    in_time_range,
-    parse_rfc3339,
 )
+from ledger.domain.fields import parse_time as parse_time  # one rule for query parameters and CLI options
 
 PRINTABLE = PRINTABLE_PATTERN  # the envelope's own rule: what was accepted can always be asked for
 
@@ -132,19 +131,6 @@ def _declared_query(handler: BaseRouteHandler) -> frozenset[str]:
         if isinstance(kwarg, QueryParameter):
             names.add(kwarg.name or name)
     return frozenset(names)
-
-
-def parse_time(name: str, value: str) -> datetime:
-    """An RFC 3339 time with an offset, within the ledger's time range; else ``ParameterInvalid``."""
-    try:
-        parsed = parse_rfc3339(value)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        _refuse(name, "must be an RFC 3339 time with an offset, e.g. 2026-01-31T00:00:00Z")
-    if not in_time_range(parsed):
-        _refuse(name, f"must lie in [{EARLIEST_TIME.isoformat()}, {LATEST_TIME.isoformat()})")
-    return parsed
 
 
 def parse_date(name: str, value: str) -> date:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,7 +74,9 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     if output.exists() and not args.force:
         msg = f"--output {output}: exists; pass --force to overwrite it"
         raise ConfigurationError(msg)
-    since, until = _time("--since", args.since), _time("--until", args.until)
+    from ledger.domain.fields import parse_time
+
+    since, until = parse_time("--since", args.since), parse_time("--until", args.until)
     fmt = "ndjson" if args.ndjson else "bundle"
     delivered = False
     staged = _stage(output)  # an unwritable place fails here, with nothing recorded
@@ -106,19 +107,6 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     print(f"  SHA-256 {produced.sha256}")
     print(f"  recorded as access.data_exported at {receipts[0].log}/{receipts[0].position}", file=sys.stderr)
     return 0
-
-
-def _time(flag: str, value: str) -> datetime:
-    from ledger.domain.fields import parse_rfc3339
-
-    try:
-        when = parse_rfc3339(value)
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
-        msg = f"{flag} {value!r}: not an RFC 3339 time with an offset, e.g. 2026-03-01T00:00:00Z"
-        raise ConfigurationError(msg)
-    return when
 
 
 def _only_tenant(db: Database) -> str:

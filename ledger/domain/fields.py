@@ -45,6 +45,24 @@ def in_time_range(value: datetime) -> bool:
     return value.tzinfo is not None and EARLIEST_TIME <= value < LATEST_TIME
 
 
+def parse_time(name: str, value: str) -> datetime:
+    """An RFC 3339 time with an offset within [EARLIEST_TIME, LATEST_TIME), as a query parameter or a
+    command-line option ``name`` gives it; else ``ParameterInvalid`` naming ``name``."""
+    from ledger.domain.errors import FieldError, ParameterInvalid
+
+    try:
+        parsed: datetime | None = parse_rfc3339(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        message = "must be an RFC 3339 time with an offset, e.g. 2026-01-31T00:00:00Z"
+    elif not in_time_range(parsed):
+        message = f"must lie in [{EARLIEST_TIME.isoformat()}, {LATEST_TIME.isoformat()})"
+    else:
+        return parsed
+    raise ParameterInvalid(f"{name} {message}", errors=[FieldError(name, message)])
+
+
 # ---- limits ------------------------------------------------------------------------------------------
 # Every bound the ledger puts on what it accepts, in one place (docs/security.md lists them). Each is
 # generous for a real annotation project and small enough that one event can never cost the ledger (or

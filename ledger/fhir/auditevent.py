@@ -87,7 +87,10 @@ def audit_event(source: Source) -> dict[str, Any]:
         "id": resource_id(str(event["tenant"]), str(event["id"])),
         "extension": [event_extension(source)],
         **_pattern(kind, data),
-        "period": {"start": instant(str(event["time"])), "end": instant(str(event["time"]))},
+        "period": {
+            "start": instant(str(event["time"]), otherwise=source.recorded_at),
+            "end": instant(str(event["time"]), otherwise=source.recorded_at),
+        },
         "recorded": instant(source.recorded_at),
         "outcome": OUTCOME_MINOR_FAILURE if failed else OUTCOME_SUCCESS,
         "source": {

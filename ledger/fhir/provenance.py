@@ -76,16 +76,16 @@ def provenance(source: Source, models: Origins | None = None) -> dict[str, Any]:
         "resourceType": "Provenance",
         "id": resource_id(str(event["tenant"]), str(event["id"])),
         "extension": [event_extension(source)],
-        "occurredDateTime": instant(str(event["time"])),
+        "occurredDateTime": instant(str(event["time"]), otherwise=source.recorded_at),
         "recorded": instant(source.recorded_at),
         "activity": {"coding": [ACTIVITIES[kind]]},
     }
     if kind in (CREATED, UPDATED, DELETED):
         resource |= _annotation(event, data, models)
     elif kind == REVIEWED:
-        resource |= _review(event, data)
+        resource |= _review(event, data, resource["occurredDateTime"])
     else:
-        resource |= _adjudication(event, data)
+        resource |= _adjudication(event, data, resource["occurredDateTime"])
     return resource
 
 
@@ -118,7 +118,7 @@ def _annotation(event: dict[str, Any], data: dict[str, Any], models: Origins | N
     return out
 
 
-def _review(event: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+def _review(event: dict[str, Any], data: dict[str, Any], when: str) -> dict[str, Any]:
     dataset, item = str(data["dataset"]), str(data["item"])
     reviewed = annotation_reference(
         dataset, item, str(data["annotation_id"]), int(data["annotation_version"])
@@ -129,7 +129,7 @@ def _review(event: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         "reason": [{"coding": [{"system": LEVEL_SYSTEM, "code": str(level), "display": LEVELS.get(level, str(level))}],
                     "text": f"level {level} review: {data['decision']}"}],
         "agent": [_signer(event, VERIFIER if level < 4 else ATTESTER, level)],
-        "signature": [_signature(event, str(data["signature_meaning"]))],
+        "signature": [_signature(event, str(data["signature_meaning"]), when)],
     }  # fmt: skip
     resulting = data.get("resulting_annotation_id")
     if resulting is not None:
@@ -140,7 +140,7 @@ def _review(event: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _adjudication(event: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+def _adjudication(event: dict[str, Any], data: dict[str, Any], when: str) -> dict[str, Any]:
     dataset, item = str(data["dataset"]), str(data["item"])
     level = int(data["level"])
     return {
@@ -150,7 +150,7 @@ def _adjudication(event: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]
         "agent": [_signer(event, ATTESTER, level)],
         "entity": [{"role": "source", "what": annotation_reference(dataset, item, str(a), None)}
                    for a in data["annotation_ids"]],
-        "signature": [_signature(event, str(data["signature_meaning"]))],
+        "signature": [_signature(event, str(data["signature_meaning"]), when)],
     }  # fmt: skip
 
 
@@ -164,14 +164,14 @@ def _signer(event: dict[str, Any], kind: dict[str, str], level: int) -> dict[str
     }
 
 
-def _signature(event: dict[str, Any], meaning: str) -> dict[str, Any]:
+def _signature(event: dict[str, Any], meaning: str, when: str) -> dict[str, Any]:
     """The signature of the event's actor with its 21 CFR 11.50 meaning (the ASTM type and the meaning
     itself). The signed record is the hashed event; no signature bytes are carried (``data`` absent)."""
     types = [{"system": MEANING_SYSTEM, "code": meaning, "display": f"21 CFR 11.50 meaning: {meaning}"}]
     if meaning in SIGNATURE_MEANINGS:
         code, display = SIGNATURE_MEANINGS[meaning]
         types.insert(0, {"system": SIGNATURE_TYPE, "code": code, "display": display})
-    return {"type": types, "when": instant(str(event["time"])), "who": actor_reference(str(event["actor"]))}
+    return {"type": types, "when": when, "who": actor_reference(str(event["actor"]))}
 
 
 def _model_reference(name: str, version: object) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from datetime import UTC
 from typing import Any
 from urllib.parse import quote
 
-from ledger.domain.fields import parse_rfc3339
+from ledger.domain.fields import in_time_range, parse_rfc3339
 
 RESOURCE_NAMESPACE = uuid.UUID("5f0c4a52-7d1e-4c47-9a0e-6b2d1f3c8e91")
 """UUIDv5 namespace of exported resource ids: the same event always exports under the same id."""
@@ -96,8 +96,22 @@ def uri_part(value: str) -> str:
     return quote(value, safe="")
 
 
-def instant(value: str) -> str:
+def instant(value: str, *, otherwise: str | None = None) -> str:
     """An RFC 3339 time as an R4 ``instant``/``dateTime`` in UTC: whatever offset or precision the
-    producer wrote (accepted at the door), one form FHIR's pattern holds (fraction only when not zero)."""
-    when = parse_rfc3339(value).astimezone(UTC)
+    producer wrote (accepted at the door), one form FHIR's pattern holds (fraction only when not zero).
+
+    A producer's time outside the ledger's time range (older versions accepted e.g.
+    ``0001-01-01T00:00:00+01:00``, which ``astimezone(UTC)`` overflows on) is replaced by ``otherwise``,
+    the recorded time, as the projections do (``State.Event.occurred_at``)."""
+    try:
+        when = parse_rfc3339(value)
+        holdable = in_time_range(when)
+    except ValueError:
+        holdable = False
+    if not holdable:
+        if otherwise is None:
+            msg = f"{value!r} is not a time in the ledger's range"
+            raise ValueError(msg)
+        return instant(otherwise)
+    when = when.astimezone(UTC)
     return when.isoformat(timespec="microseconds" if when.microsecond else "seconds").replace("+00:00", "Z")

@@ -23,7 +23,7 @@ from ledger.projections.bulk import Rows, save_rows
 from ledger.projections.flags import FLAG_KINDS
 from ledger.projections.state import Event, Row, State
 from ledger.projections.tables import Connection, select_by_keys
-from ledger.quality.items import first_reads, item_quality
+from ledger.quality.items import Overlaps, first_reads, item_quality
 from ledger.quality.policy import QcPolicy
 from ledger.storage.append import Recorded
 
@@ -49,7 +49,8 @@ class QualityProjector:
         if not self.policy.applications or not any(r.event["type"] in TYPES for r in events):
             return
         batch = [Event(r, upcast(r.event)) for r in events if r.event["type"] in TYPES]
-        ledger = Items(self.policy, _load(conn, batch))
+        state = _load(conn, batch)
+        ledger = Items(self.policy, state, version_events=_version_events(conn, state))
         apply_events(ledger, batch)
         save_rows(
             conn,
@@ -68,6 +69,11 @@ class Items:
     rows: dict[tuple[str, str, str, str], Row] = field(default_factory=dict)
     flags: list[Row] = field(default_factory=list)
     raised: set[str] = field(default_factory=set)
+    version_events: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(tenant, annotation id) → the event of the annotation's version (its geometry and class): the
+    evidence of a read, kept up to date as the batch's events apply."""
+    overlaps: Overlaps = field(default_factory=dict)
+    """Overlaps computed in this batch, by the two annotations' (id, version)."""
 
     def __post_init__(self) -> None:
         for key, row in self.state.annotations.items():
@@ -87,6 +93,8 @@ def apply_events(items: Items, batch: Iterable[Event]) -> None:
             continue  # not applied (out of sequence, unprojectable): nothing changed
         if after is None:
             continue
+        if ev.type != "annotation.deleted":
+            items.version_events[key] = ev.id
         if before is not None:
             items.by_item[(ev.tenant, before["dataset"], before["item"])].discard(key)
         items.by_item.setdefault((ev.tenant, after["dataset"], after["item"]), set()).add(key)
@@ -104,12 +112,12 @@ def _recompute(items: Items, ev: Event, item: ItemKey, application: str) -> None
     tenant, dataset, name = item
     app = items.policy.applications[application]
     rows = [
-        items.state.annotations[k]
+        {**items.state.annotations[k], "version_event_id": items.version_events.get(k)}
         for k in sorted(items.by_item.get(item, ()))
         if (found := items.policy.application_for(dataset, items.state.annotations[k]["guideline_id"]))
         and found[0] == application
     ]
-    quality = item_quality(first_reads(rows), app)
+    quality = item_quality(first_reads(rows), app, items.overlaps)
     items.rows[(tenant, dataset, name, application)] = {
         "tenant": tenant,
         "dataset": dataset,
@@ -176,3 +184,16 @@ def _load(conn: Connection, batch: list[Event]) -> State:
     ):
         st.annotations[(row["tenant"], row["annotation_id"])] = row
     return st
+
+
+def _version_events(conn: Connection, st: State) -> dict[tuple[str, str], str]:
+    """The event of each loaded annotation's latest applied version (``proj_annotation_revisions``)."""
+    rows = select_by_keys(
+        conn,
+        "SELECT DISTINCT ON (r.tenant, r.annotation_id) r.tenant, r.annotation_id, r.event_id"
+        " FROM proj_annotation_revisions r JOIN unnest(%s::text[], %s::text[]) AS u(t, a)"
+        " ON r.tenant = u.t AND r.annotation_id = u.a WHERE r.change IN ('created', 'updated')"
+        " ORDER BY r.tenant, r.annotation_id, r.version DESC, r.position DESC",
+        set(st.annotations),
+    )
+    return {(r["tenant"], r["annotation_id"]): r["event_id"] for r in rows}

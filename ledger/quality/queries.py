@@ -3,8 +3,10 @@ items' agreement under the QC policy (``proj_item_quality``).
 
 Per annotator, from the projections as they are: each of the annotator's first reads (contract of issue
 10: the first annotation id per item and task, at its latest non-deleted version) against the item's
-adjudicated final label (``proj_final_labels``) overall, per final class and per calendar month (UTC, of
-the annotation's creation), and against the first reads of the item's other readers under the same task.
+adjudicated final label (``proj_final_labels``, one per item) overall, per final class and per calendar
+month (UTC, of the annotation's creation), and against the first reads of the item's other readers under the
+same task. A final label is compared only with reads of its own task (that of the annotation it selects): an
+item read under two tasks (a detection and a grading guideline) has one final label, not one per task.
 A task is the QC-policy application an annotation belongs to, or its guideline id when none claims it.
 ``summarize_annotator`` is pure; ``annotator_quality`` and ``item_quality_page`` read the database.
 """
@@ -16,6 +18,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from datetime import UTC
 from typing import Any
 
 from ledger.domain.errors import FieldError, NotFound, ParameterInvalid
@@ -52,11 +55,12 @@ def _share(correct: int, compared: int) -> dict[str, Any]:
 def summarize_annotator(
     actor: str,
     annotations: Iterable[Mapping[str, Any]],
-    finals: Mapping[tuple[str, str], str],
+    finals: Mapping[tuple[str, str, str], str],
     policy: QcPolicy,
 ) -> Row:
     """``actor``'s quality per task from the human ``annotations`` of the items they read (theirs and their
-    co-readers') and the items' final label classes ``finals`` ((dataset, item) → class). Pure.
+    co-readers') and the items' final label classes ``finals`` ((task, dataset, item) → class, the task
+    being that of the final's annotation: see ``final_labels_by_task``). Pure.
 
     Per task: ``items_labelled``; ``accuracy`` (first reads against final labels: compared, correct,
     accuracy), ``per_class`` (by the final class), ``by_month`` (YYYY-MM of the read's creation);
@@ -72,8 +76,8 @@ def summarize_annotator(
             continue
         t = tasks.setdefault(task, {"items": 0, "hits": [], "co": []})
         t["items"] += 1
-        if (final := finals.get((dataset, item))) is not None:
-            month = created[mine.annotation_id].strftime("%Y-%m")
+        if (final := finals.get((task, dataset, item))) is not None:
+            month = created[mine.annotation_id].astimezone(UTC).strftime("%Y-%m")
             t["hits"].append((final, month, mine.label_class == final))
         others = [r for r in reads if r.reader != actor]
         if others:
@@ -117,7 +121,7 @@ def annotator_quality(conn: Connection, tenant: str, actor: str, policy: QcPolic
     items = "SELECT dataset, item FROM proj_annotations WHERE tenant = %s AND created_by = %s AND origin = 'human'"
     annotations = fetch_rows(
         conn,
-        "SELECT annotation_id, dataset, item, label_class, geometry, origin, guideline_id, created_by,"
+        "SELECT annotation_id, dataset, item, version, label_class, geometry, origin, guideline_id, created_by,"
         " created_at, created_event_id FROM proj_annotations"
         f" WHERE tenant = %s AND origin = 'human' AND (dataset, item) IN ({items})",
         (tenant, tenant, actor),
@@ -127,13 +131,29 @@ def annotator_quality(conn: Connection, tenant: str, actor: str, policy: QcPolic
         raise NotFound(msg)
     finals = fetch_rows(
         conn,
-        f"SELECT dataset, item, label_class FROM proj_final_labels WHERE tenant = %s AND (dataset, item) IN ({items})",
+        "SELECT f.dataset, f.item, f.label_class, a.dataset AS annotation_dataset, a.guideline_id"
+        " FROM proj_final_labels f LEFT JOIN proj_annotations a"
+        " ON a.tenant = f.tenant AND a.annotation_id = f.annotation_id"
+        f" WHERE f.tenant = %s AND (f.dataset, f.item) IN ({items})",
         (tenant, tenant, actor),
     )
-    summary = summarize_annotator(
-        actor, annotations, {(f["dataset"], f["item"]): f["label_class"] for f in finals}, policy
-    )
+    summary = summarize_annotator(actor, annotations, final_labels_by_task(policy, finals), policy)
     return {"tenant": tenant, **summary}
+
+
+def final_labels_by_task(
+    policy: QcPolicy, finals: Iterable[Mapping[str, Any]]
+) -> dict[tuple[str, str, str], str]:
+    """(task, dataset, item) → final class, the task being that of the annotation the final selects
+    (``annotation_dataset``, ``guideline_id``); a final whose annotation is not on record has no task and
+    is compared with nothing."""
+    return {
+        (task_of(policy, f["annotation_dataset"], f["guideline_id"])[0], f["dataset"], f["item"]): f[
+            "label_class"
+        ]
+        for f in finals
+        if f["guideline_id"] is not None
+    }
 
 
 def item_quality_page(

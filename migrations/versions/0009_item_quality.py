@@ -46,6 +46,8 @@ def upgrade() -> None:
         );
         -- GET /v1/quality/items?below_policy=true pages through a tenant's items in key order.
         CREATE INDEX proj_item_quality_below ON proj_item_quality (tenant, dataset, item) WHERE below_policy;
+        -- GET /v1/quality/annotators/{actor} finds the items an actor read among the human annotations.
+        CREATE INDEX proj_annotations_human_reader ON proj_annotations (tenant, created_by) WHERE origin = 'human';
         DO $$
         BEGIN
             IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ledger_app') THEN
@@ -58,4 +60,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE proj_item_quality")
+    op.execute("DROP INDEX proj_annotations_human_reader; DROP TABLE proj_item_quality")

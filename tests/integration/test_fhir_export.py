@@ -238,3 +238,21 @@ def test_the_cli_asks_for_a_tenant_when_several_hold_events(
     assert main(["export", "fhir", "--since", SINCE, "--until", UNTIL, "-o", str(out)]) == 2
     assert "--tenant" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "since", "until"),
+    [("--since", "1800-01-01T00:00:00Z", UNTIL), ("--until", SINCE, "2300-01-01T00:00:00Z")],
+)
+def test_the_cli_refuses_a_time_outside_the_ledgers_range_naming_the_option(
+    two_tenants: Ledger, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys,
+    option: str, since: str, until: str,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("LEDGER_DATABASE_URL", database_url)
+    monkeypatch.setenv("LEDGER_HOME", str(two_tenants.settings.home))
+    out = tmp_path / "export.json"
+    assert (
+        main(["export", "fhir", "--since", since, "--until", until, "--tenant", "acme", "-o", str(out)]) == 2
+    )
+    assert f"{option} must lie in [1900-01-01" in capsys.readouterr().err
+    assert not out.exists()

@@ -105,6 +105,27 @@ def test_later_annotations_of_a_flagged_item_raise_no_second_flag(qc: Ledger) ->
     assert below["class_agreement"] == pytest.approx(1 / 3)
 
 
+@pytest.mark.parametrize("batches", [1, 2])
+def test_the_evidence_names_the_events_of_the_versions_compared(qc: Ledger, batches: int) -> None:
+    # two readers agree at v1; r2's v2 moves the box (IoU 1/3): the flag rests on r1's creation and r2's update,
+    # whether the update is applied in the batch of the creations or loaded from the database in a later one
+    story = Story(TENANT)
+    first = read(story, "r1", "item-1", "a1", at(1))
+    read(story, "r2", "item-1", "a2", at(2))
+    later = story if batches == 1 else Story(TENANT)
+    if batches == 2:
+        qc.appender.append(story.events)
+    moved = read(later, "r2", "item-1", "a2", at(3), x=5, version=2)
+    qc.appender.append(later.events)
+    [flag] = review_flags(qc)
+    assert flag["evidence"] == [moved, first]
+    assert quality_rows(qc)[0]["evidence"] == [first, moved]
+    again = Story(TENANT)
+    read(again, "r3", "item-1", "a3", at(4), label="mass")
+    qc.appender.append(again.events)  # a later batch loads a2 at v2 from the database: still its update
+    assert quality_rows(qc)[0]["evidence"][:2] == [first, moved]
+
+
 def test_an_annotation_outside_every_application_or_by_a_model_is_not_held_to_the_policy(qc: Ledger) -> None:
     story = Story(TENANT)
     read(story, "r1", "item-9", "c1", at(1), guideline_id="other")

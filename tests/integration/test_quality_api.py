@@ -147,3 +147,14 @@ def test_another_tenant_sees_none_of_it(
         "next_cursor": None,
     }
     assert get(http, token, other, "/v1/quality/items", cursor="not-a-cursor").status_code == 400
+
+
+def test_the_items_an_annotator_read_are_found_by_index(shared_ledger: Ledger) -> None:
+    with shared_ledger.db.connect() as conn:
+        conn.execute("SET LOCAL enable_seqscan = off")
+        plan = conn.execute(
+            "EXPLAIN SELECT dataset, item FROM proj_annotations"
+            " WHERE tenant = %s AND created_by = %s AND origin = 'human'",
+            ("t", "r1"),
+        ).fetchall()
+    assert "proj_annotations_human_reader" in " ".join(str(row[0]) for row in plan)

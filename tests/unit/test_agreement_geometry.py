@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.agreement import Overlap, overlap
+from ledger.agreement.geometry import MAX_REPAIR_POINTS
 
 FAST = settings(max_examples=200, deadline=None)
 # sub-pixel coordinates on a 1/64 grid: repeated points, collinear runs and crossings are common, while
@@ -22,7 +23,7 @@ def box(x: float, y: float, width: float, height: float, frame: int | None = Non
 
 boxes = st.builds(box, coordinate, coordinate, extent, extent)
 # random rings: many of them cross themselves and are repaired before they are compared
-polygons = st.lists(st.tuples(coordinate, coordinate), min_size=3, max_size=8).map(
+polygons = st.lists(st.tuples(coordinate, coordinate), min_size=3, max_size=MAX_REPAIR_POINTS).map(
     lambda points: {"kind": "polygon", "points": [list(p) for p in points]}
 )
 
@@ -91,11 +92,49 @@ def test_a_bow_tie_is_repaired_into_its_two_triangles() -> None:
     assert overlap(bow_tie, square) == Overlap(0.5, 2 / 3, "shapely")
 
 
+def zigzag_bow_tie(points: int) -> dict:
+    """A bow-tie of ``points`` points: the bottom and top edges zigzag, the two sides cross at (1, 1)."""
+    bottom = [[2 * i / (points // 2 - 1), (i % 2) / 100] for i in range(points // 2)]
+    top = [[x, 2 - y] for x, y in bottom]
+    return {"kind": "polygon", "points": [*bottom, *top][:points]}
+
+
+def test_a_self_intersecting_ring_is_repaired_up_to_the_bound_and_not_compared_above_it() -> None:
+    square = {"kind": "polygon", "points": [[0, 0], [2, 0], [2, 2], [0, 2]]}
+    small = zigzag_bow_tie(MAX_REPAIR_POINTS)
+    assert not shapely.Polygon(small["points"]).is_valid
+    assert overlap(small, square).method == "shapely"
+    assert overlap(small, square).iou is not None
+    assert overlap(zigzag_bow_tie(MAX_REPAIR_POINTS + 2), square) == Overlap(None, None, "invalid")
+    # the schema's largest ring, crossing itself: classified without repair (make_valid would take minutes)
+    assert overlap(square, zigzag_bow_tie(10_000)) == Overlap(None, None, "invalid")
+
+
+def test_polygons_above_max_points_are_not_compared() -> None:
+    square = {"kind": "polygon", "points": [[0, 0], [2, 0], [2, 2], [0, 2]]}
+    assert overlap(square, square, max_points=4) == Overlap(1.0, 1.0, "shapely")
+    assert overlap(square, box(0, 0, 2, 2), max_points=3) == Overlap(None, None, "too_large")
+
+
 def test_geometries_on_different_frames_do_not_overlap() -> None:
     assert overlap(box(0, 0, 2, 2, frame=3), box(0, 0, 2, 2, frame=4)) == Overlap(0.0, 0.0, "exact")
     ring = {"kind": "polygon", "points": [[0, 0], [2, 0], [2, 2]], "frame": 1}
     assert overlap(ring, box(0, 0, 2, 2, frame=2)) == Overlap(0.0, 0.0, "shapely")
     assert overlap(box(0, 0, 2, 2, frame=3), box(0, 0, 2, 2, frame=3)) == Overlap(1.0, 1.0, "exact")
+
+
+def test_a_geometry_without_a_frame_is_on_every_frame() -> None:
+    assert overlap(box(0, 0, 2, 2), box(0, 0, 2, 2, frame=0)) == Overlap(1.0, 1.0, "exact")
+    assert overlap(box(0, 0, 2, 2, frame=None), box(0, 0, 2, 2, frame=7)) == Overlap(1.0, 1.0, "exact")
+    ring = {"kind": "polygon", "points": [[0, 0], [2, 0], [2, 2], [0, 2]]}
+    assert overlap(ring, box(0, 0, 2, 2, frame=0)) == Overlap(1.0, 1.0, "shapely")
+
+
+def test_geometries_without_area_are_not_compared_on_any_frame() -> None:
+    line = {"kind": "polygon", "points": [[0, 0], [1, 1], [2, 2]]}
+    assert overlap({**line, "frame": 1}, {**line, "frame": 2}) == Overlap(None, None, "shapely")
+    assert overlap(box(0, 0, 0, 2, frame=1), box(0, 0, 2, 0, frame=2)) == Overlap(None, None, "exact")
+    assert overlap(box(0, 0, 0, 2, frame=1), box(0, 0, 2, 2, frame=2)) == Overlap(0.0, 0.0, "exact")
 
 
 def test_polygons_without_area_are_not_compared() -> None:

@@ -238,3 +238,16 @@ def test_ndjson_is_one_valid_resource_per_line() -> None:
 @pytest.mark.parametrize("type_", ["credential.granted", "guideline.published", "dataset.release_created"])
 def test_other_families_are_not_exported(type_: str) -> None:
     assert type_ not in EXPORTED_TYPES
+
+
+@pytest.mark.parametrize("type_", sorted(EXPORTED_TYPES))
+def test_a_producers_time_outside_the_ledgers_range_exports_as_the_recorded_time(type_: str) -> None:
+    # older versions accepted times such as year 1 with a positive offset, which astimezone(UTC) overflows on
+    old = source(type_)
+    old.event["time"] = "0001-01-01T00:00:00+01:00"
+    resource = audit_event(old) if type_ in AUDITED_TYPES else provenance(old)
+    for when in (resource.get("period", {}).get("start"), resource.get("occurredDateTime")):
+        assert when in (None, RECORDED)
+    for signature in resource.get("signature", []):
+        assert signature["when"] == RECORDED
+    validated(resource)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ledger.quality.items import first_reads, item_quality
+from ledger.agreement import Overlap
+from ledger.quality.items import MAX_INLINE_POINTS, first_reads, item_quality
 from ledger.quality.policy import Application
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -18,7 +20,7 @@ def box(x: float, width: float = 10.0) -> dict[str, Any]:
 def row(ann: str, who: str, label: str = "nodule", geometry: dict[str, Any] | None = None, *,
         hour: int = 0, origin: str = "human") -> dict[str, Any]:  # fmt: skip
     return {"annotation_id": ann, "created_by": who, "label_class": label, "geometry": geometry or box(0),
-            "origin": origin, "created_at": T0 + timedelta(hours=hour), "created_event_id": f"evt-{ann}"}  # fmt: skip
+            "origin": origin, "created_at": T0 + timedelta(hours=hour), "created_event_id": f"evt-{ann}", "version": 1}  # fmt: skip
 
 
 APP = Application(guideline="chest-ct", item_iou_min=0.5, item_dice_min=0.6, item_agreement_min=1.0)
@@ -90,3 +92,25 @@ def test_one_reader_or_no_threshold_is_never_below_policy() -> None:
     assert item_quality(first_reads([row("a", "r1")]), APP).class_agreement is None
     spread = first_reads([row("a", "r1", geometry=box(0)), row("b", "r2", geometry=box(9))])
     assert not item_quality(spread, Application(guideline="chest-ct")).below_policy
+
+
+def test_a_pair_of_versions_is_compared_once_per_cache_and_huge_polygons_not_inline() -> None:
+    square = {"kind": "polygon", "points": [[0, 0], [10, 0], [10, 10], [0, 10]]}
+    reads = first_reads([row("a", "r1", geometry=square), row("b", "r2", geometry=box(0))])
+    cache: dict = {}
+    assert item_quality(reads, APP, cache).min_iou == 1.0
+    assert list(cache) == [(("a", 1), ("b", 1))]
+    # a cached overlap is what the next recomputation of the same versions uses
+    cache[(("a", 1), ("b", 1))] = Overlap(0.25, 0.4, "shapely")
+    assert item_quality(reads, APP, cache).min_iou == 0.25
+    # a valid ring above MAX_INLINE_POINTS is not compared inline: no IoU, so no IoU reason
+    ring = [
+        [
+            500 + 300 * math.cos(2 * math.pi * i / (MAX_INLINE_POINTS + 1)),
+            300 * math.sin(2 * math.pi * i / (MAX_INLINE_POINTS + 1)),
+        ]
+        for i in range(MAX_INLINE_POINTS + 1)
+    ]
+    huge = first_reads([row("a", "r1", geometry={"kind": "polygon", "points": ring}), row("b", "r2")])
+    quality = item_quality(huge, APP)
+    assert (quality.min_iou, quality.min_dice, quality.below_policy) == (None, None, False)
