@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ledger.agreement.alpha import alpha_from_patterns, unit_patterns, unit_value_counts
-from ledger.agreement.geometry import Overlap
+from ledger.agreement.geometry import MAX_REPAIR_POINTS, Overlap
 from ledger.agreement.intervals import Interval, bootstrap
 from ledger.agreement.kappa import Weights, cohen_from_tables, confusion_table, fleiss_from_patterns
 from ledger.agreement.values import Ratings, Scale, Value, is_missing, point
@@ -186,7 +186,12 @@ def overlap_summary(values: Iterable[Overlap], *, empty_both: int, empty_one: in
         "empty_one": empty_one,
         "mask_digest_equal": sum(1 for o in digests if o.iou is not None),
         "mask_digest_differs": sum(1 for o in digests if o.iou is None),
-        "note": "masks compared by digest only",
+        "polygons_invalid": sum(1 for o in overlaps if o.method == "invalid"),
+        "polygons_too_large": sum(1 for o in overlaps if o.method == "too_large"),
+        "note": (
+            "masks compared by digest only; self-intersecting rings of more than "
+            f"{MAX_REPAIR_POINTS} points are not repaired, and not compared"
+        ),
     }
 
 

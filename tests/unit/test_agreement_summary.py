@@ -217,12 +217,18 @@ def test_overlap_summary_counts_empty_pairs_apart_from_the_distribution() -> Non
         Overlap(1.0, 1.0, "digest"),
         Overlap(None, None, "digest"),
         Overlap(None, None, "none"),
+        Overlap(None, None, "invalid"),
+        Overlap(None, None, "too_large"),
+        Overlap(None, None, "invalid"),
     ]
     summary = overlap_summary(values, empty_both=4, empty_one=2)
-    assert summary["pairs"] == 6
+    assert summary["pairs"] == 9
     assert (summary["empty_both"], summary["empty_one"]) == (4, 2)
     assert (summary["mask_digest_equal"], summary["mask_digest_differs"]) == (1, 1)
-    assert summary["note"] == "masks compared by digest only"
+    assert (summary["polygons_invalid"], summary["polygons_too_large"]) == (2, 1)
+    assert summary["note"].startswith(
+        "masks compared by digest only; self-intersecting rings of more than 16"
+    )
     iou = summary["iou"]
     assert iou["n"] == 4
     assert iou["mean"] == 0.625
