@@ -10,6 +10,7 @@ from ledger.reports.lineage_items import Shown, shown_by, trace
 from ledger.reports.lineage_summary import independence
 
 T = datetime(2026, 3, 2, tzinfo=UTC)
+V1 = {"version": 1, "origin": "human", "guideline_id": "g"}
 
 
 def ev(position: int, type_: str, actor: str, **data: Any) -> Event:
@@ -25,7 +26,7 @@ def test_an_access_shows_one_annotation_or_every_label_of_its_item() -> None:
 
 
 def test_a_released_label_is_traced_to_its_annotation_and_adjudication() -> None:
-    events = [ev(1, "annotation.created", "r1", item="i", annotation_id="a", label_class="x"),
+    events = [ev(1, "annotation.created", "r1", item="i", annotation_id="a", label_class="x", **V1),
               ev(2, "adjudication.completed", "e", item="i", final_annotation_id="a", final_label_class="x")]  # fmt: skip
     assert trace({"label_class": "x", "annotation_id": "a"}, events)["status"] == "traced"
     assert trace({"label_class": "y", "annotation_id": "a"}, events)["status"] == "label_differs"
@@ -34,8 +35,8 @@ def test_a_released_label_is_traced_to_its_annotation_and_adjudication() -> None
 
 
 def test_a_deleted_annotation_does_not_carry_a_release() -> None:
-    events = [ev(1, "annotation.created", "r1", item="i", annotation_id="a", label_class="x"),
-              ev(2, "annotation.deleted", "r1", item="i", annotation_id="a")]  # fmt: skip
+    events = [ev(1, "annotation.created", "r1", item="i", annotation_id="a", label_class="x", **V1),
+              ev(2, "annotation.deleted", "r1", item="i", annotation_id="a", version=2)]  # fmt: skip
     assert trace({"label_class": "x", "annotation_id": "a"}, events)["status"] == "deleted"
 
 
@@ -55,3 +56,15 @@ def test_seeing_another_readers_label_before_ones_own_is_a_breach_and_after_is_n
 
 def test_the_evidence_digest_ignores_order() -> None:
     assert evidence_digest(["b", "a"]) == evidence_digest(["a", "b"]) != evidence_digest(["a"])
+
+
+def test_a_late_older_version_or_a_reposted_creation_does_not_move_the_trace() -> None:
+    """The projection refuses both (``labels.annotation_step``): the released label stays on v2."""
+    v = {"item": "i", "annotation_id": "a", "origin": "human", "guideline_id": "g"}
+    events = [ev(1, "annotation.created", "r1", **v, version=1, label_class="x"),
+              ev(2, "annotation.updated", "r1", **v, version=2, previous_version=1, label_class="y"),
+              ev(3, "annotation.updated", "r1", **v, version=1, previous_version=None, label_class="x"),
+              ev(4, "annotation.created", "r1", **v, version=3, label_class="x")]  # fmt: skip
+    traced = trace({"label_class": "y", "annotation_id": "a"}, events)
+    assert (traced["status"], traced["annotation_event_id"]) == ("traced", "e2")
+    assert trace({"label_class": "x", "annotation_id": "a"}, events)["status"] == "label_differs"
