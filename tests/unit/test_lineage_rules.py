@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import dataclasses
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ledger.reports.lineage_data import Event, evidence_digest
 from ledger.reports.lineage_items import Shown, shown_by, trace
+from ledger.reports.lineage_reads import collect_reads
 from ledger.reports.lineage_summary import independence
 
 T = datetime(2026, 3, 2, tzinfo=UTC)
@@ -68,3 +70,25 @@ def test_a_late_older_version_or_a_reposted_creation_does_not_move_the_trace() -
     traced = trace({"label_class": "y", "annotation_id": "a"}, events)
     assert (traced["status"], traced["annotation_event_id"]) == ("traced", "e2")
     assert trace({"label_class": "x", "annotation_id": "a"}, events)["status"] == "label_differs"
+
+
+def _task(dataset: str, guideline_id: str) -> str:
+    return guideline_id
+
+
+def test_first_reads_follow_the_quality_rule_earliest_created_and_the_creator_reads() -> None:
+    """One rule with ``below_policy`` (``quality.items.first_reads``): the earliest created annotation, not
+    the first in log order; a model's annotation a person later updated is read as its creator's."""
+    v = {"item": "i", "guideline_id": "g", "version": 1}
+    later = ev(1, "annotation.created", "r1", **v, annotation_id="a", origin="human", label_class="x")
+    earlier = dataclasses.replace(
+        ev(2, "annotation.created", "r1", **v, annotation_id="b", origin="human", label_class="y"),
+        time=T - timedelta(hours=1),
+    )
+    model = ev(3, "annotation.created", "svc", **v, annotation_id="m", origin="model", label_class="x")
+    edited = ev(4, "annotation.updated", "r2", **{**v, "version": 2}, annotation_id="m", origin="human",
+                previous_version=1, label_class="z")  # fmt: skip
+    reads = collect_reads([later, earlier, model, edited], _task)
+    assert {r: x.annotation_id for r, x in reads.first["g"]["i"].items()} == {"r1": "b", "svc": "m"}
+    assert reads.ratings("g") == {"i": {"r1": "y", "svc": "z"}}
+    assert reads.repeat["g"]["i"]["r1"].annotation_id == "a"
