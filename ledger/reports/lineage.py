@@ -114,7 +114,7 @@ def compose(
         reads = collect_reads(events, task_of)
         splits[split] = {
             "items": len(chosen),
-            "summary": _summary(collected, chosen, names, events, reads, test_set_roles, split),
+            "summary": _summary(collected, chosen, names, events, reads, policy, test_set_roles, split),
             "agreement": agreement_section(reads, policy, resamples=resamples),
         }
     ids = collected.evidence_ids
@@ -171,6 +171,7 @@ def _summary(
     names: set[str],
     events: list[Event],
     reads: Reads,
+    policy: QcPolicy | None,
     roles: Sequence[str],
     split: str,
 ) -> Row:
@@ -190,7 +191,7 @@ def _summary(
             else None
         ),
         "flags": summary.flags(collected.flags, names),
-        "below_policy": summary.below_policy(collected.item_quality, names),
+        "below_policy": summary.below_policy(reads, policy),
         "traced": sum(1 for i in chosen if i["trace"]["status"] == "traced"),
         "not_traced": [{"item": i["item"], **i["trace"]} for i in chosen if i["trace"]["status"] != "traced"],
     }

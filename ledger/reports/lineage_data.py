@@ -63,8 +63,6 @@ class Collected:
     """``proj_flags`` rows about released items up to the release."""
     anomalies: list[Row]
     """``test_set_access`` anomalies about test-split items of the release."""
-    item_quality: list[Row]
-    """``proj_item_quality`` rows of released items that are below their policy."""
     later_events: dict[str, int]
     """Per item, how many events about it were recorded after the release."""
 
@@ -124,7 +122,6 @@ def collect(db: Database, scope: ReleaseScope, *, tenant: str | None) -> Collect
                 (found, scope.dataset, items, release_log, last),
             )
         }
-        quality = _item_quality(conn, found, scope.dataset, items)
     return Collected(
         tenant=found,
         scope=scope,
@@ -138,7 +135,6 @@ def collect(db: Database, scope: ReleaseScope, *, tenant: str | None) -> Collect
         guidelines=guidelines,
         flags=flags,
         anomalies=anomalies,
-        item_quality=quality,
         later_events=later,
     )
 
@@ -203,14 +199,3 @@ def _ids(conn: Connection, positions: Sequence[tuple[str, int]]) -> list[str]:
         _unnest(positions),
     ).fetchall()
     return sorted(str(r[0]) for r in rows)
-
-
-def _item_quality(conn: Connection, tenant: str, dataset: str, items: list[str]) -> list[Row]:
-    """Released items below their QC policy, from the quality projection (``proj_item_quality``)."""
-    return fetch_rows(
-        conn,
-        "SELECT item, application, readers, pairs, min_iou, min_dice, class_agreement, reasons, evidence,"
-        " policy_sha256, log, position FROM proj_item_quality WHERE tenant = %s AND dataset = %s"
-        " AND item = ANY(%s) AND below_policy ORDER BY item, application",
-        (tenant, dataset, items),
-    )

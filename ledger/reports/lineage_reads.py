@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.quality.items import Read as QualityRead
 from ledger.quality.items import first_reads
 from ledger.reports.lineage_data import Event, Row
 from ledger.reports.lineage_items import TaskOf
@@ -42,6 +43,8 @@ class Reads:
     """task -> item -> reader -> their first read."""
     repeat: dict[str, dict[str, dict[str, Read]]] = field(default_factory=dict)
     """task -> item -> reader -> their second (later) read."""
+    quality: dict[str, dict[str, list[QualityRead]]] = field(default_factory=dict)
+    """task -> item -> the first reads as ``ledger.quality.items`` holds them (for ``item_quality``)."""
 
     def ratings(self, task: str, which: str = "first") -> dict[str, dict[str, str]]:
         """item -> reader -> label class (``which``: first or repeat reads)."""
@@ -65,6 +68,7 @@ def collect_reads(events: Iterable[Event], task_of: TaskOf) -> Reads:
     for (task, item), rows in sorted(groups.items()):
         by_id = {row["annotation_id"]: row for row in rows}
         first = first_reads(rows)
+        reads.quality.setdefault(task, {})[item] = first
         taken = {r.annotation_id for r in first}
         repeat = first_reads([row for row in rows if row["annotation_id"] not in taken])
         for which, chosen in ((reads.first, first), (reads.repeat, repeat)):

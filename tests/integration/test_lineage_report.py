@@ -28,7 +28,7 @@ from ledger.reports.service import render_lineage
 from ledger.runtime import Ledger, wire
 from ledger.storage.bundles import BundleEvents, release_scope
 from tests.lineage_story import RELEASE, SECRET, SOURCE_ADDRESS, LineageStory, lineage_story
-from tests.stories import DATASET
+from tests.stories import DATASET, at
 
 SCOPE = release_scope(f"{DATASET}@{RELEASE}")
 
@@ -336,3 +336,28 @@ class TestQualityPolicy:
         assert doc["splits"]["test"]["summary"]["below_policy"] == []
         assert [t["task"] for t in doc["splits"]["train"]["agreement"]] == ["nodule-detection"]
         assert event(item(doc, "i1"), told.ids["a1"])["task"] == "nodule-detection"
+
+    def test_below_policy_is_as_of_the_release_not_as_of_now(self, ledger, tenant) -> None:
+        """A reader disagreeing on i1 after the release puts it below policy in the projection, not in the
+        report: the report's figure rests only on the release's evidence."""
+        policy = QcPolicy(
+            applications={"nodule-detection": Application(guideline="chest-ct", item_agreement_min=1.0)}
+        )
+        wired = wire(dataclasses.replace(ledger.settings, qc_policy=policy), ledger.db)
+        told = lineage_story(tenant)
+        late = told.story.annotate("ann-c", "i1", "c1-late", at(80), label="mass")
+        wired.appender.append(told.story.events)
+        with ledger.db.connect() as conn:
+            now = conn.execute(
+                "SELECT item FROM proj_item_quality WHERE tenant = %s AND below_policy ORDER BY item",
+                (tenant,),
+            ).fetchall()
+        assert [r[0] for r in now] == ["i1", "i2"]
+
+        doc = json.loads(render_lineage(wired, SCOPE, "json", tenant=tenant, requested_by="test").body)
+
+        (below,) = doc["splits"]["train"]["summary"]["below_policy"]
+        assert below["item"] == "i2"
+        assert late not in below["evidence"]
+        assert set(below["evidence"]) == {told.ids["a2"], told.ids["b2"]}
+        assert below["policy_sha256"] == policy.sha256
