@@ -145,7 +145,8 @@ def funnel(items: Sequence[Row]) -> list[Row]:
 
 
 def adjudication(items: Sequence[Row], reads: Reads) -> Row:
-    """How many items were adjudicated (rate), by method and level, and how the outcome relates to the readers."""
+    """How many items were adjudicated (rate), by method and level, and how the outcome relates to the
+    first reads of the adjudicated annotation's task."""
     adjudicated = [i for i in items if i["adjudicated"]]
     methods: Counter[str] = Counter()
     levels: Counter[str] = Counter()
@@ -154,9 +155,9 @@ def adjudication(items: Sequence[Row], reads: Reads) -> Row:
         last = [e for e in item["events"] if e["type"] == "adjudication.completed"][-1]
         methods[last["method"]] += 1
         levels[str(last["level"])] += 1
-        labels = [
-            r.label_class for by_item in reads.first.values() for r in by_item.get(item["item"], {}).values()
-        ]
+        task = _task_of_annotation(item["events"], last["final_annotation_id"])
+        by_reader = reads.first.get(task, {}).get(item["item"], {}) if task is not None else {}
+        labels = [r.label_class for r in by_reader.values()]
         outcomes[_outcome(last["final_label_class"], labels)] += 1
     return {
         "items": len(adjudicated),
@@ -165,6 +166,13 @@ def adjudication(items: Sequence[Row], reads: Reads) -> Row:
         "by_level": dict(sorted(levels.items())),
         "outcomes": dict(sorted(outcomes.items())),
     }
+
+
+def _task_of_annotation(events: Sequence[Row], annotation_id: str) -> str | None:
+    """The task of an annotation among an item's shown events: the readers an adjudication is compared
+    with are those of the adjudicated annotation's task, not of every task on the item."""
+    tasks = [e["task"] for e in events if "task" in e and e.get("annotation_id") == annotation_id]
+    return tasks[-1] if tasks else None
 
 
 def _outcome(final: str, labels: list[str | None]) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from ledger.reports.lineage_data import Event, evidence_digest
 from ledger.reports.lineage_items import Shown, shown_by, trace
 from ledger.reports.lineage_reads import collect_reads
-from ledger.reports.lineage_summary import independence
+from ledger.reports.lineage_summary import adjudication, independence
 
 T = datetime(2026, 3, 2, tzinfo=UTC)
 V1 = {"version": 1, "origin": "human", "guideline_id": "g"}
@@ -92,3 +92,18 @@ def test_first_reads_follow_the_quality_rule_earliest_created_and_the_creator_re
     assert {r: x.annotation_id for r, x in reads.first["g"]["i"].items()} == {"r1": "b", "svc": "m"}
     assert reads.ratings("g") == {"i": {"r1": "y", "svc": "z"}}
     assert reads.repeat["g"]["i"]["r1"].annotation_id == "a"
+
+
+def test_an_adjudication_is_compared_with_the_readers_of_its_own_task() -> None:
+    """Two readers agree on the detection; their grades of the same item are another task's reads."""
+    events = [ev(n, "annotation.created", r, item="i", annotation_id=a, label_class=c, version=1, origin="human",
+                 guideline_id=g) for n, r, a, c, g in ((1, "r1", "a1", "nodule", "det"), (2, "r2", "a2", "nodule", "det"),
+                                                    (3, "r1", "g1", "3", "grade"), (4, "r2", "g2", "4", "grade"))]  # fmt: skip
+    shown = [
+        {"type": e.type, "annotation_id": e.data["annotation_id"], "task": e.data["guideline_id"]}
+        for e in events
+    ]
+    adjudicated = {"type": "adjudication.completed", "method": "expert", "level": 4,
+                   "final_annotation_id": "a1", "final_label_class": "nodule"}  # fmt: skip
+    items = [{"item": "i", "adjudicated": True, "events": [*shown, adjudicated]}]
+    assert adjudication(items, collect_reads(events, _task))["outcomes"] == {"readers_unanimous": 1}
