@@ -82,9 +82,13 @@ def compose(
             if isinstance(name, str) and name != item:
                 by_item.setdefault(name, []).append(ev)
     finals: dict[str, tuple[str, Row, Event]] = {}
+    held = collected.evidence.items  # the split each item is held in (bundles.held_split)
     for release in collected.releases:
+        split = str(release.data["split"])
         for entry in release.data["items"]:
-            finals[str(entry["item"])] = (str(release.data["split"]), entry, release)
+            name = str(entry["item"])
+            if held.get(name, split) == split:  # the later entry of the held split wins
+                finals[name] = (split, entry, release)
     items = []
     for name, (split, entry, release) in finals.items():
         events = [e for e in by_item.get(name, []) if e.type != "dataset.release_created"]
@@ -141,6 +145,10 @@ def compose(
             "qc_policy": _policy(policy),
         },
         "splits": splits,
+        "split_conflicts": [
+            {"item": item, "splits": listed, "held_in": held[item]}
+            for item, listed in sorted(collected.evidence.split_conflicts.items())
+        ],
         "items": items,
         "evidence": {
             "command": f"ledger bundle --release {scope.dataset}@{scope.release}",

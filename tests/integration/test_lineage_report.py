@@ -27,7 +27,7 @@ from ledger.reports.lineage_data import evidence_digest
 from ledger.reports.service import render_lineage
 from ledger.runtime import Ledger, wire
 from ledger.storage.bundles import BundleEvents, release_scope
-from tests.lineage_story import RELEASE, SECRET, SOURCE_ADDRESS, LineageStory, lineage_story
+from tests.lineage_story import RELEASE, SECRET, SOURCE_ADDRESS, LineageStory, lineage_story, release_items
 from tests.stories import DATASET, at
 
 SCOPE = release_scope(f"{DATASET}@{RELEASE}")
@@ -361,3 +361,24 @@ class TestQualityPolicy:
         assert late not in below["evidence"]
         assert set(below["evidence"]) == {told.ids["a2"], told.ids["b2"]}
         assert below["policy_sha256"] == policy.sha256
+
+
+class TestSplitConflicts:
+    def test_an_item_released_in_two_splits_is_listed_and_held_as_test(self, ledger, tenant) -> None:
+        told = lineage_story(tenant)
+        again = [{"item": "i1", "label_class": "nodule", "annotation_id": "a1"}]
+        told.story.add("dataset.release_created", at(51), "data-lead", {
+            "dataset": DATASET, "release": RELEASE, "split": "test", "items": again,
+            "items_sha256": release_items(again)}, role="admin")  # fmt: skip
+        view = told.story.add("access.data_viewed", at(61), "dev-1", {
+            "resource": f"{DATASET}/i1", "dataset": DATASET, "item": "i1", "purpose_of_use": "model_development",
+            "outcome": "success"}, role="model_developer")  # fmt: skip
+        ledger.appender.append(told.story.events)
+
+        doc = json.loads(report_shape.render(build(ledger.db, SCOPE, tenant=tenant), "json"))
+
+        jsonschema.validate(doc, schema())
+        assert doc["split_conflicts"] == [{"item": "i1", "splits": ["test", "train"], "held_in": "test"}]
+        assert item(doc, "i1")["split"] == "test"
+        accesses = doc["splits"]["test"]["summary"]["test_set_isolation"]["accesses"]
+        assert view in {a["event_id"] for a in accesses}
