@@ -17,6 +17,7 @@ from typing import Any
 
 from ledger.domain.fields import parse_rfc3339
 from ledger.domain.upcasting import upcast
+from ledger.projections.admissible import holdable_time
 from ledger.projections.tables import Connection, fetch_rows
 from ledger.storage.bundles import ReleaseEvidence, ReleaseScope, find_tenant, release_evidence
 from ledger.storage.database import Database
@@ -183,11 +184,9 @@ def _data(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _time(value: Any, recorded_at: datetime) -> datetime:
-    """The producer's time, or the recorded time when the producer's cannot be read (as the projections do)."""
-    try:
-        return parse_rfc3339(str(value))
-    except ValueError:
-        return recorded_at
+    """The producer's time, or the recorded time when the projections could not hold the producer's
+    (``admissible.holdable_time``: older code accepted times that ``astimezone(UTC)`` overflows on)."""
+    return parse_rfc3339(value) if holdable_time(value) else recorded_at
 
 
 def _ids(conn: Connection, positions: Sequence[tuple[str, int]]) -> list[str]:

@@ -27,6 +27,7 @@ from ledger.reports.lineage_data import evidence_digest
 from ledger.reports.service import render_lineage
 from ledger.runtime import Ledger, wire
 from ledger.storage.bundles import BundleEvents, release_scope
+from tests.integration.test_projection_robustness import accepted_by_old_code
 from tests.lineage_story import RELEASE, SECRET, SOURCE_ADDRESS, LineageStory, lineage_story, release_items
 from tests.stories import DATASET, at
 
@@ -382,3 +383,20 @@ class TestSplitConflicts:
         assert item(doc, "i1")["split"] == "test"
         accesses = doc["splits"]["test"]["summary"]["test_set_isolation"]["accesses"]
         assert view in {a["event_id"] for a in accesses}
+
+
+class TestTimesOlderCodeAccepted:
+    def test_an_unholdable_time_shows_the_recorded_time_in_every_format(self, ledger, tenant) -> None:
+        """``0001-01-01T00:00:00+01:00`` parses, but is year 0 in UTC: the report falls back to recorded_at."""
+        told = lineage_story(tenant)
+        view_id = told.story.view("ann-a", "i1", at(1))
+        bad = accepted_by_old_code(told.story.events.pop(), time="0001-01-01T00:00:00+01:00")
+        told.story.events.insert(5, bad)
+        ledger.appender.append(told.story.events)
+
+        report = build(ledger.db, SCOPE, tenant=tenant)
+        doc = json.loads(report_shape.render(report, "json"))
+        shown = event(item(doc, "i1"), view_id)
+        assert shown["time"] == shown["recorded_at"]
+        for fmt in ("csv", "html"):
+            assert view_id in report_shape.render(report, fmt).decode()
