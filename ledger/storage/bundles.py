@@ -125,7 +125,15 @@ def release_scope(text: str, parameter: str = "release") -> ReleaseScope:
     dataset, at, release = text.partition("@")
     if not at:
         _refuse(parameter, f"must be DATASET@RELEASE, got {text[:100]!r}")
-    return ReleaseScope(_name(parameter, dataset, "dataset"), _name(parameter, release, "release"))
+    return release_of(dataset, release, parameters=(parameter, parameter))
+
+
+def release_of(
+    dataset: str, release: str, parameters: tuple[str, str] = ("dataset", "release")
+) -> ReleaseScope:
+    """The release scope of two names given apart (a route's path parameters: a dataset may hold ``@``);
+    each refusal names its own parameter, ``parameters`` (dataset's, release's)."""
+    return ReleaseScope(_name(parameters[0], dataset, "dataset"), _name(parameters[1], release, "release"))
 
 
 def events_scope(text: str, parameter: str = "events") -> EventsScope:

@@ -296,6 +296,18 @@ class TestServed:
         plain = {"authorization": f"Bearer {token('auditor', tenant=tenant)}"}
         assert http.get(f"/v1/releases/{DATASET}/{RELEASE}/lineage", headers=plain).status_code == 403
 
+    def test_the_route_takes_dataset_and_release_apart_even_with_an_at_sign(
+        self, shared_ledger, http, token, tenant
+    ) -> None:
+        """``chest@ct``/``r1`` is dataset ``chest@ct``, not dataset ``chest`` of release ``ct@r1``."""
+        mfa = {"authorization": f"Bearer {token('auditor', tenant=tenant, mfa=True)}"}
+        response = http.get("/v1/releases/chest@ct/r1/lineage", headers=mfa)
+        assert response.status_code == 404
+        assert "release 'r1' of dataset 'chest@ct'" in response.text
+        blank = http.get("/v1/releases/chest/%20/lineage", headers=mfa)
+        assert blank.status_code == 400
+        assert [e["field"] for e in blank.json()["errors"]] == ["release"]
+
     def test_the_command_line_writes_the_report_and_records_it(self, ledger, told, tenant, tmp_path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
         env.update(
