@@ -375,6 +375,11 @@ class TestQualityPolicy:
         assert set(below["evidence"]) == {told.ids["a2"], told.ids["b2"]}
         assert below["policy_sha256"] == policy.sha256
 
+        body = render_lineage(wired, SCOPE, "csv", tenant=tenant, requested_by="test").body
+        (row,) = [r for r in csv.DictReader(io.StringIO(body.decode())) if r["section"] == "below_policy"]
+        assert (row["item"], row["task"]) == ("i2", "nodule-detection")
+        assert row["value"] == "; ".join(below["reasons"]) != ""
+
 
 class TestSplitConflicts:
     def test_an_item_released_in_two_splits_is_listed_and_held_as_test(self, ledger, tenant) -> None:
