@@ -251,7 +251,8 @@ def test_set(
         if accessed not in names:
             continue
         if ev.actorrole in roles:
-            row = {
+            shown = {
+                **ev.data,  # first: the envelope's fields are the event's own
                 "event_id": ev.id,
                 "type": ev.type,
                 "log": ev.log,
@@ -259,11 +260,8 @@ def test_set(
                 "time": ev.time,
                 "actor": ev.actor,
                 "actorrole": ev.actorrole,
-                "resource": ev.data.get("resource"),
-                "purpose_of_use": ev.data.get("purpose_of_use"),
-                "outcome": ev.data.get("outcome"),
             }
-            accesses.append({**row, "item": accessed, "when": "after_release"})
+            accesses.append({**_access(shown), "item": accessed, "when": "after_release"})
         else:
             others[ev.actorrole] += 1
     return {
@@ -292,22 +290,23 @@ def test_set(
     }
 
 
+ACCESS_FIELDS = (
+    "event_id",
+    "type",
+    "log",
+    "position",
+    "time",
+    "actor",
+    "actorrole",
+    "resource",
+    "purpose_of_use",
+    "outcome",
+)
+"""What the isolation section shows of an access, before or after the release (sealed values never)."""
+
+
 def _access(e: Row) -> Row:
-    return {
-        k: e.get(k)
-        for k in (
-            "event_id",
-            "type",
-            "log",
-            "position",
-            "time",
-            "actor",
-            "actorrole",
-            "resource",
-            "purpose_of_use",
-            "outcome",
-        )
-    }
+    return {k: e.get(k) for k in ACCESS_FIELDS}
 
 
 def flags(rows: Iterable[Row], names: set[str]) -> Row:
