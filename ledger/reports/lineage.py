@@ -156,6 +156,7 @@ def compose(
             "event_ids_sha256": evidence_digest(ids),
             "digest_of": "SHA-256 of the bundle's event ids, sorted, each followed by a newline",
             "within_bundle_limit": len(ids) <= MAX_BUNDLE_EVENTS,
+            **bundle_commands(scope, collected.evidence.positions),
             "parts": {
                 "release_events": len(collected.evidence.releases),
                 "item_events_up_to_release": len(collected.evidence.lineage),
@@ -165,6 +166,36 @@ def compose(
             },
         },
     }
+
+
+def bundle_commands(
+    scope: ReleaseScope, positions: Sequence[tuple[str, int]], limit: int = MAX_BUNDLE_EVENTS
+) -> Row:
+    """The commands that produce the evidence: the release's bundle, or, when it holds more events than
+    ``ledger bundle --release`` accepts, log ranges of at most ``MAX_BUNDLE_EVENTS`` positions covering it."""
+    if len(positions) <= limit:
+        return {"bundle_commands": [f"ledger bundle --release {scope.dataset}@{scope.release}"], "note": None}
+    return {
+        "bundle_commands": [
+            f"ledger bundle --log {log} --from {first} --to {last}"
+            for log, first, last in covering_ranges(positions, limit)
+        ],
+        "note": f"the evidence holds {len(positions):,} events, more than ledger bundle --release accepts"
+        f" ({limit:,}, MAX_BUNDLE_EVENTS); these log ranges hold every one of them (and the"
+        " log's other events between them)",
+    }
+
+
+def covering_ranges(positions: Sequence[tuple[str, int]], limit: int) -> list[tuple[str, int, int]]:
+    """Consecutive ``(log, first, last)`` ranges, each of at most ``limit`` positions, starting and ending
+    at a position of ``positions``, that together hold every one of them (fewest ranges: greedy)."""
+    out: list[tuple[str, int, int]] = []
+    for log, position in sorted(positions):
+        if out and out[-1][0] == log and position - out[-1][1] < limit:
+            out[-1] = (log, out[-1][1], position)
+        else:
+            out.append((log, position, position))
+    return out
 
 
 def _about(ev: Event, names: set[str]) -> bool:

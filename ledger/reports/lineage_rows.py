@@ -100,6 +100,10 @@ def csv_rows(c: Content) -> Iterator[Mapping[str, Any]]:
     yield {"section": "evidence", "key": "command", "value": ev["command"]}
     yield {"section": "evidence", "key": "events", "value": ev["events"]}
     yield {"section": "evidence", "key": "event_ids_sha256", "value": ev["event_ids_sha256"]}
+    for command in ev["bundle_commands"]:
+        yield {"section": "evidence", "key": "bundle_command", "value": command}
+    if ev["note"] is not None:
+        yield {"section": "evidence", "key": "note", "value": ev["note"]}
 
 
 def _summary_rows(split: str, s: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:

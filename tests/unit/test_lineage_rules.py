@@ -6,10 +6,12 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ledger.reports.lineage import bundle_commands, covering_ranges
 from ledger.reports.lineage_data import Event, evidence_digest
 from ledger.reports.lineage_items import Shown, shown_by, trace
 from ledger.reports.lineage_reads import collect_reads
 from ledger.reports.lineage_summary import adjudication, independence
+from ledger.storage.bundles import ReleaseScope
 
 T = datetime(2026, 3, 2, tzinfo=UTC)
 V1 = {"version": 1, "origin": "human", "guideline_id": "g"}
@@ -107,3 +109,23 @@ def test_an_adjudication_is_compared_with_the_readers_of_its_own_task() -> None:
                    "final_annotation_id": "a1", "final_label_class": "nodule"}  # fmt: skip
     items = [{"item": "i", "adjudicated": True, "events": [*shown, adjudicated]}]
     assert adjudication(items, collect_reads(events, _task))["outcomes"] == {"readers_unanimous": 1}
+
+
+def test_evidence_over_the_bundle_limit_is_covered_by_consecutive_log_ranges() -> None:
+    positions = [("L", p) for p in (3, 4, 9, 12, 13, 30)] + [("M", 1)]
+    ranges = covering_ranges(positions, 10)
+    assert ranges == [("L", 3, 12), ("L", 13, 13), ("L", 30, 30), ("M", 1, 1)]
+    assert all(last - first + 1 <= 10 for _, first, last in ranges)
+    assert all(any(log == x and first <= p <= last for x, first, last in ranges) for log, p in positions)
+
+
+def test_the_report_names_range_bundles_when_the_release_bundle_would_be_refused() -> None:
+    scope = ReleaseScope("D", "r1")
+    fits = bundle_commands(scope, [("L", 1), ("L", 5)], limit=2)
+    assert fits == {"bundle_commands": ["ledger bundle --release D@r1"], "note": None}
+    over = bundle_commands(scope, [("L", 1), ("L", 5), ("L", 6)], limit=2)
+    assert over["bundle_commands"] == [
+        "ledger bundle --log L --from 1 --to 1",
+        "ledger bundle --log L --from 5 --to 6",
+    ]
+    assert "MAX_BUNDLE_EVENTS" in over["note"]
