@@ -16,7 +16,7 @@ from ledger.api.reads import Reader, counted, report_response
 from ledger.reports.report import FORMATS
 from ledger.reports.service import render_lineage, render_retention, report_event
 from ledger.runtime import Ledger
-from ledger.storage.bundles import ReleaseScope, release_scope
+from ledger.storage.bundles import ReleaseScope, release_of
 
 Dataset = Annotated[str, p.path("dataset id", max_length=p.ID_MAX)]
 Item = Annotated[str, p.path("pseudonymous item id, e.g. a DICOM SOP Instance UID", max_length=p.ID_MAX)]
@@ -177,7 +177,7 @@ class ReleaseController(Controller):
         """Per item the final label and every event that reached it; per split readers, review levels,
         adjudication, independence, test-set isolation, flags and agreement; the report's SHA-256 is recorded."""
         p.check_choice("format", format_, FORMATS)
-        scope: ReleaseScope = release_scope(f"{dataset}@{release}")
+        scope: ReleaseScope = release_of(dataset, release)
         render = partial(
             render_lineage,
             ledger,

@@ -31,14 +31,14 @@ def unholdable(event: dict[str, Any]) -> list[tuple[str, Any]]:
     top-level integer of ``data`` (nested values only ever land in ``jsonb``, which holds them).
     """
     found: list[tuple[str, Any]] = []
-    if not _holdable_time(event.get("time")):
+    if not holdable_time(event.get("time")):
         found.append(("time", event.get("time")))
     data = event.get("data")
     if not isinstance(data, dict):
         return found
     for name in _time_fields(str(event.get("type"))):
         value = data.get(name)
-        if value is not None and not _holdable_time(value):
+        if value is not None and not holdable_time(value):
             found.append((f"data.{name}", value))
     for name, value in data.items():
         if type(value) is int and not INT4_MIN <= value <= INT4_MAX:  # a bool is not an int here
@@ -57,7 +57,8 @@ def foreign_hold_log(event: dict[str, Any]) -> str | None:
     return None
 
 
-def _holdable_time(value: Any) -> bool:
+def holdable_time(value: Any) -> bool:
+    """Whether ``value`` is an RFC 3339 time the projections (and a report converting it to UTC) can hold."""
     if not isinstance(value, str):
         return False
     if _SAFE_YEARS[0] <= value[:4] <= _SAFE_YEARS[1] and value[4:5] == "-":

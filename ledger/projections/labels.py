@@ -9,7 +9,7 @@ the log, in provenance and, for reviews, on the lineage). See ``flags.FLAG_KINDS
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from ledger.projections.qualification import ROLE_FOR_REVIEW_LEVEL, Period, qualifying
 from ledger.projections.state import Event, Row, State, flag
@@ -89,29 +89,48 @@ def annotation_deleted(st: State, ev: Event) -> None:
     _revision(st, ev, d["annotation_id"], "deleted", version=d["version"])
 
 
-def _follows(st: State, ev: Event, row: Row | None, d: dict[str, Any], *, created: bool) -> bool:
-    """Whether a versioned annotation event applies to ``row`` (the annotation on record, if any).
+Step = Literal["first", "first_without_creation", "next", "gap", "recreated", "out_of_sequence"]
+APPLIED_STEPS = frozenset({"first", "first_without_creation", "next", "gap"})
+"""The steps that move an annotation forward: its version is applied (a gap is applied, and flagged)."""
+
+
+def annotation_step(row: Row | None, d: dict[str, Any], *, created: bool) -> Step:
+    """How a versioned annotation event (``d`` its data) relates to the annotation on record, ``row``
+    (only its ``version`` and ``status`` are read). Pure: the projection and the lineage report both ask it.
 
     A creation applies to a new or a deleted annotation (with a newer version); an update or deletion to
     a live annotation with a newer version. A newer version whose ``previous_version`` is not the one on
-    record applies too, flagged as a gap: refusing it would freeze the annotation at a version the
-    producer has moved past.
+    record applies too, as a gap: refusing it would freeze the annotation at a version the producer has
+    moved past.
     """
+    if row is None:
+        return "first" if created else "first_without_creation"
+    if created and row["status"] != "deleted":
+        return "recreated"
+    if (not created and row["status"] == "deleted") or d["version"] <= row["version"]:
+        return "out_of_sequence"
+    if not created and d.get("previous_version") != row["version"]:
+        return "gap"
+    return "next"
+
+
+def _follows(st: State, ev: Event, row: Row | None, d: dict[str, Any], *, created: bool) -> bool:
+    """Whether a versioned annotation event applies to ``row`` (``annotation_step``), flagging every step
+    that is not a plain next version."""
     where = {"dataset": d["dataset"], "item": d["item"]}
     name = f"annotation {d['annotation_id']}"
-    if row is None:
-        if not created:
-            flag(
-                st,
-                ev,
-                "annotation_version_gap",
-                f"{ev.type} of {name} to v{d['version']}, of which no earlier"
-                " version is on record; applied as its first version",
-                [],
-                **where,
-            )
-        return True
-    if created and row["status"] != "deleted":
+    step = annotation_step(row, d, created=created)
+    if step == "first_without_creation":
+        flag(
+            st,
+            ev,
+            "annotation_version_gap",
+            f"{ev.type} of {name} to v{d['version']}, of which no earlier"
+            " version is on record; applied as its first version",
+            [],
+            **where,
+        )
+    elif step == "recreated" and row is not None:
         flag(
             st,
             ev,
@@ -121,8 +140,7 @@ def _follows(st: State, ev: Event, row: Row | None, d: dict[str, Any], *, create
             [row["created_event_id"]],
             **where,
         )
-        return False
-    if (not created and row["status"] == "deleted") or d["version"] <= row["version"]:
+    elif step == "out_of_sequence" and row is not None:
         flag(
             st,
             ev,
@@ -132,19 +150,17 @@ def _follows(st: State, ev: Event, row: Row | None, d: dict[str, Any], *, create
             [row["created_event_id"]],
             **where,
         )
-        return False
-    previous = d.get("previous_version")
-    if not created and previous != row["version"]:
+    elif step == "gap" and row is not None:
         flag(
             st,
             ev,
             "annotation_version_gap",
-            f"{ev.type} of {name} to v{d['version']} after v{previous},"
+            f"{ev.type} of {name} to v{d['version']} after v{d.get('previous_version')},"
             f" but v{row['version']} is on record; applied",
             [row["created_event_id"]],
             **where,
         )
-    return True
+    return step in APPLIED_STEPS
 
 
 def review_submitted(st: State, ev: Event) -> None:

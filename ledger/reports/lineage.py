@@ -84,9 +84,13 @@ def compose(
         for name in about:
             by_item.setdefault(name, []).append(ev)
     finals: dict[str, tuple[str, Row, Event]] = {}
+    held = collected.evidence.items  # the split each item is held in (bundles.held_split)
     for release in collected.releases:
+        split = str(release.data["split"])
         for entry in release.data["items"]:
-            finals[str(entry["item"])] = (str(release.data["split"]), entry, release)
+            name = str(entry["item"])
+            if held.get(name, split) == split:  # the later entry of the held split wins
+                finals[name] = (split, entry, release)
     # each split's events in log order, in one pass (an event about items of two splits is in both)
     split_of = {name: split for name, (split, _, _) in finals.items()}
     by_split: dict[str, list[Event]] = {}
@@ -123,7 +127,7 @@ def compose(
         reads = collect_reads(events, task_of)
         splits[split] = {
             "items": len(chosen),
-            "summary": _summary(collected, chosen, names, events, reads, test_set_roles, split),
+            "summary": _summary(collected, chosen, names, events, reads, policy, test_set_roles, split),
             "agreement": agreement_section(reads, policy, resamples=resamples),
         }
     ids = collected.evidence_ids
@@ -150,6 +154,10 @@ def compose(
             "qc_policy": _policy(policy),
         },
         "splits": splits,
+        "split_conflicts": [
+            {"item": item, "splits": listed, "held_in": held[item]}
+            for item, listed in sorted(collected.evidence.split_conflicts.items())
+        ],
         "items": items,
         "evidence": {
             "command": f"ledger bundle --release {scope.dataset}@{scope.release}",
@@ -157,6 +165,7 @@ def compose(
             "event_ids_sha256": evidence_digest(ids),
             "digest_of": "SHA-256 of the bundle's event ids, sorted, each followed by a newline",
             "within_bundle_limit": len(ids) <= MAX_BUNDLE_EVENTS,
+            **bundle_commands(scope, collected.evidence.positions),
             "parts": {
                 "release_events": len(collected.evidence.releases),
                 "item_events_up_to_release": len(collected.evidence.lineage),
@@ -179,12 +188,43 @@ def _named(ev: Event) -> list[str]:
     return list(names)
 
 
+def bundle_commands(
+    scope: ReleaseScope, positions: Sequence[tuple[str, int]], limit: int = MAX_BUNDLE_EVENTS
+) -> Row:
+    """The commands that produce the evidence: the release's bundle, or, when it holds more events than
+    ``ledger bundle --release`` accepts, log ranges of at most ``MAX_BUNDLE_EVENTS`` positions covering it."""
+    if len(positions) <= limit:
+        return {"bundle_commands": [f"ledger bundle --release {scope.dataset}@{scope.release}"], "note": None}
+    return {
+        "bundle_commands": [
+            f"ledger bundle --log {log} --from {first} --to {last}"
+            for log, first, last in covering_ranges(positions, limit)
+        ],
+        "note": f"the evidence holds {len(positions):,} events, more than ledger bundle --release accepts"
+        f" ({limit:,}, MAX_BUNDLE_EVENTS); these log ranges hold every one of them (and the"
+        " log's other events between them)",
+    }
+
+
+def covering_ranges(positions: Sequence[tuple[str, int]], limit: int) -> list[tuple[str, int, int]]:
+    """Consecutive ``(log, first, last)`` ranges, each of at most ``limit`` positions, starting and ending
+    at a position of ``positions``, that together hold every one of them (fewest ranges: greedy)."""
+    out: list[tuple[str, int, int]] = []
+    for log, position in sorted(positions):
+        if out and out[-1][0] == log and position - out[-1][1] < limit:
+            out[-1] = (log, out[-1][1], position)
+        else:
+            out.append((log, position, position))
+    return out
+
+
 def _summary(
     collected: Collected,
     chosen: list[Row],
     names: set[str],
     events: list[Event],
     reads: Reads,
+    policy: QcPolicy | None,
     roles: Sequence[str],
     split: str,
 ) -> Row:
@@ -204,7 +244,7 @@ def _summary(
             else None
         ),
         "flags": summary.flags(collected.flags, names),
-        "below_policy": summary.below_policy(collected.item_quality, names),
+        "below_policy": summary.below_policy(reads, policy),
         "traced": sum(1 for i in chosen if i["trace"]["status"] == "traced"),
         "not_traced": [{"item": i["item"], **i["trace"]} for i in chosen if i["trace"]["status"] != "traced"],
     }

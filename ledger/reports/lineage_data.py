@@ -18,6 +18,7 @@ import msgspec
 
 from ledger.domain.fields import parse_rfc3339
 from ledger.domain.upcasting import upcast
+from ledger.projections.admissible import holdable_time
 from ledger.projections.tables import Connection, fetch_rows
 from ledger.storage.bundles import ReleaseEvidence, ReleaseScope, find_tenant, release_evidence
 from ledger.storage.database import Database
@@ -66,8 +67,6 @@ class Collected:
     """``proj_flags`` rows about released items up to the release."""
     anomalies: list[Row]
     """``test_set_access`` anomalies about test-split items of the release."""
-    item_quality: list[Row]
-    """``proj_item_quality`` rows of released items that are below their policy."""
     later_events: dict[str, int]
     """Per item, how many events about it were recorded after the release."""
 
@@ -127,7 +126,6 @@ def collect(db: Database, scope: ReleaseScope, *, tenant: str | None) -> Collect
                 (found, scope.dataset, items, release_log, last),
             )
         }
-        quality = _item_quality(conn, found, scope.dataset, items)
     return Collected(
         tenant=found,
         scope=scope,
@@ -141,7 +139,6 @@ def collect(db: Database, scope: ReleaseScope, *, tenant: str | None) -> Collect
         guidelines=guidelines,
         flags=flags,
         anomalies=anomalies,
-        item_quality=quality,
         later_events=later,
     )
 
@@ -190,11 +187,9 @@ def _data(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _time(value: Any, recorded_at: datetime) -> datetime:
-    """The producer's time, or the recorded time when the producer's cannot be read (as the projections do)."""
-    try:
-        return parse_rfc3339(str(value))
-    except ValueError:
-        return recorded_at
+    """The producer's time, or the recorded time when the projections could not hold the producer's
+    (``admissible.holdable_time``: older code accepted times that ``astimezone(UTC)`` overflows on)."""
+    return parse_rfc3339(value) if holdable_time(value) else recorded_at
 
 
 def _ids(conn: Connection, positions: Sequence[tuple[str, int]]) -> list[str]:
@@ -206,14 +201,3 @@ def _ids(conn: Connection, positions: Sequence[tuple[str, int]]) -> list[str]:
         _unnest(positions),
     ).fetchall()
     return sorted(str(r[0]) for r in rows)
-
-
-def _item_quality(conn: Connection, tenant: str, dataset: str, items: list[str]) -> list[Row]:
-    """Released items below their QC policy, from the quality projection (``proj_item_quality``)."""
-    return fetch_rows(
-        conn,
-        "SELECT item, application, readers, pairs, min_iou, min_dice, class_agreement, reasons, evidence,"
-        " policy_sha256, log, position FROM proj_item_quality WHERE tenant = %s AND dataset = %s"
-        " AND item = ANY(%s) AND below_policy ORDER BY item, application",
-        (tenant, dataset, items),
-    )

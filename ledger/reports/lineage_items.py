@@ -14,8 +14,8 @@ from ledger.projections.labels import guideline_not_in_effect
 from ledger.projections.qualification import ROLE_FOR_REVIEW_LEVEL
 from ledger.projections.queries import Standings
 from ledger.reports.lineage_data import Event, Row
+from ledger.reports.lineage_versions import ANNOTATION_TYPES, annotation_states
 
-ANNOTATION_TYPES = frozenset({"annotation.created", "annotation.updated", "annotation.deleted"})
 SHOWING_ACCESS = frozenset({"access.data_viewed", "access.data_exported", "access.break_glass"})
 """Accesses that show what they name (a denied access shows nothing)."""
 TaskOf = Callable[[str, str], str]
@@ -143,16 +143,13 @@ def _pick(d: Mapping[str, Any], *keys: str) -> Row:
 
 
 def trace(final: Row, events: Iterable[Event]) -> Row:
-    """How the released label was reached: the annotation version that carries it and the adjudication
-    that selected it, or why it cannot be traced (``status``: traced, label_differs, deleted, not_found)."""
+    """How the released label was reached: the annotation version that carries it (the one the projection
+    holds, ``lineage_versions``) and the adjudication that selected it, or why it cannot be traced
+    (``status``: traced, label_differs, deleted, not_found)."""
     label, wanted = final["label_class"], final.get("annotation_id")
-    versions: dict[str, Event] = {}
-    adjudications: list[Event] = []
-    for ev in events:
-        if ev.type in ANNOTATION_TYPES:
-            versions[str(ev.data["annotation_id"])] = ev  # the latest version of each annotation
-        elif ev.type == "adjudication.completed":
-            adjudications.append(ev)
+    events = list(events)
+    versions: dict[str, Event] = {a: row["event"] for a, row in annotation_states(events).items()}
+    adjudications = [ev for ev in events if ev.type == "adjudication.completed"]
     chosen = wanted
     adjudication = None
     if chosen is None:

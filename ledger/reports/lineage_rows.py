@@ -8,42 +8,6 @@ from typing import Any
 from ledger.reports import plots
 from ledger.reports.report import Content
 
-CSV_COLUMNS = (
-    "section",
-    "split",
-    "item",
-    "final_label_class",
-    "final_annotation_id",
-    "trace_status",
-    "event_id",
-    "log",
-    "position",
-    "time",
-    "type",
-    "actor",
-    "actorrole",
-    "annotation_id",
-    "version",
-    "label_class",
-    "geometry",
-    "origin",
-    "model_name",
-    "model_version",
-    "guideline_id",
-    "guideline_version",
-    "guideline_in_effect",
-    "task",
-    "level",
-    "decision",
-    "signature_meaning",
-    "method",
-    "role",
-    "qualified",
-    "credentials",
-    "resource",
-    "key",
-    "value",
-)
 _EVENT_FIELDS = (
     "event_id",
     "log",
@@ -67,7 +31,22 @@ _EVENT_FIELDS = (
     "decision",
     "signature_meaning",
     "method",
+)
+"""An item event's fields copied to its CSV row (``resource`` too, after the standing columns)."""
+CSV_COLUMNS = (
+    "section",
+    "split",
+    "item",
+    "final_label_class",
+    "final_annotation_id",
+    "trace_status",
+    *_EVENT_FIELDS,
+    "role",
+    "qualified",
+    "credentials",
     "resource",
+    "key",
+    "value",
 )
 
 
@@ -82,7 +61,11 @@ def csv_rows(c: Content) -> Iterator[Mapping[str, Any]]:
             "trace_status": item["trace"]["status"],
         }
         for e in item["events"]:
-            row: dict[str, Any] = {"section": "item_event", **base, **{k: e.get(k) for k in _EVENT_FIELDS}}
+            row: dict[str, Any] = {
+                "section": "item_event",
+                **base,
+                **{k: e.get(k) for k in (*_EVENT_FIELDS, "resource")},
+            }
             if e["type"] == "adjudication.completed":
                 row["annotation_id"], row["label_class"] = e["final_annotation_id"], e["final_label_class"]
             if (held := e.get("standing")) is not None:
@@ -117,6 +100,10 @@ def csv_rows(c: Content) -> Iterator[Mapping[str, Any]]:
     yield {"section": "evidence", "key": "command", "value": ev["command"]}
     yield {"section": "evidence", "key": "events", "value": ev["events"]}
     yield {"section": "evidence", "key": "event_ids_sha256", "value": ev["event_ids_sha256"]}
+    for command in ev["bundle_commands"]:
+        yield {"section": "evidence", "key": "bundle_command", "value": command}
+    if ev["note"] is not None:
+        yield {"section": "evidence", "key": "note", "value": ev["note"]}
 
 
 def _summary_rows(split: str, s: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
@@ -231,7 +218,8 @@ def _summary_rows(split: str, s: Mapping[str, Any]) -> Iterator[Mapping[str, Any
             "section": "below_policy",
             "split": split,
             "item": q["item"],
-            "value": q.get("reason") or q.get("detail"),
+            "task": q["application"],
+            "value": "; ".join(q["reasons"]),
         }
     for task in s.get("agreement", []):
         for key in ("alpha", "fleiss"):

@@ -7,6 +7,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ledger.quality.items import item_quality
+from ledger.quality.policy import QcPolicy
 from ledger.reports.lineage_data import Event, Row
 from ledger.reports.lineage_items import SHOWING_ACCESS, shown_by
 from ledger.reports.lineage_reads import Reads
@@ -143,7 +145,8 @@ def funnel(items: Sequence[Row]) -> list[Row]:
 
 
 def adjudication(items: Sequence[Row], reads: Reads) -> Row:
-    """How many items were adjudicated (rate), by method and level, and how the outcome relates to the readers."""
+    """How many items were adjudicated (rate), by method and level, and how the outcome relates to the
+    first reads of the adjudicated annotation's task."""
     adjudicated = [i for i in items if i["adjudicated"]]
     methods: Counter[str] = Counter()
     levels: Counter[str] = Counter()
@@ -152,9 +155,9 @@ def adjudication(items: Sequence[Row], reads: Reads) -> Row:
         last = [e for e in item["events"] if e["type"] == "adjudication.completed"][-1]
         methods[last["method"]] += 1
         levels[str(last["level"])] += 1
-        labels = [
-            r.label_class for by_item in reads.first.values() for r in by_item.get(item["item"], {}).values()
-        ]
+        task = _task_of_annotation(item["events"], last["final_annotation_id"])
+        by_reader = reads.first.get(task, {}).get(item["item"], {}) if task is not None else {}
+        labels = [r.label_class for r in by_reader.values()]
         outcomes[_outcome(last["final_label_class"], labels)] += 1
     return {
         "items": len(adjudicated),
@@ -163,6 +166,13 @@ def adjudication(items: Sequence[Row], reads: Reads) -> Row:
         "by_level": dict(sorted(levels.items())),
         "outcomes": dict(sorted(outcomes.items())),
     }
+
+
+def _task_of_annotation(events: Sequence[Row], annotation_id: str) -> str | None:
+    """The task of an annotation among an item's shown events: the readers an adjudication is compared
+    with are those of the adjudicated annotation's task, not of every task on the item."""
+    tasks = [e["task"] for e in events if "task" in e and e.get("annotation_id") == annotation_id]
+    return tasks[-1] if tasks else None
 
 
 def _outcome(final: str, labels: list[str | None]) -> str:
@@ -241,7 +251,8 @@ def test_set(
         if accessed not in names:
             continue
         if ev.actorrole in roles:
-            row = {
+            shown = {
+                **ev.data,  # first: the envelope's fields are the event's own
                 "event_id": ev.id,
                 "type": ev.type,
                 "log": ev.log,
@@ -249,11 +260,8 @@ def test_set(
                 "time": ev.time,
                 "actor": ev.actor,
                 "actorrole": ev.actorrole,
-                "resource": ev.data.get("resource"),
-                "purpose_of_use": ev.data.get("purpose_of_use"),
-                "outcome": ev.data.get("outcome"),
             }
-            accesses.append({**row, "item": accessed, "when": "after_release"})
+            accesses.append({**_access(shown), "item": accessed, "when": "after_release"})
         else:
             others[ev.actorrole] += 1
     return {
@@ -282,22 +290,23 @@ def test_set(
     }
 
 
+ACCESS_FIELDS = (
+    "event_id",
+    "type",
+    "log",
+    "position",
+    "time",
+    "actor",
+    "actorrole",
+    "resource",
+    "purpose_of_use",
+    "outcome",
+)
+"""What the isolation section shows of an access, before or after the release (sealed values never)."""
+
+
 def _access(e: Row) -> Row:
-    return {
-        k: e.get(k)
-        for k in (
-            "event_id",
-            "type",
-            "log",
-            "position",
-            "time",
-            "actor",
-            "actorrole",
-            "resource",
-            "purpose_of_use",
-            "outcome",
-        )
-    }
+    return {k: e.get(k) for k in ACCESS_FIELDS}
 
 
 def flags(rows: Iterable[Row], names: set[str]) -> Row:
@@ -324,9 +333,34 @@ def flags(rows: Iterable[Row], names: set[str]) -> Row:
     return {"by_kind": dict(sorted(Counter(f["kind"] for f in listed).items())), "flags": listed}
 
 
-def below_policy(rows: Iterable[Row], names: set[str]) -> list[Row]:
-    """Items of the split the quality projection holds below their QC policy."""
-    return [{k: v for k, v in r.items() if k not in ("tenant",)} for r in rows if r["item"] in names]
+def below_policy(reads: Reads, policy: QcPolicy | None) -> list[Row]:
+    """Items of the split below their QC policy at the release: ``ledger.quality.items.item_quality`` of
+    the first reads collected up to it, so the figure rests only on the release's evidence."""
+    if policy is None:
+        return []
+    out = []
+    for task in sorted(reads.quality):
+        app = policy.applications.get(task)
+        if app is None:  # a task named by its guideline id: no application holds it to thresholds
+            continue
+        for item, first in sorted(reads.quality[task].items()):
+            quality = item_quality(first, app)
+            if quality.below_policy:
+                out.append(
+                    {
+                        "item": item,
+                        "application": task,
+                        "readers": quality.readers,
+                        "pairs": quality.pairs,
+                        "min_iou": quality.min_iou,
+                        "min_dice": quality.min_dice,
+                        "class_agreement": quality.class_agreement,
+                        "reasons": list(quality.reasons),
+                        "evidence": list(quality.evidence),
+                        "policy_sha256": policy.sha256,
+                    }
+                )
+    return sorted(out, key=lambda r: (r["item"], r["application"]))
 
 
 def count_types(items: Sequence[Row]) -> dict[str, Any]:

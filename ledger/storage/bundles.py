@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, NoReturn
 
 import psycopg
@@ -125,7 +125,15 @@ def release_scope(text: str, parameter: str = "release") -> ReleaseScope:
     dataset, at, release = text.partition("@")
     if not at:
         _refuse(parameter, f"must be DATASET@RELEASE, got {text[:100]!r}")
-    return ReleaseScope(_name(parameter, dataset, "dataset"), _name(parameter, release, "release"))
+    return release_of(dataset, release, parameters=(parameter, parameter))
+
+
+def release_of(
+    dataset: str, release: str, parameters: tuple[str, str] = ("dataset", "release")
+) -> ReleaseScope:
+    """The release scope of two names given apart (a route's path parameters: a dataset may hold ``@``);
+    each refusal names its own parameter, ``parameters`` (dataset's, release's)."""
+    return ReleaseScope(_name(parameters[0], dataset, "dataset"), _name(parameters[1], release, "release"))
 
 
 def events_scope(text: str, parameter: str = "events") -> EventsScope:
@@ -309,7 +317,7 @@ class ReleaseEvidence:
     releases: list[tuple[str, int]]
     """The ``dataset.release_created`` event(s), in log order."""
     items: dict[str, str]
-    """Every released item and its split (an item listed twice keeps its last release's split)."""
+    """Every released item and the split it is held in (``held_split``)."""
     lineage: list[tuple[str, int]]
     """Every event about a released item up to the last release's position."""
     credentials: list[tuple[str, int]]
@@ -318,12 +326,20 @@ class ReleaseEvidence:
     """The guideline events behind every guideline version's effective range in the tenant."""
     test_accesses: list[tuple[str, int]]
     """Every access event about an item of the test split after the release."""
+    split_conflicts: dict[str, list[str]] = field(default_factory=dict)
+    """Items released in more than one split: item -> those splits, sorted."""
 
     @property
     def positions(self) -> list[tuple[str, int]]:
         """All of them, each once, ascending."""
         every = (self.releases, self.lineage, self.credentials, self.guidelines, self.test_accesses)
         return sorted({p for part in every for p in part})
+
+
+def held_split(splits: Sequence[str]) -> str:
+    """The split an item released in ``splits`` (log order) is held in: the test split when it is among
+    them (an item also trained or tuned on must be isolated as a test item), else the last."""
+    return "test" if "test" in splits else splits[-1]
 
 
 def _release(conn: Connection, scope: ReleaseScope, tenant: str) -> list[tuple[str, int]]:
@@ -342,10 +358,13 @@ def release_evidence(conn: Connection, scope: ReleaseScope, tenant: str) -> Rele
     ).fetchall()
     if not releases:
         _not_found(scope, tenant)
-    items: dict[str, str] = {}
+    seen: dict[str, list[str]] = {}
     for r in releases:
         data = json.loads(bytes(r[2]))["event"]["data"]
-        items.update((str(entry["item"]), str(data["split"])) for entry in data["items"])
+        for entry in data["items"]:
+            seen.setdefault(str(entry["item"]), []).append(str(data["split"]))
+    items = {item: held_split(splits) for item, splits in seen.items()}
+    conflicts = {item: sorted(set(splits)) for item, splits in seen.items() if len(set(splits)) > 1}
     # Every tenant's events are in its one log (ledger.domain.logs.log_for), so "up to the release" is
     # a position in that log: the last release event's (they are ordered by log and position).
     log, last = str(releases[-1][0]), int(releases[-1][1])
@@ -382,7 +401,9 @@ def release_evidence(conn: Connection, scope: ReleaseScope, tenant: str) -> Rele
         " AND e.type LIKE 'access.%%'",
         (tenant, scope.dataset, tests, log, last),
     ).fetchall()) if tests else []  # fmt: skip
-    return ReleaseEvidence(_pairs(releases), items, lineage, credentials, guidelines, test_accesses)
+    return ReleaseEvidence(
+        _pairs(releases), items, lineage, credentials, guidelines, test_accesses, conflicts
+    )
 
 
 def _pairs(rows: Sequence[Sequence[Any]]) -> list[tuple[str, int]]:

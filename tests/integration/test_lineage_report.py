@@ -27,8 +27,9 @@ from ledger.reports.lineage_data import evidence_digest
 from ledger.reports.service import render_lineage
 from ledger.runtime import Ledger, wire
 from ledger.storage.bundles import BundleEvents, release_scope
-from tests.lineage_story import RELEASE, SECRET, SOURCE_ADDRESS, LineageStory, lineage_story
-from tests.stories import DATASET
+from tests.integration.test_projection_robustness import accepted_by_old_code
+from tests.lineage_story import RELEASE, SECRET, SOURCE_ADDRESS, LineageStory, lineage_story, release_items
+from tests.stories import DATASET, at
 
 SCOPE = release_scope(f"{DATASET}@{RELEASE}")
 
@@ -295,6 +296,18 @@ class TestServed:
         plain = {"authorization": f"Bearer {token('auditor', tenant=tenant)}"}
         assert http.get(f"/v1/releases/{DATASET}/{RELEASE}/lineage", headers=plain).status_code == 403
 
+    def test_the_route_takes_dataset_and_release_apart_even_with_an_at_sign(
+        self, shared_ledger, http, token, tenant
+    ) -> None:
+        """``chest@ct``/``r1`` is dataset ``chest@ct``, not dataset ``chest`` of release ``ct@r1``."""
+        mfa = {"authorization": f"Bearer {token('auditor', tenant=tenant, mfa=True)}"}
+        response = http.get("/v1/releases/chest@ct/r1/lineage", headers=mfa)
+        assert response.status_code == 404
+        assert "release 'r1' of dataset 'chest@ct'" in response.text
+        blank = http.get("/v1/releases/chest/%20/lineage", headers=mfa)
+        assert blank.status_code == 400
+        assert [e["field"] for e in blank.json()["errors"]] == ["release"]
+
     def test_the_command_line_writes_the_report_and_records_it(self, ledger, told, tenant, tmp_path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
         env.update(
@@ -336,3 +349,71 @@ class TestQualityPolicy:
         assert doc["splits"]["test"]["summary"]["below_policy"] == []
         assert [t["task"] for t in doc["splits"]["train"]["agreement"]] == ["nodule-detection"]
         assert event(item(doc, "i1"), told.ids["a1"])["task"] == "nodule-detection"
+
+    def test_below_policy_is_as_of_the_release_not_as_of_now(self, ledger, tenant) -> None:
+        """A reader disagreeing on i1 after the release puts it below policy in the projection, not in the
+        report: the report's figure rests only on the release's evidence."""
+        policy = QcPolicy(
+            applications={"nodule-detection": Application(guideline="chest-ct", item_agreement_min=1.0)}
+        )
+        wired = wire(dataclasses.replace(ledger.settings, qc_policy=policy), ledger.db)
+        told = lineage_story(tenant)
+        late = told.story.annotate("ann-c", "i1", "c1-late", at(80), label="mass")
+        wired.appender.append(told.story.events)
+        with ledger.db.connect() as conn:
+            now = conn.execute(
+                "SELECT item FROM proj_item_quality WHERE tenant = %s AND below_policy ORDER BY item",
+                (tenant,),
+            ).fetchall()
+        assert [r[0] for r in now] == ["i1", "i2"]
+
+        doc = json.loads(render_lineage(wired, SCOPE, "json", tenant=tenant, requested_by="test").body)
+
+        (below,) = doc["splits"]["train"]["summary"]["below_policy"]
+        assert below["item"] == "i2"
+        assert late not in below["evidence"]
+        assert set(below["evidence"]) == {told.ids["a2"], told.ids["b2"]}
+        assert below["policy_sha256"] == policy.sha256
+
+        body = render_lineage(wired, SCOPE, "csv", tenant=tenant, requested_by="test").body
+        (row,) = [r for r in csv.DictReader(io.StringIO(body.decode())) if r["section"] == "below_policy"]
+        assert (row["item"], row["task"]) == ("i2", "nodule-detection")
+        assert row["value"] == "; ".join(below["reasons"]) != ""
+
+
+class TestSplitConflicts:
+    def test_an_item_released_in_two_splits_is_listed_and_held_as_test(self, ledger, tenant) -> None:
+        told = lineage_story(tenant)
+        again = [{"item": "i1", "label_class": "nodule", "annotation_id": "a1"}]
+        told.story.add("dataset.release_created", at(51), "data-lead", {
+            "dataset": DATASET, "release": RELEASE, "split": "test", "items": again,
+            "items_sha256": release_items(again)}, role="admin")  # fmt: skip
+        view = told.story.add("access.data_viewed", at(61), "dev-1", {
+            "resource": f"{DATASET}/i1", "dataset": DATASET, "item": "i1", "purpose_of_use": "model_development",
+            "outcome": "success"}, role="model_developer")  # fmt: skip
+        ledger.appender.append(told.story.events)
+
+        doc = json.loads(report_shape.render(build(ledger.db, SCOPE, tenant=tenant), "json"))
+
+        jsonschema.validate(doc, schema())
+        assert doc["split_conflicts"] == [{"item": "i1", "splits": ["test", "train"], "held_in": "test"}]
+        assert item(doc, "i1")["split"] == "test"
+        accesses = doc["splits"]["test"]["summary"]["test_set_isolation"]["accesses"]
+        assert view in {a["event_id"] for a in accesses}
+
+
+class TestTimesOlderCodeAccepted:
+    def test_an_unholdable_time_shows_the_recorded_time_in_every_format(self, ledger, tenant) -> None:
+        """``0001-01-01T00:00:00+01:00`` parses, but is year 0 in UTC: the report falls back to recorded_at."""
+        told = lineage_story(tenant)
+        view_id = told.story.view("ann-a", "i1", at(1))
+        bad = accepted_by_old_code(told.story.events.pop(), time="0001-01-01T00:00:00+01:00")
+        told.story.events.insert(5, bad)
+        ledger.appender.append(told.story.events)
+
+        report = build(ledger.db, SCOPE, tenant=tenant)
+        doc = json.loads(report_shape.render(report, "json"))
+        shown = event(item(doc, "i1"), view_id)
+        assert shown["time"] == shown["recorded_at"]
+        for fmt in ("csv", "html"):
+            assert view_id in report_shape.render(report, fmt).decode()
