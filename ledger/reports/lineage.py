@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from ledger.quality.policy import QcPolicy
 from ledger.reports import lineage_summary as summary
 from ledger.reports.lineage_agreement import agreement_section
-from ledger.reports.lineage_data import Collected, Event, Row, collect, evidence_digest
+from ledger.reports.lineage_data import Collected, Event, Row, collect, evidence_digest, no_cyclic_gc
 from ledger.reports.lineage_items import TaskOf, shown_event, standings_of, trace
 from ledger.reports.lineage_reads import Reads, collect_reads
 from ledger.reports.lineage_rows import CSV_COLUMNS, csv_rows, figures
@@ -72,6 +72,7 @@ def task_namer(policy: QcPolicy | None) -> TaskOf:
     return task_of
 
 
+@no_cyclic_gc()
 def compose(
     collected: Collected, *, policy: QcPolicy | None, test_set_roles: Sequence[str], resamples: int
 ) -> Row:

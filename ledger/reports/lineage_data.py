@@ -8,8 +8,10 @@ bundle of a release holds every event its lineage report rests on.
 
 from __future__ import annotations
 
+import gc
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -73,7 +75,7 @@ class Collected:
 
 def collect(db: Database, scope: ReleaseScope, *, tenant: str | None) -> Collected:
     """Read the release's lineage in one snapshot (``NotFound`` when no event names the release)."""
-    with db.connect() as conn, conn.transaction():
+    with no_cyclic_gc(), db.connect() as conn, conn.transaction():
         # One snapshot: the heads cited are exactly the state every row and event below was read at.
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         found = find_tenant(conn, scope) if tenant is None else tenant
@@ -148,23 +150,44 @@ def evidence_digest(event_ids: Sequence[str]) -> str:
     return hashlib.sha256("".join(f"{i}\n" for i in sorted(event_ids)).encode()).hexdigest()
 
 
-def _unnest(positions: Sequence[tuple[str, int]]) -> tuple[list[str], list[int]]:
-    return [log for log, _ in positions], [position for _, position in positions]
+@contextmanager
+def no_cyclic_gc() -> Iterator[None]:
+    """Run without the cyclic garbage collector (reference counting still frees everything here): reading
+    a release of 10,000 items allocates some 170,000 event dicts, and the collector's passes over them
+    took about a third of the report's time. Process-wide, so it is restored as it was found."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _by_log(positions: Sequence[tuple[str, int]]) -> list[tuple[str, str]]:
+    """``positions`` as one comma-separated text per log: one parameter for 100,000 positions costs
+    microseconds to send, where a Python list adapted element by element cost a second."""
+    logs: dict[str, list[str]] = {}
+    for log, position in positions:
+        logs.setdefault(log, []).append(str(position))
+    return [(log, ",".join(numbers)) for log, numbers in sorted(logs.items())]
+
+
+_AT_POSITIONS = (
+    " FROM ledger_events e JOIN unnest(string_to_array(%s, ',')::bigint[]) AS u(position)"
+    " ON e.log = %s AND e.position = u.position"
+)
 
 
 def _events(conn: Connection, positions: Sequence[tuple[str, int]]) -> list[tuple[tuple[str, int], Event]]:
     """The events at ``positions``, decoded from their stored bytes (sealed values stay sealed)."""
-    if not positions:
-        return []
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT e.log, e.position, e.recorded_at, e.canonical FROM ledger_events e"
-            " JOIN unnest(%s::text[], %s::bigint[]) AS u(log, position)"
-            " ON e.log = u.log AND e.position = u.position ORDER BY e.log, e.position",
-            _unnest(positions),
-        )
-        out = []
-        for log, position, recorded_at, canonical in cur:
+    out = []
+    for log_name, numbers in _by_log(positions):
+        rows = conn.execute(
+            f"SELECT e.log, e.position, e.recorded_at, e.canonical{_AT_POSITIONS} ORDER BY e.position",
+            (numbers, log_name),
+        ).fetchall()
+        for log, position, recorded_at, canonical in rows:
             doc = upcast(_decode(canonical)["event"])
             event = Event(
                 log=str(log),
@@ -193,11 +216,7 @@ def _time(value: Any, recorded_at: datetime) -> datetime:
 
 
 def _ids(conn: Connection, positions: Sequence[tuple[str, int]]) -> list[str]:
-    if not positions:
-        return []
-    rows = conn.execute(
-        "SELECT e.event_id FROM ledger_events e JOIN unnest(%s::text[], %s::bigint[]) AS u(log, position)"
-        " ON e.log = u.log AND e.position = u.position",
-        _unnest(positions),
-    ).fetchall()
-    return sorted(str(r[0]) for r in rows)
+    ids = []
+    for log_name, numbers in _by_log(positions):
+        ids += [str(r[0]) for r in conn.execute(f"SELECT e.event_id{_AT_POSITIONS}", (numbers, log_name))]
+    return sorted(ids)

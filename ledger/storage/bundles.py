@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar, NoReturn
 
 import psycopg
@@ -329,7 +330,7 @@ class ReleaseEvidence:
     split_conflicts: dict[str, list[str]] = field(default_factory=dict)
     """Items released in more than one split: item -> those splits, sorted."""
 
-    @property
+    @cached_property  # a release of 10,000 items has some 170,000, asked for several times
     def positions(self) -> list[tuple[str, int]]:
         """All of them, each once, ascending."""
         every = (self.releases, self.lineage, self.credentials, self.guidelines, self.test_accesses)
