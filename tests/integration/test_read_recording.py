@@ -8,6 +8,7 @@ import dataclasses
 import json
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,20 +44,22 @@ def reads_of(ledger: Ledger, tenant: str, *, types: tuple[str, ...] = ("access.d
 
 @pytest.fixture
 def world(http: httpx.Client, token: TokenFactory, tenant: str, shared_ledger: Ledger) -> dict[str, Any]:
-    """A tenant with an annotation on one item, a credential and a signed checkpoint."""
+    """A tenant with an annotation on one item released, a credential and a signed checkpoint."""
     annotation = make_event(tenant, actor="ann-01")
     credential = make_event(tenant, "credential.granted")
     glass = make_event(tenant, "access.break_glass", actor="dr-b")  # raises a break_glass anomaly
-    for event in (annotation, credential, glass):
+    data = annotation["data"]
+    release = make_event(tenant, "dataset.release_created", data_dataset=data["dataset"], data_release="r-read",
+                         data_items=[{"item": data["item"], "label_class": data["label_class"]}])  # fmt: skip
+    for event in (annotation, credential, glass, release):
         assert http.post("/v1/events", json=event, headers=bearer(token("ingest", tenant=tenant),
                          **{"content-type": "application/cloudevents+json"})).status_code == 201  # fmt: skip
     shared_ledger.checkpoints.sign(tenant)
-    data = annotation["data"]
     with shared_ledger.db.connect() as conn:
         [(anomaly,)] = conn.execute(
             "SELECT anomaly_id FROM proj_access_anomalies WHERE tenant = %s", (tenant,)
         ).fetchall()
-    return {"event": annotation, "dataset": data["dataset"], "item": data["item"], "annotator": credential["data"]["annotator"], "anomaly": anomaly}  # fmt: skip
+    return {"event": annotation, "dataset": data["dataset"], "item": data["item"], "annotator": credential["data"]["annotator"], "anomaly": anomaly, "release": "r-read"}  # fmt: skip
 
 
 def _json_count(key: str) -> Body:
@@ -89,7 +92,15 @@ def cases(w: dict[str, Any], tenant: str) -> dict[tuple[str, str], tuple[str, di
         ("GET", "/v1/anomalies/{anomaly_id}"): (f"/v1/anomalies/{w['anomaly']}", {}, f"anomaly:{w['anomaly']}", _one),
         ("GET", "/v1/reports/access-review"): ("/v1/reports/access-review", {"from": "2026-01-01", "to": "2026-12-31", "format": "json"}, "report:access-review", lambda r: sum(r.json()["totals"].values())),
         ("GET", "/v1/bundles"): ("/v1/bundles", {"item": item}, "bundle:item", lambda r: len(r.json()["events"])),
+        ("GET", "/v1/quality/annotators/{actor}"): (f"/v1/quality/annotators/{w['event'].get('actor', 'a')}", {}, f"annotator-quality:{w['event'].get('actor', 'a')}", _json_count("tasks")),
+        ("GET", "/v1/quality/items"): ("/v1/quality/items", {}, "item-quality", _json_count("items")),
+        ("GET", "/v1/releases/{dataset}/{release}/lineage"): (f"/v1/releases/{w['dataset']}/{w.get('release', 'r')}/lineage", {"format": "json"}, f"report:lineage:{w['dataset']}@{w.get('release', 'r')}", _json_count("items")),
+        ("GET", "/v1/export/fhir"): ("/v1/export/fhir", FHIR_WINDOW, f"fhir:{FHIR_SINCE.isoformat()}/{FHIR_UNTIL.isoformat()}", lambda r: len(r.json().get("entry", []))),
     }  # fmt: skip
+
+
+FHIR_SINCE, FHIR_UNTIL = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+FHIR_WINDOW = {"since": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"}
 
 
 READ_ROUTES = sorted(key for key, access in ROUTES.items() if access.records is not None)
