@@ -248,6 +248,27 @@ class AssignmentChanged(EventData):
     role: Literal["annotator", "reviewer", "physician_reviewer", "expert_adjudicator"]
 
 
+# ---- item ---------------------------------------------------------------------------------------------
+
+
+class ItemChanged(EventData):
+    """``item.imported`` / ``item.removed``: an item entered or left an annotation tool's project.
+
+    Written by the webhook adapters (a Label Studio task created or deleted, a CVAT task) and by any
+    producer that tracks which images a project holds. ``source_ref`` names the tool's own object
+    (``label-studio:ls-main/task/12``); ``data_sha256`` is the SHA-256 of what the tool was given for the
+    item (its data URL), so the record pins the image without holding a URL that might name a patient.
+    """
+
+    dataset: Identifier
+    item: Identifier
+    source_ref: Identifier = Field(description="The tool's own object: tool, source and object id.")
+    data_sha256: Sha256Hex | None = Field(
+        default=None, description="SHA-256 of the tool's reference to the item's data (its URL)."
+    )
+    frames: Count | None = Field(default=None, description="Frames or images the item holds, when known.")
+
+
 # ---- guideline ------------------------------------------------------------------------------------------
 
 

@@ -90,6 +90,7 @@ _ALL: list[EventType] = [
     ),
     *_types(ev.LoginAttempted, "A sign-in attempt", "auth.login_succeeded", "auth.login_failed"),
     *_types(ev.AssignmentChanged, "Work assigned or withdrawn", "assignment.created", "assignment.revoked"),
+    *_types(ev.ItemChanged, "An item entered or left a tool's project", "item.imported", "item.removed"),
     *_types(ev.GuidelinePublished, "A guideline version takes effect", "guideline.published"),
     *_types(ev.GuidelineRetired, "A guideline version leaves effect", "guideline.retired"),
     *_types(ev.GuidelineAcknowledged, "A guideline version read and accepted", "guideline.acknowledged"),

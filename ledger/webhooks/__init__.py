@@ -1,0 +1,1 @@
+"""Annotation tools as producers: Label Studio and CVAT webhooks mapped to ledger events (docs/integrations.md)."""
