@@ -59,7 +59,7 @@ def new_secret() -> str:
 
 def secret_digest(secret: str) -> str:
     """The hex SHA-256 a Label Studio source's bearer secret is kept as."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def check_name(name: str) -> str:
