@@ -219,6 +219,31 @@ def form(source: Source, url: str, secret: str) -> dict[str, str]:
     }
 
 
+CVAT_EVENTS = ("create:task", "update:task", "delete:task", "update:job", "delete:job")
+"""The CVAT events the ledger maps (``ping`` is always sent)."""
+
+
+def tool_api_body(source: Source, url: str, secret: str) -> dict[str, Any]:
+    """The body of the tool's own create-webhook call (Label Studio ``POST /api/webhooks/``, CVAT
+    ``POST /api/webhooks``), for set-up by script; add the tool's ``project`` / ``project_id``."""
+    if source.kind == "label-studio":
+        return {
+            "url": url,
+            "headers": {"Authorization": f"Bearer {secret}"},
+            "send_payload": True,
+            "send_for_all_actions": True,
+            "is_active": True,
+        }
+    return {
+        "target_url": url,
+        "content_type": "application/json",
+        "secret": secret,
+        "events": list(CVAT_EVENTS),
+        "enable_ssl": url.startswith("https:"),
+        "is_active": True,
+    }
+
+
 def source_json(source: Source, base: str | None = None) -> dict[str, Any]:
     """A source as ``--json`` shows it: never its secret."""
     out: dict[str, Any] = {
@@ -238,7 +263,10 @@ def _print_secret(source: Source, secret: str, base: str, as_json: bool, *, adde
     url = webhook_url(base, source)
     fields = form(source, url, secret)
     if as_json:
-        print(json.dumps({**source_json(source, base), "secret": secret, "form": fields}, indent=2))
+        api = tool_api_body(source, url, secret)
+        print(
+            json.dumps({**source_json(source, base), "secret": secret, "form": fields, "api": api}, indent=2)
+        )
     else:
         tool = _TOOL[source.kind]
         if added:

@@ -94,6 +94,26 @@ class TestAdd:
         assert out["form"]["Secret"] == out["secret"]
         assert out["form"]["Enable SSL"] == "on"
         assert store.cvat_secret("cvat-1")[1] == out["secret"]
+        assert out["api"] == {
+            "target_url": out["webhook_url"],
+            "content_type": "application/json",
+            "secret": out["secret"],
+            "events": ["create:task", "update:task", "delete:task", "update:job", "delete:job"],
+            "enable_ssl": True,
+            "is_active": True,
+        }
+
+    def test_label_studio_as_json_gives_the_body_of_its_create_webhook_call(self, cli: Cli) -> None:
+        out = cli.json("add", "label-studio", "--tenant", "acme", "--base-url", BASE)
+        assert isinstance(out, dict)
+        assert out["api"] == {
+            "url": f"{BASE}/v1/webhooks/label-studio?source=ls-1",
+            "headers": {"Authorization": f"Bearer {out['secret']}"},
+            "send_payload": True,
+            "send_for_all_actions": True,
+            "is_active": True,
+        }
+        assert out["form"]["Header value"] == f"Bearer {out['secret']}"
 
     def test_a_source_without_users_is_added_with_a_warning_saying_how_to_map_them(self, cli: Cli) -> None:
         result = cli("add", "cvat", "--tenant", "acme")
