@@ -127,6 +127,7 @@ class TestAdd:
             json.loads(out.stdout)["webhook_url"]
             == "http://127.0.0.1:8123/v1/webhooks/label-studio?source=ls-1"
         )
+        assert "SSRF_PROTECTION_ENABLED=false" in out.stderr  # Label Studio will not post to loopback
 
     def test_a_taken_name_is_exit_2_naming_it(self, cli: Cli) -> None:
         assert cli("add", "cvat", "--tenant", "acme", "--name", "cv").returncode == 0
