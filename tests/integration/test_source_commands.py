@@ -258,3 +258,18 @@ def test_the_default_base_url_of_an_embedded_ledger_is_loopback() -> None:
     assert (
         default_base_url(Settings(database_url="postgresql://x/y", host="0.0.0.0")) == "http://127.0.0.1:8000"  # noqa: S104
     )
+
+
+def test_on_the_embedded_default_the_url_is_loopback_at_ledger_port(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env.update(LEDGER_HOME=str(tmp_path / "home"), LEDGER_PORT="8200")
+
+    def sources(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(LEDGER), "sources", *args], env=env, capture_output=True, text=True,
+                              timeout=300, check=False)  # fmt: skip
+
+    added = sources("add", "cvat", "--tenant", "acme", "--json")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["webhook_url"] == "http://127.0.0.1:8200/v1/webhooks/cvat?source=cvat-1"
+    listed = sources("list", "--json")  # the embedded database kept it
+    assert [s["name"] for s in json.loads(listed.stdout)] == ["cvat-1"]
