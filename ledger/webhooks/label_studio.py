@@ -292,6 +292,9 @@ def _project_written(m: Recorder, payload: dict[str, Any]) -> None:
     m.publish(project)
     if not m.guidelines:
         guideline_id, version, _ = guideline_of(m.source, project)
+        # A project event carrying a version on record repeats its publication (a retry, or a change
+        # of fields the guideline does not hold): the publication's receipt answers it.
+        m.candidates.append(event_id(m.source, f"project/{project.id}", "published", version))
         m.notes.append(f"guideline {guideline_id} version {version} is on record")
 
 
