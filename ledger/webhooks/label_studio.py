@@ -161,9 +161,9 @@ def _annotations_deleted(m: Recorder, payload: dict[str, Any]) -> None:
                 f"{where}.id",
                 f"annotation {annotation_id} was never mapped by this source: nothing to delete",
             )
-        before = m.counts["regions deleted"]
+        before = m.counts["region{s} deleted"]
         delete_all(m, m.own(*place, f"{m.source.name}-a{annotation_id}-"))
-        if m.counts["regions deleted"] == before:
+        if m.counts["region{s} deleted"] == before:
             m.notes.append(f"annotation {annotation_id} holds no live region on record")
 
 
@@ -189,7 +189,7 @@ def _tasks_created(m: Recorder, payload: dict[str, Any]) -> None:
         ident = event_id(m.source, f"task/{task_id}", "imported", stamp(time))
         m.emit("item.imported", ident, time, data, m.source.name, TOOL_ROLE)
         m.places.append((f"task/{task_id}", dataset, item))
-        m.counts["items imported"] += 1
+        m.counts["item{s} imported"] += 1
         predictions = task.get("predictions") or []
         if not isinstance(predictions, list):
             raise unmappable(f"{where}.predictions", "is not a list")
@@ -247,7 +247,7 @@ def _tasks_deleted(m: Recorder, payload: dict[str, Any]) -> None:
         # Stamped with the item: a later task given the same id (SQLite reuses them) is another removal.
         ident = event_id(m.source, f"task/{task_id}", "removed", f"{dataset}/{item}")
         m.emit("item.removed", ident, m.delivery.received_at, data, m.source.name, TOOL_ROLE)
-        m.counts["items removed"] += 1
+        m.counts["item{s} removed"] += 1
 
 
 def _task_place(
@@ -315,7 +315,7 @@ def _project_deleted(m: Recorder, payload: dict[str, Any]) -> None:
                 "reason": "Label Studio project deleted",
             }
             m.emit("guideline.retired", ident, received, data, m.source.name, TOOL_ROLE)
-            m.counts["guideline versions retired"] += 1
+            m.counts["guideline version{s} retired"] += 1
     if not m.events:
         m.notes.append(f"no version of guideline {guideline_id} is in effect")
 

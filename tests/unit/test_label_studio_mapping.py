@@ -113,9 +113,16 @@ class Ledger:
         if type_ in ("annotation.created", "annotation.updated"):
             status = "draft" if d["origin"] == "model" else "submitted"
             self.annotations[d["annotation_id"]] = AnnotationState(
-                d["annotation_id"], d["dataset"], d["item"], d["version"], status,
-                d["label_class"], d["geometry"], d["origin"], time,
-            )  # fmt: skip
+                d["annotation_id"],
+                d["dataset"],
+                d["item"],
+                d["version"],
+                status,
+                d["label_class"],
+                d["geometry"],
+                d["origin"],
+                time,
+            )
         elif type_ == "annotation.deleted":
             now = self.annotations[d["annotation_id"]]
             self.annotations[d["annotation_id"]] = replace(
@@ -187,9 +194,16 @@ def box(x: float, y: float, width: float, height: float) -> dict[str, Any]:
 
 
 def written(
-    annotation_id: str, version: int, geometry: dict[str, Any], *, item: str = ITEM, previous: int | None = None,
-    guideline: str = V1[:12], dataset: str = DATASET, label: str = "nodule",
-) -> dict[str, Any]:  # fmt: skip
+    annotation_id: str,
+    version: int,
+    geometry: dict[str, Any],
+    *,
+    item: str = ITEM,
+    previous: int | None = None,
+    guideline: str = V1[:12],
+    dataset: str = DATASET,
+    label: str = "nodule",
+) -> dict[str, Any]:
     """The data of an ``annotation.created``/``updated`` of a human annotation under the project's guideline."""
     data: dict[str, Any] = {
         "dataset": dataset,
@@ -245,7 +259,7 @@ def test_a_task_import_is_an_item_imported_whose_item_is_the_file_name_without_e
     ]
     assert mapped.places == [("task/1", DATASET, ITEM)]
     assert mapped.candidates == ["ls-main:task/1:imported@2026-12-02T03:16:43.703382Z"]
-    assert mapped.summary == "Label Studio TASKS_CREATED: 1 items imported"
+    assert mapped.summary == "Label Studio TASKS_CREATED: 1 item imported"
     assert mapped.unchanged is None
 
 
@@ -281,7 +295,7 @@ def test_a_first_annotation_publishes_its_projects_guideline_then_creates_one_an
         f"ls-main:annotation/4/r1nodule:updated@{stamp}",
         f"ls-main:annotation/4/r1nodule:deleted@{stamp}",
     ]
-    assert mapped.summary == "Label Studio ANNOTATION_CREATED: 1 guideline published, 1 regions created"
+    assert mapped.summary == "Label Studio ANNOTATION_CREATED: 1 guideline published, 1 region created"
 
 
 def test_an_update_moves_one_region_and_adds_another_under_the_updating_user() -> None:
@@ -301,7 +315,7 @@ def test_an_update_moves_one_region_and_adds_another_under_the_updating_user() -
             written("ls-main-a4-r2nodule", 1, box(307.2, 307.2, 51.2, 51.2)),
         ),
     ]
-    assert mapped.summary == "Label Studio ANNOTATION_UPDATED: 1 regions updated, 1 regions created"
+    assert mapped.summary == "Label Studio ANNOTATION_UPDATED: 1 region updated, 1 region created"
 
 
 def test_a_deleted_annotation_deletes_each_live_region_by_the_tool_at_the_time_received() -> None:
@@ -472,15 +486,27 @@ def test_the_documented_update_of_an_annotation_whose_task_the_ledger_has_placed
             "annotation.created",
             f"ls-main:annotation/16/5dC-jDgBtG:created@{stamp}",
             stamp,
-            written("ls-main-a16-5dC-jDgBtG", 1, box(430.08, 372.736, 513.365333, 266.24), label="Airplane", **common),
+            written(
+                "ls-main-a16-5dC-jDgBtG",
+                1,
+                box(430.08, 372.736, 513.365333, 266.24),
+                label="Airplane",
+                **common,
+            ),
         ),
         event(
             "annotation.created",
             f"ls-main:annotation/16/_bJsGZ0_Cm:created@{stamp}",
             stamp,
-            written("ls-main-a16-_bJsGZ0_Cm", 1, box(128.341333, 386.389333, 241.664, 225.28), label="Car", **common),
+            written(
+                "ls-main-a16-_bJsGZ0_Cm",
+                1,
+                box(128.341333, 386.389333, 241.664, 225.28),
+                label="Car",
+                **common,
+            ),
         ),
-    ]  # fmt: skip
+    ]
 
 
 def test_a_text_span_is_a_classification_whose_offsets_and_text_are_not_kept() -> None:
@@ -637,12 +663,18 @@ def test_each_kind_of_region_becomes_its_geometry_and_relations_and_free_text_ar
             ("rot30deg01", written("ls-main-a4-rot30deg01", 1, rotated)),
             ("poly000001", written("ls-main-a4-poly000001", 1, polygon)),
             ("brush00001", written("ls-main-a4-brush00001", 1, mask)),
-            ("choice0001-0", written("ls-main-a4-choice0001-0", 1, {"kind": "classification"}, label="benign")),
-            ("choice0001-1", written("ls-main-a4-choice0001-1", 1, {"kind": "classification"}, label="calcified")),
+            (
+                "choice0001-0",
+                written("ls-main-a4-choice0001-0", 1, {"kind": "classification"}, label="benign"),
+            ),
+            (
+                "choice0001-1",
+                written("ls-main-a4-choice0001-1", 1, {"kind": "classification"}, label="calcified"),
+            ),
         ]
-    ]  # fmt: skip
+    ]
     assert mapped.summary == (
-        "Label Studio ANNOTATION_CREATED: 1 relation results skipped, 1 textarea results skipped, "
+        "Label Studio ANNOTATION_CREATED: 1 relation result skipped, 1 textarea result skipped, "
         "1 guideline published, 5 regions created"
     )
     assert "John" not in json.dumps(mapped.events)
@@ -757,7 +789,7 @@ def test_an_update_versions_each_region_against_the_ledger_changed_removed_and_u
         ),
     ]
     assert mapped.summary == (
-        "Label Studio ANNOTATION_UPDATED: 1 regions unchanged, 1 regions updated, 1 regions created"
+        "Label Studio ANNOTATION_UPDATED: 1 region unchanged, 1 region updated, 1 region created"
     )
     payload = with_result([moved], updated_at="2026-12-02T03:40:00Z")
     payload["action"] = "ANNOTATION_UPDATED"
