@@ -1,16 +1,21 @@
 """Label Studio webhook deliveries → ledger events (``map_delivery``), pure: no database, no clock.
 
 What Label Studio sends (``label_studio/webhooks/models.py`` ``WebhookAction.ACTIONS`` and
-``serializers_for_hooks.py``, 1.23.2): ``{"action": ..., <key>: <serialized objects>, "project": {...}}``,
-the objects serialized with all their model fields (users and tasks as ids), an annotation event also
-carrying its task under ``task`` (the task's ``data`` is where the item comes from), deletions only ids.
+``serializers_for_hooks.py``, 1.23.2, and the captures in ``tests/fixtures/webhooks/label-studio``):
+``{"action": ..., <key>: <serialized objects>, "project": {...}}``, each object with all its model fields
+(users, tasks and projects as integer ids), an annotation event also carrying its task under ``task``
+(whose ``data`` holds the URL the item is taken from), a deletion only ``[{"id": …}]``.
 
 - An annotation's regions (``label_studio_results``) become one ledger annotation each,
-  ``<source>-a<annotation id>-<region key>``, versioned against the ledger's state: a new region is
-  created, a changed one updated, one gone from the result deleted, an equal one left alone.
-- A task becomes ``item.imported`` (its predictions, when the payload carries them, ``origin: model``
-  annotations ``<source>-p<prediction id>-<region key>``); a deleted task ``item.removed`` after the deletion
-  of every live annotation of the source on the item.
+  ``<source>-a<annotation id>-<region key>``, versioned against the ledger's state
+  (``label_studio_versions``). Every region of a person's annotation is ``origin: human``, whatever its
+  ``origin`` in Label Studio (``prediction``: accepted unchanged): the person submitted it. The prediction
+  the annotation was made from (``annotation.prediction``, the only place Label Studio sends a model's
+  work) is recorded first, as ``origin: model`` annotations ``<source>-p<prediction id>-<region key>``.
+- A skipped task (``was_cancelled``) records nothing: its annotation is a placeholder, not work.
+- A task becomes ``item.imported`` (and its ``predictions``, when a payload carries them); a deleted task
+  the deletion of every live annotation of the source on its item, then ``item.removed`` (Label Studio
+  sends no ``ANNOTATIONS_DELETED`` for a deleted task's annotations).
 - The project's labelling configuration and instructions are the guideline its annotations cite, published
   as ``<source>-project-<id>`` when a version is first seen; a deleted project retires its versions.
 """
