@@ -61,9 +61,10 @@ class SourceConfig:
     item_field: str | None = None
     """Label Studio: the key of ``task.data`` holding the item's URL; ``None``: ``image`` when present, else
     the first value that is a string."""
-    item_pattern: str = r"(?P<item>[^/]+?)(?:\.[A-Za-z0-9]{1,8})*$"
+    item_pattern: str = r"(?P<item>[^/]+?)(?:\.[A-Za-z][A-Za-z0-9]{0,7})*$"
     """A regular expression searched in the URL's path (percent-decoded); its ``item`` group is the item id.
-    The default is the file name without its extensions."""
+    The default is the file name without its extensions (each a dot and a letter, then up to 7 letters or
+    digits), so a file named by its DICOM UID, ``1.2.826.0.1.3680043.10.543.1001.png``, keeps its UID."""
     guideline_id: str | None = None
     guideline_version: str | None = None
     """The guideline every annotation of the source cites; ``None``: the one the adapter publishes from the
@@ -134,6 +135,17 @@ class AnnotationState:
     """The event time of the version on record: the tool's own ``updated_at`` for a mapped update."""
 
 
+@dataclass(frozen=True, slots=True)
+class GuidelineState:
+    """One published version of a guideline as the ledger holds it now (a ``proj_guidelines`` row)."""
+
+    guideline_id: str
+    version: str
+    effective_from: datetime
+    effective_until: datetime | None
+    """``None`` while the version is in effect; set when it was retired or superseded."""
+
+
 class Lookup(Protocol):
     """What a mapping may ask of the ledger, always within the source's tenant."""
 
@@ -148,6 +160,11 @@ class Lookup(Protocol):
 
     def guideline_published(self, guideline_id: str, version: str) -> bool:
         """Whether that guideline version was published in the tenant."""
+        ...
+
+    def guideline_versions(self, guideline_id: str) -> Sequence[GuidelineState]:
+        """Every published version of the guideline in the tenant, oldest ``effective_from`` first: which
+        versions a deleted Label Studio project retires, and which one a new version supersedes."""
         ...
 
 
