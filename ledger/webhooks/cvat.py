@@ -310,14 +310,19 @@ def _delete_job(ctx: _Context, payload: dict[str, Any]) -> Mapped:
     dataset, item = ctx.job_place(job_id, task_id, _optional_id(job, "job", "project_id"))
     state = ctx.job_annotation(dataset, item, job_id)
     if state is None or state.status == "deleted":
+        # A deletion on record (by this delivery before, or by its task's) is the same event: a repeat.
         return Mapped(
             events=[],
-            candidates=[],
+            candidates=[] if state is None else [_deletion_id(ctx, job_id)],
             summary=f"CVAT job {job_id} deleted",
             unchanged=f"job {job_id} has no annotation on record to delete",
         )
     event = _deleted(ctx, state, job_id, ctx.source.config.actor(payload.get("sender"), "sender"))
     return Mapped(events=[event], candidates=[event["id"]], summary=f"CVAT job {job_id}: annotation.deleted")
+
+
+def _deletion_id(ctx: _Context, job_id: int) -> str:
+    return event_id(ctx.source, f"job/{job_id}/annotation", "deleted")
 
 
 def _deleted(ctx: _Context, state: AnnotationState, job_id: int, actor: str) -> Event:
@@ -331,8 +336,9 @@ def _deleted(ctx: _Context, state: AnnotationState, job_id: int, actor: str) -> 
         "version": state.version + 1,
         "previous_version": state.version,
     }
-    ident = event_id(ctx.source, f"job/{job_id}/annotation", "deleted")
-    return ctx.event("annotation.deleted", ident, ctx.received_at, data, actor, MANAGER_ROLE)
+    return ctx.event(
+        "annotation.deleted", _deletion_id(ctx, job_id), ctx.received_at, data, actor, MANAGER_ROLE
+    )
 
 
 class _Work:
