@@ -173,10 +173,14 @@ def _create_task(ctx: _Context, payload: dict[str, Any]) -> Mapped:
     if _is_id(size) and size > 0:  # CVAT creates a task before its data: size is usually not known yet
         data["frames"] = size
     ident = event_id(ctx.source, f"task/{task_id}", "imported")
+    events = [ctx.event("item.imported", ident, created, data, actor, MANAGER_ROLE)]
+    # A task created with an assignee: the assignment a later change of assignee will revoke.
+    changes = _Assignment(ctx, f"task/{task_id}", f"{ctx.source.name}-task-{task_id}", dataset, [item])
+    events += changes.events(payload, task, {"assignee": None}, "task", "annotator", "annotator", created)
     return Mapped(
-        events=[ctx.event("item.imported", ident, created, data, actor, MANAGER_ROLE)],
-        candidates=[ident],
-        summary=f"CVAT task {task_id}: item.imported {item}",
+        events=events,
+        candidates=[e["id"] for e in events],
+        summary=f"CVAT task {task_id}: {_types(events)}",
         places=[(f"task/{task_id}", dataset, item)],
     )
 
@@ -209,20 +213,15 @@ def _update_task(ctx: _Context, payload: dict[str, Any]) -> Mapped:
 def _delete_task(ctx: _Context, payload: dict[str, Any]) -> Mapped:
     task = _object(payload, "task")
     task_id = _id(task, "task", "id")
-    known = ctx.lookup.place(f"task/{task_id}")
-    dataset, item = (
-        known if known is not None else ctx.task_place(task_id, _optional_id(task, "task", "project_id"))
-    )
+    known = ctx.lookup.place(f"task/{task_id}") is not None
+    dataset, item = ctx.task_place(task_id, _optional_id(task, "task", "project_id"))
     own = re.compile(rf"^{re.escape(ctx.source.name)}-job-(\d+)$")
-    live = sorted(
-        (
-            a
-            for a in ctx.lookup.annotations_on(dataset, item)
-            if own.match(a.annotation_id) and a.status != "deleted"
-        ),
-        key=lambda a: a.annotation_id,
-    )
-    if known is None and not live:
+    live = {
+        int(found[1]): a
+        for a in ctx.lookup.annotations_on(dataset, item)
+        if (found := own.match(a.annotation_id)) is not None and a.status != "deleted"
+    }
+    if not known and not live:
         return Mapped(
             events=[],
             candidates=[],
@@ -230,7 +229,7 @@ def _delete_task(ctx: _Context, payload: dict[str, Any]) -> Mapped:
             unchanged=f"task {task_id} was never imported into the ledger",
         )
     actor = ctx.source.config.actor(payload.get("sender"), "sender")
-    events = [_deleted(ctx, state, int(own.match(state.annotation_id)[1]), actor) for state in live]  # type: ignore[index]
+    events = [_deleted(ctx, live[job_id], job_id, actor) for job_id in sorted(live)]
     removed = event_id(ctx.source, f"task/{task_id}", "removed")
     data = {"dataset": dataset, "item": item, "source_ref": f"cvat:{ctx.source.name}/task/{task_id}"}
     events.append(ctx.event("item.removed", removed, ctx.received_at, data, actor, MANAGER_ROLE))
@@ -553,7 +552,8 @@ def _since(obj: dict[str, Any], name: str) -> str | None:
 
 
 def _stamp(time: datetime) -> str:
-    """The version stamp of an id: the tool's time in UTC, to the microsecond, as the event's ``time``."""
+    """The version stamp of an id: the tool's time in UTC, always to the microsecond (one spelling of one
+    time, whatever the spelling CVAT sent)."""
     return time.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 

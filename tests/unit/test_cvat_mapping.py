@@ -240,7 +240,20 @@ def test_create_task_imports_the_task_as_an_item() -> None:
     assert mapped.candidates == ["cvat-main:task/15:imported"]
     assert mapped.places == [("task/15", DATASET, ITEM)]
     assert mapped.unchanged is None
-    assert mapped.summary == "CVAT task 15: item.imported task-15"
+    assert mapped.summary == "CVAT task 15: item.imported"
+
+
+def test_a_task_created_with_an_assignee_is_assigned_too() -> None:
+    payload = webhook_fixtures.load("cvat", "create-task")
+    payload["task"]["assignee"] = payload["task"]["owner"] | {"id": 6}
+    payload["task"]["assignee_updated_date"] = "2022-10-04T08:05:50.422917Z"
+    mapped = deliver(payload, MemoryLookup())
+    created = "2022-10-04T08:05:50.419259Z"
+    assert [e["type"] for e in mapped.events] == ["item.imported", "assignment.created"]
+    assert mapped.events[1] == assignment(
+        "created", "task/15", "ann-6", "annotator", created, "2022-10-04T08:05:50.422917Z"
+    )
+    assert mapped.candidates == [e["id"] for e in mapped.events]
 
 
 def test_create_task_places_by_config_project_or_task_and_counts_frames_when_known() -> None:
