@@ -15,9 +15,10 @@ state → completed in stage annotation        ``annotation.created`` v1, or ``a
                                              the job's annotation is on record (a resubmission)
 stage annotation → a review stage, state     the same (the work is handed in without being marked completed)
 not completed before
-state → completed in validation/acceptance   ``review.submitted`` accept, level 2 / 3 (meaning review /
-                                             approval)
-state → rejected in validation/acceptance    ``review.submitted`` reject, level 2 / 3 (meaning review)
+state → completed, stage validation or       ``review.submitted`` accept, level 2 / 3 (meaning review /
+acceptance unchanged                         approval)
+state → rejected, stage validation or        ``review.submitted`` reject, level 2 / 3 (meaning review)
+acceptance unchanged
 stage validation → acceptance, undecided     ``review.submitted`` accept at level 2
 stage moved back (to annotation, or          ``review.submitted`` reject at the level it left
 acceptance → validation), undecided
@@ -26,7 +27,10 @@ assignee changed                             ``assignment.revoked`` of the old, 
 ===========================================  ================================================================
 
 "Undecided": the job's state before the change was neither completed nor rejected (a decision already
-recorded is not recorded twice). ``create:task`` is ``item.imported`` (item ``task-<id>``), ``update:task``
+recorded is not recorded twice). A move into a review stage with a decided state at once (CVAT's "Finish
+the job": stage acceptance, state completed) hands the annotation in and decides nothing. CVAT also sends
+``update:job`` on every save of a job's annotations (``before_update`` holds ``updated_date`` alone):
+those are drafts, and record nothing. ``create:task`` is ``item.imported`` (item ``task-<id>``), ``update:task``
 an assignment change of the task (role annotator) or nothing, ``delete:task`` ``item.removed`` with
 ``annotation.deleted`` of the task's job annotations, ``delete:job`` ``annotation.deleted`` of the job's,
 ``delete:project`` nothing (its tasks' deletions arrive as ``delete:task``), ``ping`` nothing; any other
@@ -294,7 +298,9 @@ def transitions(old_stage: str, old_state: str, stage: str, state: str) -> list[
     handed_on = moved and old_stage == "annotation" and old_state != "completed"
     if finished or handed_on:
         steps.append(("submit", None))
-    if stage in REVIEW_LEVEL and old_state != state and state in _DECIDED:
+    # A decided state counts as a review only in the stage the job was already in: CVAT's "Finish the
+    # job" moves an annotation job to acceptance and completed at once, which is no one's acceptance.
+    if stage in REVIEW_LEVEL and not moved and old_state != state and state in _DECIDED:
         steps.append(("accept" if state == "completed" else "reject", REVIEW_LEVEL[stage]))
     if moved and old_stage in REVIEW_LEVEL and old_state not in _DECIDED:
         forward = stage in REVIEW_LEVEL and REVIEW_LEVEL[stage] > REVIEW_LEVEL[old_stage]

@@ -464,6 +464,16 @@ def test_a_job_assigned_where_cvat_sends_no_assignment_date() -> None:
     ]
 
 
+def test_a_save_of_the_jobs_annotations_is_a_draft() -> None:
+    # What CVAT sends when annotations are saved (cvat-ai/cvat issue 8819): the job, and its old updated_date.
+    payload = webhook_fixtures.load("cvat", "update-job-completed")
+    payload["before_update"] = {"updated_date": "2022-10-05T15:00:00.000000Z"}
+    mapped = deliver(payload, MemoryLookup())
+    assert mapped.events == []
+    assert mapped.unchanged is not None
+    assert mapped.unchanged.startswith("job 19: updated_date changed;")
+
+
 def test_a_job_change_the_ledger_does_not_hold_is_unchanged() -> None:
     mapped = fixture("update-job-other", MemoryLookup())
     assert mapped.events == []
@@ -521,7 +531,10 @@ def test_delete_job_deletes_its_annotation_on_record() -> None:
         (("acceptance", "in progress"), ("acceptance", "rejected"), [("reject", 3)]),
         (("acceptance", "new"), ("validation", "new"), [("reject", 3)]),
         (("acceptance", "completed"), ("annotation", "new"), []),
-        (("annotation", "in progress"), ("validation", "completed"), [("submit", None), ("accept", 2)]),
+        # CVAT's "Finish the job": the annotator hands the work in; nobody accepted it.
+        (("annotation", "in progress"), ("acceptance", "completed"), [("submit", None)]),
+        (("annotation", "completed"), ("acceptance", "completed"), []),
+        (("validation", "in progress"), ("acceptance", "completed"), [("accept", 2)]),
     ],
 )
 def test_transitions(old: tuple[str, str], new: tuple[str, str], steps: list[tuple[str, int | None]]) -> None:
