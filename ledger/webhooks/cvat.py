@@ -261,11 +261,10 @@ def _update_job(ctx: _Context, payload: dict[str, Any]) -> Mapped:
     places = [(f"job/{job_id}", dataset, item), (f"task/{task_id}", dataset, item)]
 
     work = _Work(ctx, job_id, dataset, item, time)
-    if old_stage != stage or old_state != state:
-        steps = transitions(old_stage, old_state, stage, state)
-        if steps:
-            who, where = _worker(job, before)
-            work.record(steps, ctx.source.config.actor(who, where))
+    steps = transitions(old_stage, old_state, stage, state)
+    if steps:
+        who, where = _worker(job, before)
+        work.record(steps, ctx.source.config.actor(who, where))
     changes = _Assignment(ctx, f"job/{job_id}", ctx.annotation_id(job_id), dataset, [item])
     assignments = changes.events(payload, job, before, "job", STAGE_ROLE[old_stage], STAGE_ROLE[stage], time)
     events = [*work.events, *assignments]
@@ -289,23 +288,25 @@ def _update_job(ctx: _Context, payload: dict[str, Any]) -> Mapped:
 
 
 def transitions(old_stage: str, old_state: str, stage: str, state: str) -> list[Step]:
-    """What a job's move from (``old_stage``, ``old_state``) to (``stage``, ``state``) records, in order:
-    ``("submit", None)`` for its annotation handed in, ``("accept"|"reject", level)`` for a review decision
-    (the table of the module's docstring)."""
-    steps: list[Step] = []
-    moved = old_stage != stage
-    finished = stage == "annotation" and state == "completed" and old_state != state
-    handed_on = moved and old_stage == "annotation" and old_state != "completed"
-    if finished or handed_on:
-        steps.append(("submit", None))
-    # A decided state counts as a review only in the stage the job was already in: CVAT's "Finish the
-    # job" moves an annotation job to acceptance and completed at once, which is no one's acceptance.
-    if stage in REVIEW_LEVEL and not moved and old_state != state and state in _DECIDED:
-        steps.append(("accept" if state == "completed" else "reject", REVIEW_LEVEL[stage]))
-    if moved and old_stage in REVIEW_LEVEL and old_state not in _DECIDED:
-        forward = stage in REVIEW_LEVEL and REVIEW_LEVEL[stage] > REVIEW_LEVEL[old_stage]
-        steps.append(("accept" if forward else "reject", REVIEW_LEVEL[old_stage]))
-    return steps
+    """What a job's move from (``old_stage``, ``old_state``) to (``stage``, ``state``) records: ``("submit",
+    None)`` for its annotation handed in, ``("accept"|"reject", level)`` for a review decision (the table of
+    the module's docstring). Whatever is decided is of the stage the job was in before the change."""
+    if old_stage == stage:
+        if old_state == state:
+            return []
+        if stage == "annotation" and state == "completed":
+            return [("submit", None)]
+        if stage in REVIEW_LEVEL and state in _DECIDED:
+            return [("accept" if state == "completed" else "reject", REVIEW_LEVEL[stage])]
+        return []
+    # The job left its stage. A decided state it arrives with is not a review of the stage it enters
+    # (CVAT's "Finish the job" moves an annotation job to acceptance and completed at once).
+    if old_stage == "annotation":
+        return [("submit", None)] if old_state != "completed" else []
+    if old_state in _DECIDED:
+        return []
+    forward = stage in REVIEW_LEVEL and REVIEW_LEVEL[stage] > REVIEW_LEVEL[old_stage]
+    return [("accept" if forward else "reject", REVIEW_LEVEL[old_stage])]
 
 
 def _delete_job(ctx: _Context, payload: dict[str, Any]) -> Mapped:

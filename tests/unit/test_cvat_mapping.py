@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -539,6 +540,20 @@ def test_delete_job_deletes_its_annotation_on_record() -> None:
 )
 def test_transitions(old: tuple[str, str], new: tuple[str, str], steps: list[tuple[str, int | None]]) -> None:
     assert cvat.transitions(*old, *new) == steps
+
+
+def test_every_transition_decides_only_what_happened_in_the_stage_left() -> None:
+    for old in itertools.product(cvat.STAGE_ROLE, cvat.STATES):
+        for new in itertools.product(cvat.STAGE_ROLE, cvat.STATES):
+            steps = cvat.transitions(*old, *new)
+            assert len(steps) == len(set(steps)) <= 2, (old, new)
+            if old == new:
+                assert steps == [], old
+            if ("submit", None) in steps:
+                assert old[0] == "annotation", (old, new)
+            for _, level in steps:
+                # A review is of the stage the job was in: never of one it has only just entered.
+                assert level is None or level == cvat.REVIEW_LEVEL.get(old[0]), (old, new)
 
 
 def test_handing_in_without_completing_records_the_annotation_by_the_former_assignee() -> None:
