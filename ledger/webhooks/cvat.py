@@ -45,10 +45,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Literal, TypeGuard
+from datetime import datetime
+from typing import Any, Literal
 
 from ledger.domain.errors import FieldError
+from ledger.webhooks import cvat_payload as payload_fields
 from ledger.webhooks.model import (
     AnnotationState,
     Delivery,
@@ -74,7 +75,6 @@ SIGNATURE_MEANING = {2: "review", 3: "approval"}
 STATES = ("new", "in progress", "completed", "rejected")
 _DECIDED = ("completed", "rejected")
 _EVENT_NAME = re.compile(r"^[a-z_]{1,30}(?::[a-z_\[\]:]{1,60})?$")
-_FIELD_NAME = re.compile(r"^[a-z_]{1,40}$")
 
 
 def map_delivery(delivery: Delivery, lookup: Lookup) -> Mapped:
@@ -142,12 +142,12 @@ class _Context:
 def _ping(ctx: _Context, payload: dict[str, Any]) -> Mapped:
     webhook = payload.get("webhook")
     ident = webhook.get("id") if isinstance(webhook, dict) else None
-    which = f" of webhook {ident}" if _is_id(ident) else ""
+    which = f" of webhook {ident}" if payload_fields.is_id(ident) else ""
     return Mapped(events=[], candidates=[], summary=f"CVAT ping{which}", unchanged="ping")
 
 
 def _delete_project(ctx: _Context, payload: dict[str, Any]) -> Mapped:
-    project_id = _id(_object(payload, "project"), "project", "id")
+    project_id = payload_fields.object_id(payload_fields.resource(payload, "project"), "project", "id")
     return Mapped(
         events=[],
         candidates=[],
@@ -163,10 +163,10 @@ def _delete_project(ctx: _Context, payload: dict[str, Any]) -> Mapped:
 
 
 def _create_task(ctx: _Context, payload: dict[str, Any]) -> Mapped:
-    task = _object(payload, "task")
-    task_id = _id(task, "task", "id")
-    dataset, item = ctx.task_place(task_id, _optional_id(task, "task", "project_id"))
-    created = _time(task, "task", "created_date")
+    task = payload_fields.resource(payload, "task")
+    task_id = payload_fields.object_id(task, "task", "id")
+    dataset, item = ctx.task_place(task_id, payload_fields.optional_id(task, "task", "project_id"))
+    created = payload_fields.tool_time(task, "task", "created_date")
     actor = ctx.source.config.actor(payload.get("sender"), "sender")
     data: dict[str, Any] = {
         "dataset": dataset,
@@ -174,7 +174,9 @@ def _create_task(ctx: _Context, payload: dict[str, Any]) -> Mapped:
         "source_ref": f"cvat:{ctx.source.name}/task/{task_id}",
     }
     size = task.get("size")
-    if _is_id(size) and size > 0:  # CVAT creates a task before its data: size is usually not known yet
+    if (
+        payload_fields.is_id(size) and size > 0
+    ):  # CVAT creates a task before its data: size is usually not known yet
         data["frames"] = size
     ident = event_id(ctx.source, f"task/{task_id}", "imported")
     events = [ctx.event("item.imported", ident, created, data, actor, MANAGER_ROLE)]
@@ -190,11 +192,11 @@ def _create_task(ctx: _Context, payload: dict[str, Any]) -> Mapped:
 
 
 def _update_task(ctx: _Context, payload: dict[str, Any]) -> Mapped:
-    task = _object(payload, "task")
-    before = _before_update(payload)
-    task_id = _id(task, "task", "id")
-    dataset, item = ctx.task_place(task_id, _optional_id(task, "task", "project_id"))
-    time = _time(task, "task", "updated_date")
+    task = payload_fields.resource(payload, "task")
+    before = payload_fields.before_update(payload)
+    task_id = payload_fields.object_id(task, "task", "id")
+    dataset, item = ctx.task_place(task_id, payload_fields.optional_id(task, "task", "project_id"))
+    time = payload_fields.tool_time(task, "task", "updated_date")
     places = [(f"task/{task_id}", dataset, item)]
     changes = _Assignment(ctx, f"task/{task_id}", f"{ctx.source.name}-task-{task_id}", dataset, [item])
     events = changes.events(payload, task, before, "task", "annotator", "annotator", time)
@@ -204,7 +206,7 @@ def _update_task(ctx: _Context, payload: dict[str, Any]) -> Mapped:
             candidates=[],
             summary=f"CVAT task {task_id} updated",
             places=places,
-            unchanged=f"task {task_id}: {_changed(before)} changed; of a task the ledger records its assignee",
+            unchanged=f"task {task_id}: {payload_fields.changed_fields(before)} changed; of a task the ledger records its assignee",
         )
     return Mapped(
         events=events,
@@ -215,10 +217,10 @@ def _update_task(ctx: _Context, payload: dict[str, Any]) -> Mapped:
 
 
 def _delete_task(ctx: _Context, payload: dict[str, Any]) -> Mapped:
-    task = _object(payload, "task")
-    task_id = _id(task, "task", "id")
+    task = payload_fields.resource(payload, "task")
+    task_id = payload_fields.object_id(task, "task", "id")
     known = ctx.lookup.place(f"task/{task_id}") is not None
-    dataset, item = ctx.task_place(task_id, _optional_id(task, "task", "project_id"))
+    dataset, item = ctx.task_place(task_id, payload_fields.optional_id(task, "task", "project_id"))
     own = re.compile(rf"^{re.escape(ctx.source.name)}-job-(\d+)$")
     live = {
         int(found[1]): a
@@ -248,16 +250,22 @@ def _delete_task(ctx: _Context, payload: dict[str, Any]) -> Mapped:
 
 
 def _update_job(ctx: _Context, payload: dict[str, Any]) -> Mapped:
-    job = _object(payload, "job")
-    before = _before_update(payload)
-    job_id = _id(job, "job", "id")
-    task_id = _id(job, "job", "task_id")
-    dataset, item = ctx.job_place(job_id, task_id, _optional_id(job, "job", "project_id"))
-    time = _time(job, "job", "updated_date")
-    stage = _choice(job, "job", "stage", tuple(STAGE_ROLE))
-    state = _choice(job, "job", "state", STATES)
-    old_stage = _choice(before, "before_update", "stage", tuple(STAGE_ROLE)) if "stage" in before else stage
-    old_state = _choice(before, "before_update", "state", STATES) if "state" in before else state
+    job = payload_fields.resource(payload, "job")
+    before = payload_fields.before_update(payload)
+    job_id = payload_fields.object_id(job, "job", "id")
+    task_id = payload_fields.object_id(job, "job", "task_id")
+    dataset, item = ctx.job_place(job_id, task_id, payload_fields.optional_id(job, "job", "project_id"))
+    time = payload_fields.tool_time(job, "job", "updated_date")
+    stage = payload_fields.choice(job, "job", "stage", tuple(STAGE_ROLE))
+    state = payload_fields.choice(job, "job", "state", STATES)
+    old_stage = (
+        payload_fields.choice(before, "before_update", "stage", tuple(STAGE_ROLE))
+        if "stage" in before
+        else stage
+    )
+    old_state = (
+        payload_fields.choice(before, "before_update", "state", STATES) if "state" in before else state
+    )
     places = [(f"job/{job_id}", dataset, item), (f"task/{task_id}", dataset, item)]
 
     work = _Work(ctx, job_id, dataset, item, time)
@@ -275,7 +283,7 @@ def _update_job(ctx: _Context, payload: dict[str, Any]) -> Mapped:
             summary=f"CVAT job {job_id} updated",
             places=places,
             unchanged=(
-                f"job {job_id}: {_changed(before)} changed; of a job the ledger records its assignee and the "
+                f"job {job_id}: {payload_fields.changed_fields(before)} changed; of a job the ledger records its assignee and the "
                 "stage and state changes that hand in or decide its annotation"
             ),
         )
@@ -310,10 +318,10 @@ def transitions(old_stage: str, old_state: str, stage: str, state: str) -> list[
 
 
 def _delete_job(ctx: _Context, payload: dict[str, Any]) -> Mapped:
-    job = _object(payload, "job")
-    job_id = _id(job, "job", "id")
-    task_id = _id(job, "job", "task_id")
-    dataset, item = ctx.job_place(job_id, task_id, _optional_id(job, "job", "project_id"))
+    job = payload_fields.resource(payload, "job")
+    job_id = payload_fields.object_id(job, "job", "id")
+    task_id = payload_fields.object_id(job, "job", "task_id")
+    dataset, item = ctx.job_place(job_id, task_id, payload_fields.optional_id(job, "job", "project_id"))
     state = ctx.job_annotation(dataset, item, job_id)
     if state is None or state.status == "deleted":
         # A deletion on record (by this delivery before, or by its task's) is the same event: a repeat.
@@ -352,7 +360,7 @@ class _Work:
 
     def __init__(self, ctx: _Context, job_id: int, dataset: str, item: str, time: datetime) -> None:
         self.ctx, self.job_id, self.dataset, self.item, self.time = ctx, job_id, dataset, item, time
-        self.stamp = _stamp(time)
+        self.stamp = payload_fields.stamp(time)
         self.events: list[Event] = []
         self.candidates: list[str] = []
 
@@ -455,22 +463,22 @@ class _Assignment:
         if key is None:
             return []
         old, new = before[key], obj.get("assignee")
-        if _user_id(old) == _user_id(new):
+        if payload_fields.user_id(old) == payload_fields.user_id(new):
             return []
         config = self.ctx.source.config
         by = config.actor(payload.get("sender"), "sender")
-        stamp = _stamp(time)
+        stamp = payload_fields.stamp(time)
         events: list[Event] = []
         if old is not None:
             who = config.actor(old, f"before_update.{key}")
-            since = _since(before, "before_update")
+            since = payload_fields.since(before, "before_update")
             ident = event_id(self.ctx.source, self.ref, f"unassigned-{who}", stamp)
             data = self._data(who, old_role, since)
             events.append(self.ctx.event("assignment.revoked", ident, time, data, by, MANAGER_ROLE))
         if new is not None:
             who = config.actor(new, f"{name}.assignee")
             ident = event_id(self.ctx.source, self.ref, f"assigned-{who}", stamp)
-            data = self._data(who, new_role, _since(obj, name))
+            data = self._data(who, new_role, payload_fields.since(obj, name))
             events.append(self.ctx.event("assignment.created", ident, time, data, by, MANAGER_ROLE))
         return events
 
@@ -491,89 +499,6 @@ def _worker(job: dict[str, Any], before: dict[str, Any]) -> tuple[object, str]:
         if key in before:
             return before[key], f"before_update.{key}"
     return job.get("assignee"), "job.assignee"
-
-
-# ---- payload fields -------------------------------------------------------------------------------------
-
-
-def _object(payload: dict[str, Any], name: str) -> dict[str, Any]:
-    value = payload.get(name)
-    if not isinstance(value, dict):
-        raise unmappable(name, f"expected the {name} object CVAT sends with this event")
-    return value
-
-
-def _before_update(payload: dict[str, Any]) -> dict[str, Any]:
-    value = payload.get("before_update")
-    if not isinstance(value, dict):
-        raise unmappable(
-            "before_update",
-            "CVAT sent no before_update object (the changed fields' old values), so what changed cannot be told",
-        )
-    return value
-
-
-def _is_id(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _id(obj: dict[str, Any], name: str, field: str) -> int:
-    value = obj.get(field)
-    if not _is_id(value):
-        raise unmappable(f"{name}.{field}", "expected a whole number, CVAT's id")
-    return value
-
-
-def _optional_id(obj: dict[str, Any], name: str, field: str) -> int | None:
-    return None if obj.get(field) is None else _id(obj, name, field)
-
-
-def _choice(obj: dict[str, Any], name: str, field: str, allowed: tuple[str, ...]) -> str:
-    value = obj.get(field)
-    if not isinstance(value, str) or value not in allowed:
-        raise unmappable(f"{name}.{field}", f"expected one of {', '.join(repr(a) for a in allowed)}")
-    return value
-
-
-def _time(obj: dict[str, Any], name: str, field: str) -> datetime:
-    value = obj.get(field)
-    parsed = _parse_time(value)
-    if parsed is None:
-        raise unmappable(f"{name}.{field}", "expected an ISO 8601 date and time with its offset (CVAT's)")
-    return parsed
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or len(value) > 40:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
-
-
-def _since(obj: dict[str, Any], name: str) -> str | None:
-    value = obj.get("assignee_updated_date")
-    return None if value is None else _stamp(_time(obj, name, "assignee_updated_date"))
-
-
-def _stamp(time: datetime) -> str:
-    """The version stamp of an id: the tool's time in UTC, always to the microsecond (one spelling of one
-    time, whatever the spelling CVAT sent)."""
-    return time.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _user_id(user: object) -> str | None:
-    if isinstance(user, dict):
-        user = user.get("id")
-    return str(user) if _is_id(user) else None
-
-
-def _changed(before: dict[str, Any]) -> str:
-    """The names of the changed fields (CVAT's field names only: never a value, never free text)."""
-    names = sorted(k for k in before if isinstance(k, str) and _FIELD_NAME.match(k))
-    return ", ".join(names[:10]) + (", …" if len(names) > 10 else "") if names else "nothing"
 
 
 def _types(events: Sequence[Event]) -> str:
