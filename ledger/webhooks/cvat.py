@@ -70,6 +70,7 @@ MANAGER_ROLE = "data_manager"
 changed an assignment."""
 STAGE_ROLE = {"annotation": "annotator", "validation": "reviewer", "acceptance": "physician_reviewer"}
 REVIEW_LEVEL = {"validation": 2, "acceptance": 3}
+REVIEW_ROLE = {level: STAGE_ROLE[stage] for stage, level in REVIEW_LEVEL.items()}
 SIGNATURE_MEANING = {2: "review", 3: "approval"}
 """The meaning of an accepting review's signature by level; a rejection's is always ``review``."""
 STATES = ("new", "in progress", "completed", "rejected")
@@ -430,8 +431,9 @@ class _Work:
             "decision": decision,
             "signature_meaning": SIGNATURE_MEANING[level] if decision == "accept" else "review",
         }
-        role = STAGE_ROLE["validation" if level == REVIEW_LEVEL["validation"] else "acceptance"]
-        self.events.append(self.ctx.event("review.submitted", ident, self.time, data, actor, role))
+        self.events.append(
+            self.ctx.event("review.submitted", ident, self.time, data, actor, REVIEW_ROLE[level])
+        )
 
 
 @dataclass(frozen=True, slots=True)
