@@ -238,7 +238,12 @@ class Run:
         say(f"[cloudevents] {count:,} single-event POSTs, {clients} client(s) ...")
         figures = timed(make_client, send, bodies[WARMUP:], clients)
         require(self.db, tenant, "annotation.created", WARMUP + count)
-        return {"tenant": tenant, **figures, "warmup_requests_untimed": WARMUP, "checkpoint_before": checkpointed}
+        return {
+            "tenant": tenant,
+            **figures,
+            "warmup_requests_untimed": WARMUP,
+            "checkpoint_before": checkpointed,
+        }
 
 
 def render(result: dict[str, Any]) -> str:
@@ -259,13 +264,17 @@ def render(result: dict[str, Any]) -> str:
         )
     for clients in ("1", "n"):
         ratio = result["ratios"][f"webhook_over_cloudevents_{clients}"]
-        lines.append(f"   webhook / CloudEvents ({clients} client{'s' if clients == 'n' else ''}): {ratio:.2f}x")
+        lines.append(
+            f"   webhook / CloudEvents ({clients} client{'s' if clients == 'n' else ''}): {ratio:.2f}x"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--deliveries", type=int, default=2000, help="timed requests per phase (default 2000)")
+    parser.add_argument(
+        "--deliveries", type=int, default=2000, help="timed requests per phase (default 2000)"
+    )
     parser.add_argument("--clients", type=int, default=8, help="concurrent connections (default 8)")
     parser.add_argument(
         "--json", type=Path, default=None, help="result file (default benchmarks/results/webhooks-DATE.json)"

@@ -63,7 +63,8 @@ class WebhookController(Controller):
         description=(
             "A Label Studio webhook payload (ANNOTATION_CREATED, ANNOTATIONS_CREATED, ANNOTATION_UPDATED, "
             "ANNOTATIONS_DELETED, TASKS_CREATED, TASKS_DELETED, PROJECT_*), authenticated by the source's "
-            "secret in `Authorization: Bearer <secret>` (set in the webhook's headers; not a JWT). " + _ANSWERS
+            "secret in `Authorization: Bearer <secret>` (set in the webhook's headers; not a JWT). "
+            + _ANSWERS
         ),
         status_code=201,
         security=LABEL_STUDIO_SECURITY,
@@ -88,7 +89,7 @@ class WebhookController(Controller):
         description=(
             "A CVAT webhook payload (create:task, update:task, update:job, delete:*, ping), authenticated by "
             "`X-Signature-256: sha256=<hex HMAC-SHA256 of the raw body with the webhook's secret>`, checked "
-            "before the body is parsed. `ping` is answered 200 `{\"pong\": true}` and records nothing. "
+            'before the body is parsed. `ping` is answered 200 `{"pong": true}` and records nothing. '
             + _ANSWERS
         ),
         status_code=201,

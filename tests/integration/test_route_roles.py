@@ -295,7 +295,9 @@ def call(client: httpx.Client, method: str, path: str, world: World, headers: di
     query = params if params is not None else variants(world, method, path)[0]
     if path.startswith("/v1/webhooks/"):
         body = b'{"action": "WEBHOOK_TEST", "event": "ping"}'
-        return client.post(url, params=query, content=body, headers={**headers, "content-type": "application/json"})
+        return client.post(
+            url, params=query, content=body, headers={**headers, "content-type": "application/json"}
+        )
     if method == "POST" and path == "/v1/events":
         body = json.dumps([make_event(world.tenant)])
         return client.post(url, content=body, headers={**headers, **BATCH})
