@@ -86,6 +86,11 @@ def _check_kind(kind: str) -> Kind:
     return kind
 
 
+def webhook_url(base_url: str, source: Source) -> str:
+    """Where ``source``'s tool posts: ``<base>/v1/webhooks/<kind>?source=<name>`` (a name needs no quoting)."""
+    return f"{base_url.rstrip('/')}/v1/webhooks/{source.kind}?source={source.name}"
+
+
 def unknown_source(name: str) -> NotFound:
     """The refusal of a command naming a source that is not on record."""
     return NotFound(f"no webhook source is named {name!r}; `ledger sources list` shows the sources on record")
