@@ -54,7 +54,8 @@ is kept, since checking its signatures needs it); `ledger sources rotate` makes 
 
 Label Studio (project > Settings > Webhooks > Add Webhook):
   URL           <base>/v1/webhooks/label-studio?source=<name>
-  Headers       Authorization = Bearer <secret>   (Label Studio signs nothing: this header is the proof)
+  Headers       Add header: name Authorization, value Bearer <secret>
+                (Label Studio signs nothing: this header is what proves a delivery is the tool's)
   Send payload  on (the ledger maps what the payload carries; without it there is nothing to map)
   Actions       all of them, or at least the annotation, task and project actions
 CVAT (project > Actions > Setup webhooks, or the organization's):
@@ -203,7 +204,8 @@ def form(source: Source, url: str, secret: str) -> dict[str, str]:
     if source.kind == "label-studio":
         return {
             "URL": url,
-            "Headers": f"Authorization = Bearer {secret}",
+            "Header name": "Authorization",
+            "Header value": f"Bearer {secret}",
             "Send payload": "on",
             "Send for all actions": "on (or at least the annotation, task and project actions)",
         }
@@ -244,7 +246,7 @@ def _print_secret(source: Source, secret: str, base: str, as_json: bool, *, adde
             print()
             print(f"{_WHERE[source.kind]}:")
         else:
-            changed = "Headers" if source.kind == "label-studio" else "Secret"
+            changed = "Header value" if source.kind == "label-studio" else "Secret"
             print(f"New secret for {tool} source {source.name}; the old one is refused from now on.")
             print()
             print(f"In the source's webhook in {tool}, replace {changed} (the rest stays as it was):")
@@ -274,10 +276,8 @@ def _print_configured(source: Source, as_json: bool) -> None:
     print(f"Source {source.name} ({source.kind}, tenant {source.tenant}) now maps under the new config:")
     print(f"  users:     {len(config.users)} tool user(s) mapped")
     print(f"  dataset:   {config.dataset or f'{source.name}-project-<project id>'}")
-    print(
-        f"  item:      {config.item_pattern!r}"
-        + (f" in task.data.{config.item_field}" if config.item_field else "")
-    )
+    where = f"task.data.{config.item_field}" if config.item_field else "the task's image URL"
+    print(f"  item:      the group 'item' of {config.item_pattern} in {where}")
     guideline = (
         f"{config.guideline_id} {config.guideline_version}" if config.guideline_id else "the tool project's"
     )

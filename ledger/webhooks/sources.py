@@ -26,7 +26,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ledger.domain.envelope import TENANT_PATTERN
-from ledger.domain.errors import AuthenticationFailed, FieldError, LedgerError, NotFound, ValidationFailed
+from ledger.domain.errors import AuthenticationFailed, FieldError, NotFound, ValidationFailed
 from ledger.storage.database import Database
 from ledger.webhooks.config import config_document, parse_config
 from ledger.webhooks.model import KINDS, AnnotationState, Kind, Source, SourceConfig
@@ -45,8 +45,8 @@ _COLUMNS = "name, kind, tenant, config, created_at, rotated_at"
 Connection = psycopg.Connection[tuple[Any, ...]]
 
 
-class SourceExists(LedgerError):
-    """``ledger sources add --name N`` for a name already on record."""
+class SourceExists(ValidationFailed):
+    """``ledger sources add --name N`` for a name already on record: the field ``name`` is refused."""
 
     code = "source_exists"
     title = "A webhook source of that name exists"
@@ -59,7 +59,7 @@ def new_secret() -> str:
 
 def secret_digest(secret: str) -> str:
     """The hex SHA-256 a Label Studio source's bearer secret is kept as."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def check_name(name: str) -> str:

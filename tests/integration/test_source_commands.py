@@ -67,7 +67,8 @@ class TestAdd:
         lines = result.stdout.splitlines()
         assert lines[0] == "Added Label Studio source ls-main, writing to tenant acme."
         assert f"  URL:                  {BASE}/v1/webhooks/label-studio?source=ls-main" in lines
-        assert f"  Headers:              Authorization = Bearer {secret}" in lines
+        assert "  Header name:          Authorization" in lines
+        assert f"  Header value:         Bearer {secret}" in lines
         assert "  Send payload:         on" in lines
         assert "Settings > Webhooks > Add Webhook" in result.stdout
         assert result.stderr == ""  # the config maps users: no warning
@@ -176,7 +177,8 @@ class TestRotate:
         assert result.stdout.splitlines()[0] == (
             "New secret for Label Studio source ls-1; the old one is refused from now on."
         )
-        assert f"  Headers:              Authorization = Bearer {new}" in result.stdout.splitlines()
+        assert f"  Header value:         Bearer {new}" in result.stdout.splitlines()
+        assert "replace Header value (the rest stays as it was):" in result.stdout
         with pytest.raises(AuthenticationFailed):
             store.authenticate_bearer("ls-1", old)
         assert store.authenticate_bearer("ls-1", new).rotated_at is not None
@@ -220,7 +222,7 @@ class TestConfigure:
 def test_help_says_what_to_enter_in_each_tool(cli: Cli) -> None:
     result = cli("add", "--help")
     assert result.returncode == 0
-    for text in ("Authorization = Bearer <secret>", "Send payload", "Content type  application/json",
+    for text in ("name Authorization, value Bearer <secret>", "Send payload", "Content type  application/json",
                  "Secret        <secret>", "SSRF_PROTECTION_ENABLED=false"):  # fmt: skip
         assert text in result.stdout
 

@@ -108,7 +108,13 @@ class TestAuthentication:
         _, secret = store.add("label-studio", "acme", name="ls")
         _, cvat_secret = store.add("cvat", "acme", name="cv")
         messages = set()
-        for name, token in (("ls", secret + "x"), ("ls", ""), ("nope", secret), ("cv", cvat_secret)):
+        for name, token in (
+            ("ls", secret + "x"),
+            ("ls", ""),
+            ("ls", "\udcff"),
+            ("nope", secret),
+            ("cv", cvat_secret),
+        ):
             with pytest.raises(AuthenticationFailed) as caught:
                 store.authenticate_bearer(name, token)
             messages.add(caught.value.detail)
