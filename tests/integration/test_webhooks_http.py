@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 
 from ledger.domain.logs import SYSTEM_TENANT, log_for
 from ledger.runtime import Ledger
@@ -52,6 +53,23 @@ def ls_payload(name: str = "ANNOTATION_CREATED") -> dict[str, Any]:
 def tool_user(payload: dict[str, Any]) -> str:
     user = payload["annotation"]["completed_by"]
     return str(user["id"] if isinstance(user, dict) else user)
+
+
+@pytest.fixture(scope="module")
+def document(server_url: str) -> dict[str, Any]:
+    """The served OpenAPI document."""
+    return httpx.get(f"{server_url}/schema/openapi.json", timeout=30).json()
+
+
+def assert_documented(document: dict[str, Any], route: str, response: httpx.Response) -> None:
+    """The response's status is documented for ``route``, and its body matches the documented schema."""
+    documented = document["paths"][route]["post"]["responses"][str(response.status_code)]
+    [(media, content)] = documented["content"].items()
+    assert response.headers["content-type"].split(";")[0] == media
+    # The schema's "#/components/..." references resolve against a root holding the document's components.
+    Draft202012Validator({**content["schema"], "components": document["components"]}).validate(
+        response.json()
+    )
 
 
 class Tool:
@@ -109,6 +127,7 @@ def test_label_studio_without_its_secret_is_401_and_only_the_refusal_is_recorded
     before = len(denials(shared_ledger, LS))
     refused = studio.post(ls_payload(), **(headers or {"x-none": "1"}))
     assert refused.status_code == 401, refused.text
+    assert refused.headers["www-authenticate"] == 'Bearer realm="ledger"'
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["code"] == "unauthenticated"
     assert events_of(shared_ledger, tenant) == []
@@ -158,9 +177,12 @@ def test_a_body_signed_for_other_bytes_is_401(cvat: Tool, tenant: str, shared_le
     assert events_of(shared_ledger, tenant) == []
 
 
-def test_cvat_ping_is_answered_and_records_nothing(cvat: Tool, tenant: str, shared_ledger: Ledger) -> None:
-    response = cvat.post({"event": "ping", "webhook_id": 1})
+def test_cvat_ping_is_answered_and_records_nothing(
+    cvat: Tool, tenant: str, shared_ledger: Ledger, document: dict[str, Any]
+) -> None:
+    response = cvat.post(webhook_fixtures.body("cvat", "ping"))
     assert (response.status_code, response.json()) == (200, {"pong": True})
+    assert_documented(document, CVAT, response)
     assert events_of(shared_ledger, tenant) == []
 
 
@@ -168,10 +190,11 @@ def test_cvat_ping_is_answered_and_records_nothing(cvat: Tool, tenant: str, shar
 
 
 def test_a_delivery_is_recorded_and_its_retry_is_a_repeat(
-    studio: Tool, tenant: str, shared_ledger: Ledger
+    studio: Tool, tenant: str, shared_ledger: Ledger, document: dict[str, Any]
 ) -> None:
     first = studio.post(ls_payload())
     assert first.status_code == 201, first.text
+    assert_documented(document, LS, first)
     receipts = first.json()["receipts"]
     assert receipts
     assert not any(r["duplicate"] for r in receipts)
@@ -181,6 +204,7 @@ def test_a_delivery_is_recorded_and_its_retry_is_a_repeat(
 
     retry = studio.post(ls_payload())
     assert retry.status_code == 200, retry.text
+    assert_documented(document, LS, retry)
     # The original receipts of the delivery's annotation events (the project's guideline, published with
     # the first delivery, is not this delivery's own: the next annotation of the project cites it too).
     own = [r for r, e in zip(receipts, recorded, strict=True) if e["type"] != "guideline.published"]
@@ -238,10 +262,11 @@ def assert_rejected(response: httpx.Response, code: str, body: bytes, ledger: Le
 
 
 def test_an_unsupported_action_is_202_and_recorded_and_its_retry_is_a_repeat(
-    studio: Tool, tenant: str, shared_ledger: Ledger
+    studio: Tool, tenant: str, shared_ledger: Ledger, document: dict[str, Any]
 ) -> None:
     body = json.dumps({"action": "WEBHOOK_TEST_UNKNOWN"}).encode()
     response = studio.post(body)
+    assert_documented(document, LS, response)
     assert_rejected(response, "webhook_unsupported", body, shared_ledger, tenant, studio.source)
     recorded = events_of(shared_ledger, tenant)
     retry = studio.post(body)
@@ -360,4 +385,20 @@ def test_a_signed_cvat_delivery_is_recorded_and_its_retry_is_a_repeat(
     retry = cvat.post(body)
     assert retry.status_code == 200, retry.text
     assert retry.json()["receipts"] == [{**r, "duplicate": True} for r in first.json()["receipts"]]
+    assert events_of(shared_ledger, tenant) == recorded
+
+
+def test_an_update_that_changes_nothing_is_200_unchanged_and_records_nothing(
+    studio: Tool, tenant: str, shared_ledger: Ledger, document: dict[str, Any]
+) -> None:
+    assert studio.post(ls_payload()).status_code == 201
+    recorded = events_of(shared_ledger, tenant)
+    same = ls_payload()
+    same["action"] = "ANNOTATION_UPDATED"
+    same["annotation"]["updated_at"] = "2026-12-02T03:30:00.000000Z"  # saved again, regions as they were
+    response = studio.post(same)
+    assert response.status_code == 200, response.text
+    assert response.json()["receipts"] == []
+    assert response.json()["unchanged"]
+    assert_documented(document, LS, response)
     assert events_of(shared_ledger, tenant) == recorded
