@@ -94,6 +94,26 @@ class TestAdd:
         assert out["form"]["Secret"] == out["secret"]
         assert out["form"]["Enable SSL"] == "on"
         assert store.cvat_secret("cvat-1")[1] == out["secret"]
+        assert out["api"] == {
+            "target_url": out["webhook_url"],
+            "content_type": "application/json",
+            "secret": out["secret"],
+            "events": ["create:task", "update:task", "delete:task", "update:job", "delete:job"],
+            "enable_ssl": True,
+            "is_active": True,
+        }
+
+    def test_label_studio_as_json_gives_the_body_of_its_create_webhook_call(self, cli: Cli) -> None:
+        out = cli.json("add", "label-studio", "--tenant", "acme", "--base-url", BASE)
+        assert isinstance(out, dict)
+        assert out["api"] == {
+            "url": f"{BASE}/v1/webhooks/label-studio?source=ls-1",
+            "headers": {"Authorization": f"Bearer {out['secret']}"},
+            "send_payload": True,
+            "send_for_all_actions": True,
+            "is_active": True,
+        }
+        assert out["form"]["Header value"] == f"Bearer {out['secret']}"
 
     def test_a_source_without_users_is_added_with_a_warning_saying_how_to_map_them(self, cli: Cli) -> None:
         result = cli("add", "cvat", "--tenant", "acme")
@@ -107,6 +127,7 @@ class TestAdd:
             json.loads(out.stdout)["webhook_url"]
             == "http://127.0.0.1:8123/v1/webhooks/label-studio?source=ls-1"
         )
+        assert "SSRF_PROTECTION_ENABLED=false" in out.stderr  # Label Studio will not post to loopback
 
     def test_a_taken_name_is_exit_2_naming_it(self, cli: Cli) -> None:
         assert cli("add", "cvat", "--tenant", "acme", "--name", "cv").returncode == 0
@@ -237,3 +258,18 @@ def test_the_default_base_url_of_an_embedded_ledger_is_loopback() -> None:
     assert (
         default_base_url(Settings(database_url="postgresql://x/y", host="0.0.0.0")) == "http://127.0.0.1:8000"  # noqa: S104
     )
+
+
+def test_on_the_embedded_default_the_url_is_loopback_at_ledger_port(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env.update(LEDGER_HOME=str(tmp_path / "home"), LEDGER_PORT="8200")
+
+    def sources(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(LEDGER), "sources", *args], env=env, capture_output=True, text=True,
+                              timeout=300, check=False)  # fmt: skip
+
+    added = sources("add", "cvat", "--tenant", "acme", "--json")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["webhook_url"] == "http://127.0.0.1:8200/v1/webhooks/cvat?source=cvat-1"
+    listed = sources("list", "--json")  # the embedded database kept it
+    assert [s["name"] for s in json.loads(listed.stdout)] == ["cvat-1"]
