@@ -29,7 +29,7 @@ from ledger.domain.envelope import TENANT_PATTERN
 from ledger.domain.errors import AuthenticationFailed, FieldError, NotFound, ValidationFailed
 from ledger.storage.database import Database
 from ledger.webhooks.config import config_document, parse_config
-from ledger.webhooks.model import KINDS, AnnotationState, Kind, Source, SourceConfig
+from ledger.webhooks.model import KINDS, AnnotationState, GuidelineState, Kind, Source, SourceConfig
 
 NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
 """A source's name: lowercase letters, digits and ``-`` (not first or last), at most 40 characters; it is
@@ -265,6 +265,16 @@ class StateLookup:
                 (self._source.tenant, guideline_id, version),
             )
         )
+
+    def guideline_versions(self, guideline_id: str) -> Sequence[GuidelineState]:
+        """Every version of the guideline the tenant's ``proj_guidelines`` holds, oldest ``effective_from``
+        first."""
+        rows = self._rows(
+            "SELECT guideline_id, version, effective_from, effective_until FROM proj_guidelines"
+            " WHERE tenant = %s AND guideline_id = %s ORDER BY effective_from, version",
+            (self._source.tenant, guideline_id),
+        )
+        return [GuidelineState(str(r[0]), str(r[1]), r[2], r[3]) for r in rows]
 
     def _rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         if isinstance(self._on, Database):
