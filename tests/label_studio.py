@@ -75,7 +75,10 @@ def _installed_version(venv: Path) -> str | None:
 
 
 def _tail(text: str, lines: int = 15) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
+    """The last ``lines`` lines of ``text``; of pip's output, its errors (its warnings can be many)."""
+    every = text.strip().splitlines()
+    errors = [line for line in every if line.startswith("ERROR")]
+    return "\n".join((errors or every)[-lines:])
 
 
 def ensure_installed(venv: Path) -> Path:
