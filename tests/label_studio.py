@@ -12,7 +12,8 @@ What Label Studio 1.23.2 needs to be driven this way, found by running it:
   so ``Authorization: Token T`` authenticates every API call.
 - ``SSRF_PROTECTION_ENABLED=false``: otherwise it refuses webhook URLs on 127.0.0.0/8.
 - A webhook must belong to a project (``POST /api/webhooks/`` without ``project`` is answered 404).
-- Without Redis it posts each webhook synchronously, inside the API request that caused it.
+- Without Redis it posts each webhook synchronously, inside the API request that caused it, once: no retry,
+  and it stops waiting after ``WEBHOOK_TIMEOUT`` seconds (default 1).
 """
 
 from __future__ import annotations
@@ -199,6 +200,9 @@ def environment(data_dir: Path) -> dict[str, str]:
             "DJANGO_DB": "sqlite",
             "DATABASE_NAME": str(data_dir / "label_studio.sqlite3"),
             "SSRF_PROTECTION_ENABLED": "false",
+            # Label Studio posts a webhook once, never again, and gives up after WEBHOOK_TIMEOUT (1 s by
+            # default): on a loaded test machine the ledger's first answers can take longer.
+            "WEBHOOK_TIMEOUT": "30",
             "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
             "SENTRY_DSN": "",
             "FRONTEND_SENTRY_DSN": "",
