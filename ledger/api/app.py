@@ -28,10 +28,12 @@ from ledger.api.projections import ComplianceController, ItemController, Release
 from ledger.api.proofs import ProofController
 from ledger.api.quality import QualityController
 from ledger.api.reads import Gate, Reader, ReadService, counted, reader_of
+from ledger.api.webhooks import WebhookController
 from ledger.auth.tokens import Principal, TokenVerifier
 from ledger.domain.errors import LedgerError
 from ledger.domain.registry import EVENT_TYPES
 from ledger.runtime import Ledger
+from ledger.webhooks.service import WebhookService
 
 STATIC = Path(__file__).parent / "static"
 _UI = "/schema/static/swagger-ui"
@@ -115,6 +117,7 @@ def create_app(ledger: Ledger, *, reads: ReadService | None = None) -> Litestar:
     reads = reads or ReadService(ledger.appender.append)
     guard = Gate(TokenVerifier(ledger.settings), reads, ledger.settings.purpose_of_use)
     gate = BodyGate(ledger.settings.limits)
+    webhooks = WebhookService(ledger.db, ledger.appender, ledger.queries)
 
     async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
         return reader_of(request, reads).principal
@@ -127,6 +130,12 @@ def create_app(ledger: Ledger, *, reads: ReadService | None = None) -> Litestar:
 
     async def provide_gate() -> BodyGate:
         return gate
+
+    async def provide_webhooks() -> WebhookService:
+        return webhooks
+
+    async def provide_reads() -> ReadService:
+        return reads
 
     app = Litestar(
         route_handlers=[
@@ -145,6 +154,7 @@ def create_app(ledger: Ledger, *, reads: ReadService | None = None) -> Litestar:
             AnomalyController,
             access_review,
             QualityController,
+            WebhookController,
             create_static_files_router(_UI, directories=[STATIC / "swagger-ui"], include_in_schema=False),
         ],
         dependencies={
@@ -152,6 +162,8 @@ def create_app(ledger: Ledger, *, reads: ReadService | None = None) -> Litestar:
             "principal": Provide(provide_principal),
             "reader": Provide(provide_reader),
             "bodies": Provide(provide_gate),
+            "webhooks": Provide(provide_webhooks),
+            "reads": Provide(provide_reads),
         },
         exception_handlers={
             LedgerError: ledger_error_handler,

@@ -38,7 +38,10 @@ from ledger.erasure import ERASURE_ID_PATTERN, MAX_ERASURE_ID_LENGTH
 from ledger.schema_export import event_schema
 
 SECURITY: list[SecurityRequirement] = [{"bearer": []}]
-"""Every ``/v1`` operation needs a bearer token."""
+"""Every ``/v1`` operation needs a bearer token, but the webhooks'."""
+LABEL_STUDIO_SECURITY: list[SecurityRequirement] = [{"labelStudioSecret": []}]
+CVAT_SECURITY: list[SecurityRequirement] = [{"cvatSignature": []}]
+"""The webhook routes are authenticated by their source's own secret (``ledger sources add``), not a JWT."""
 COMPONENTS = Components(
     security_schemes={
         "bearer": SecurityScheme(
@@ -46,7 +49,24 @@ COMPONENTS = Components(
             scheme="bearer",
             bearer_format="JWT",
             description="A JWT with iss, aud, exp, iat, sub, roles and tenant (in embedded mode: `ledger token`).",
-        )
+        ),
+        "labelStudioSecret": SecurityScheme(
+            type="http",
+            scheme="bearer",
+            description=(
+                "The Label Studio source's secret, as `ledger sources add label-studio` printed it, sent as "
+                "`Authorization: Bearer <secret>` from the webhook's headers (not a JWT)."
+            ),
+        ),
+        "cvatSignature": SecurityScheme(
+            type="apiKey",
+            name="X-Signature-256",
+            security_scheme_in="header",
+            description=(
+                "`sha256=` and the hex HMAC-SHA256 of the raw body with the CVAT webhook's secret (as "
+                "`ledger sources add cvat` printed it); CVAT sends it when the webhook has a secret."
+            ),
+        ),
     }
 )
 
@@ -94,6 +114,41 @@ class BatchReceipts(TypedDict):
     """The receipts of a batch, in the batch's order."""
 
     receipts: list[Receipt]
+
+
+class _WebhookRecordedRequired(TypedDict):
+    receipts: list[Receipt]
+    summary: str
+
+
+class WebhookRecorded(_WebhookRecordedRequired, total=False):
+    """What a webhook delivery became: the receipts of its events (each ``duplicate`` on a repeat of a
+    delivery recorded before), one line saying what it was, and, when it changed nothing the ledger
+    holds (no receipts), why."""
+
+    unchanged: str
+
+
+class WebhookPong(TypedDict):
+    """The answer to CVAT's ``ping`` (nothing is recorded)."""
+
+    pong: bool
+
+
+class WebhookRejection(TypedDict):
+    """Why a delivery cannot become ledger events: the refusal's ``code`` (``webhook_unsupported``,
+    ``webhook_unmappable``, ``malformed_request``, ``validation_failed``…), a sentence naming the field,
+    and the id of the ``ledger.ingest_rejected`` event that keeps it on the record."""
+
+    code: str
+    reason: str
+    event_id: str
+
+
+class WebhookRejected(TypedDict):
+    """A delivery kept on the record as ``ledger.ingest_rejected`` instead of events (202)."""
+
+    rejected: WebhookRejection
 
 
 class CheckpointBody(TypedDict):
@@ -285,6 +340,22 @@ class PostEventsOperation(Operation):
             for attr, needed, why in _CE_HEADERS
         ]
         self.parameters = [*(self.parameters or []), *headers]
+
+
+@dataclass
+class WebhookOperation(Operation):
+    """A webhook route: the tool's own JSON payload as the request body (the handler reads the raw bytes)."""
+
+    def __post_init__(self) -> None:
+        """Add the request body Litestar cannot see."""
+        self.request_body = RequestBody(
+            required=True,
+            description=(
+                "The tool's webhook payload as the tool sends it (docs/integrations.md maps each action). "
+                "A body that is not JSON is answered 202 and recorded as ledger.ingest_rejected."
+            ),
+            content={"application/json": OpenAPIMediaType(schema=Schema(type=cast(Any, "object")))},
+        )
 
 
 @dataclass

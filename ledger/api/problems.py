@@ -13,6 +13,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from ledger.api.params import PRINTABLE, public_name
 from ledger.domain import errors as e
 from ledger.domain.fields import MAX_REPORTED_ERRORS
+from ledger.webhooks.model import Unmappable, UnsupportedAction
 
 _log = logging.getLogger("ledger.api")
 
@@ -32,6 +33,10 @@ STATUS: dict[type[e.LedgerError], int] = {
     e.BodyTooLarge: 413,
     e.UnsupportedMediaType: 415,
     e.ValidationFailed: 422,
+    # A webhook delivery is answered 202 and recorded for these (ledger.webhooks.service); any other caller
+    # of a mapping gets what they are: a payload that cannot become events.
+    Unmappable: 422,
+    UnsupportedAction: 422,
     e.ConfigurationError: 500,
     # A sealed value that does not open, or a log that does not verify, is an integrity failure of the
     # stored record: nothing the caller sent or can change, and never to be retried into silence.

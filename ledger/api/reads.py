@@ -366,7 +366,8 @@ class Gate:
     """The guard of every route: authenticate, authorize by ``ledger.auth.routes``, and record refusals.
 
     A ``/v1`` route without a row in the table is refused (a route someone forgot to list is closed, not
-    open). Routes outside ``/v1`` (health, the OpenAPI document) pass untouched.
+    open). Routes outside ``/v1`` (health, the OpenAPI document) pass untouched, and so do the webhook
+    routes (``by_source_secret``), whose handler authenticates the source's own secret instead of a JWT.
     """
 
     def __init__(self, verifier: TokenVerifier, service: ReadService, default_purpose: str) -> None:
@@ -381,6 +382,8 @@ class Gate:
             return
         source = connection.client.host if connection.client else None
         access = route_access(method, route)
+        if access is not None and access.by_source_secret:
+            return  # a webhook: its handler authenticates the source's secret and records a refusal
         principal: Principal | None = None
         try:
             principal = await to_thread.run_sync(

@@ -5,6 +5,7 @@ the document spells it; ``tests/integration/test_route_roles.py`` holds the two 
 roles that may call the route, whether the call needs a token issued after multi-factor sign-in whatever
 the role (exports, erasures), and how the ledger records a successful call on the caller's log: as
 ``access.data_viewed``, as ``access.data_exported``, or not at all for a write (which is itself an event).
+A row ``by_source_secret`` takes no JWT: the handler authenticates the webhook's source by its own secret.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class RouteAccess:
     roles: frozenset[str]
     records: Recorded
     mfa: bool = False
+    by_source_secret: bool = False
+    """No JWT: the handler authenticates by the webhook source's secret (``ledger.webhooks.service``);
+    the ``Gate`` lets the call through to it, and the handler records a refusal as the ``Gate`` does."""
 
 
 ROUTES: dict[tuple[str, str], RouteAccess] = {
@@ -64,6 +68,8 @@ ROUTES: dict[tuple[str, str], RouteAccess] = {
     ("GET", "/v1/reports/access-review"): RouteAccess(ANOMALY_READERS, EXPORTED, mfa=True),
     ("GET", "/v1/quality/annotators/{actor}"): RouteAccess(READERS, VIEWED),
     ("GET", "/v1/quality/items"): RouteAccess(READERS, VIEWED),
+    ("POST", "/v1/webhooks/label-studio"): RouteAccess(frozenset(), None, by_source_secret=True),
+    ("POST", "/v1/webhooks/cvat"): RouteAccess(frozenset(), None, by_source_secret=True),
 }
 """Method and OpenAPI path template → who may call it. New routes add their row here."""
 

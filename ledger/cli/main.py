@@ -26,6 +26,7 @@ from ledger.cli import (
     export_commands,
     kafka_commands,
     projection_commands,
+    source_commands,
     witness_commands,
 )
 from ledger.cli.progress import ProgressBar
@@ -173,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     _EXTRA_HANDLERS.update(witness_commands.register(sub))
     _EXTRA_HANDLERS.update(erasure_commands.register(sub))
     _EXTRA_HANDLERS.update(export_commands.register(sub))
+    _EXTRA_HANDLERS.update(source_commands.register(sub))
     return parser
 
 

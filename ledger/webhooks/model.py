@@ -134,6 +134,17 @@ class AnnotationState:
     """The event time of the version on record: the tool's own ``updated_at`` for a mapped update."""
 
 
+@dataclass(frozen=True, slots=True)
+class GuidelineState:
+    """One published version of a guideline as the ledger holds it now (a ``proj_guidelines`` row)."""
+
+    guideline_id: str
+    version: str
+    effective_from: datetime
+    effective_until: datetime | None
+    """``None`` while the version is in effect; set when it was retired or superseded."""
+
+
 class Lookup(Protocol):
     """What a mapping may ask of the ledger, always within the source's tenant."""
 
@@ -148,6 +159,11 @@ class Lookup(Protocol):
 
     def guideline_published(self, guideline_id: str, version: str) -> bool:
         """Whether that guideline version was published in the tenant."""
+        ...
+
+    def guideline_versions(self, guideline_id: str) -> Sequence[GuidelineState]:
+        """Every published version of the guideline in the tenant, oldest ``effective_from`` first: which
+        versions a deleted Label Studio project retires, and which one a new version supersedes."""
         ...
 
 

@@ -22,6 +22,7 @@ from ledger.auth.tokens import sign_token
 from ledger.domain.logs import SYSTEM_TENANT
 from ledger.runtime import Ledger, wire
 from ledger.storage.database import Database
+from ledger.webhooks.sources import SourceStore
 from tests.conftest import TokenFactory, make_event, serving
 
 Body = Callable[[httpx.Response], int]
@@ -196,6 +197,29 @@ def test_refusals_are_recorded_as_access_denied(
     system = reads_of(shared_ledger, SYSTEM_TENANT, types=("access.denied",))
     new = [e for e in system[before:] if e["data"]["resource"] == "/v1/items/{dataset}/{item}/labels"]
     assert [(e["actor"], e["data"]["status"]) for e in new] == [("unauthenticated", 401)]
+
+
+@pytest.mark.parametrize("kind", ["label-studio", "cvat"])
+def test_a_webhook_refused_for_its_credentials_is_recorded_as_access_denied(
+    kind: str, http: httpx.Client, token: TokenFactory, tenant: str, shared_ledger: Ledger
+) -> None:
+    """The webhook routes take no JWT, but a refusal is recorded as the Gate records one: in the ledger's
+    own log, unauthenticated (neither the source's name nor its tenant can be believed)."""
+    source, _ = SourceStore(shared_ledger.db).add(kind, tenant)
+    route = f"/v1/webhooks/{kind}"
+    before = len(reads_of(shared_ledger, SYSTEM_TENANT, types=("access.denied",)))
+    wrong = {"authorization": f"Bearer {token('ingest', tenant=tenant)}", "x-signature-256": "sha256=00"}
+    refused = http.post(route, params={"source": source.name}, content=b"{}", headers=wrong)
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+    system = reads_of(shared_ledger, SYSTEM_TENANT, types=("access.denied",))
+    new = [e for e in system[before:] if e["data"]["resource"] == route]
+    assert [(e["actor"], e["data"]["status"], e["data"]["route"]) for e in new] == [
+        ("unauthenticated", 401, f"POST {route}")
+    ]
+    with shared_ledger.db.connect() as conn:  # and nothing at all in the source's tenant
+        row = conn.execute("SELECT count(*) FROM ledger_events WHERE tenant = %s", (tenant,)).fetchone()
+    assert row == (0,)
 
 
 def test_what_the_caller_sends_never_keeps_a_read_or_a_refusal_off_the_record(

@@ -1,10 +1,12 @@
 """Every route of the OpenAPI document against the one table of who may call it (``ledger.auth.routes``),
 over a real server: 401 without a token, 403 for each role the row leaves out, 403 without MFA where the row
-needs it, and an allowed role let through. And no body read by one tenant holds another tenant's data."""
+needs it, and an allowed role let through; the webhook routes refuse every JWT (401) and let their source's
+own secret through. And no body read by one tenant holds another tenant's data."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import uuid
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from ledger.auth.routes import ROUTES, RouteAccess
 from ledger.auth.tokens import ROLES, sign_token
 from ledger.domain.canonical import canonicalize
 from ledger.runtime import Ledger
+from ledger.webhooks.sources import SourceStore
 from tests.conftest import make_event
 
 BATCH = {"content-type": "application/cloudevents-batch+json"}
@@ -42,6 +45,8 @@ class World:
     positions: list[int] = field(default_factory=list)
     cursors: dict[str, str] = field(default_factory=dict)
     anomaly_id: str = ""
+    webhooks: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Webhook route → the (name, secret) of a source of that tool in the tenant."""
 
     def __post_init__(self) -> None:
         m = self.marker
@@ -217,6 +222,9 @@ def worlds(client: httpx.Client, tokens: Tokens, shared_ledger: Ledger) -> tuple
                 world.cursors[key] = page["next_cursor"]
         anomalies = client.get("/v1/anomalies", headers=tokens("security", tenant=world.tenant)).json()
         world.anomaly_id = anomalies["anomalies"][0]["anomaly_id"]
+        for kind in ("label-studio", "cvat"):
+            source, secret = SourceStore(shared_ledger.db).add(kind, world.tenant)
+            world.webhooks[f"/v1/webhooks/{kind}"] = (source.name, secret)
     assert {"events", "flags", "checkpoints", "quality-items"} <= b.cursors.keys(), b.cursors
     return a, b
 
@@ -268,7 +276,9 @@ def variants(world: World, method: str, path: str) -> list[dict[str, Any]]:
         "/v1/export/fhir": [{**fhir_window(), "format": f} for f in ("bundle", "ndjson")],
         "/v1/bundles": [{"item": f"{world.dataset}/{world.items[0]}"}, {"events": ",".join(world.event_ids[:2])},
                         {"log": world.log, "from": 0, "to": 2}],
-    }.get(path, [{}]) if method == "GET" else [{}]  # fmt: skip
+        "/v1/webhooks/label-studio": [{"source": world.webhooks.get(path, ("", ""))[0]}],
+        "/v1/webhooks/cvat": [{"source": world.webhooks.get(path, ("", ""))[0]}],
+    }.get(path, [{}]) if method == "GET" or path.startswith("/v1/webhooks/") else [{}]  # fmt: skip
 
 
 def url_of(path: str, values: dict[str, str]) -> str:
@@ -283,6 +293,11 @@ def call(client: httpx.Client, method: str, path: str, world: World, headers: di
     """One request to an operation, its path filled from ``world``; a POST carries a plausible body."""
     url = url_of(path, path_values(world))
     query = params if params is not None else variants(world, method, path)[0]
+    if path.startswith("/v1/webhooks/"):
+        body = b'{"action": "WEBHOOK_TEST", "event": "ping"}'
+        return client.post(
+            url, params=query, content=body, headers={**headers, "content-type": "application/json"}
+        )
     if method == "POST" and path == "/v1/events":
         body = json.dumps([make_event(world.tenant)])
         return client.post(url, content=body, headers={**headers, **BATCH})
@@ -295,6 +310,25 @@ def call(client: httpx.Client, method: str, path: str, world: World, headers: di
 
 def v1(operations: dict[tuple[str, str], dict[str, Any]]) -> list[tuple[str, str]]:
     return sorted(k for k in operations if k[1].startswith("/v1/"))
+
+
+def by_jwt(operations: dict[tuple[str, str], dict[str, Any]]) -> list[tuple[str, str]]:
+    """The ``/v1`` operations a JWT authenticates: all but the webhooks (``by_source_secret``)."""
+    return [k for k in v1(operations) if not ROUTES[k].by_source_secret]
+
+
+def by_secret(operations: dict[tuple[str, str], dict[str, Any]]) -> list[tuple[str, str]]:
+    """The webhook operations, authenticated by their source's own secret."""
+    return [k for k in v1(operations) if ROUTES[k].by_source_secret]
+
+
+def source_credentials(path: str, world: World, body: bytes) -> dict[str, str]:
+    """The headers proving a delivery of ``body`` comes from the world's source of that tool."""
+    _, secret = world.webhooks[path]
+    if path.endswith("/cvat"):
+        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        return {"x-signature-256": f"sha256={digest}"}
+    return {"authorization": f"Bearer {secret}"}
 
 
 def settle(failures: list[str]) -> None:
@@ -312,9 +346,18 @@ def test_every_v1_operation_has_a_row_and_every_row_an_operation(operations) -> 
 
 
 def test_every_v1_operation_declares_bearer_security_and_its_refusals(operations) -> None:
-    missing = [f"{m} {p}" for m, p in v1(operations)
-               if not operations[(m, p)].get("security") or not {"401", "403"} <= operations[(m, p)]["responses"].keys()]  # fmt: skip
+    missing = [f"{m} {p}" for m, p in by_jwt(operations)
+               if operations[(m, p)].get("security") != [{"bearer": []}] or not {"401", "403"} <= operations[(m, p)]["responses"].keys()]  # fmt: skip
     assert missing == []
+
+
+def test_the_webhook_operations_declare_their_sources_secret_and_401(operations) -> None:
+    schemes = {(m, p): operations[(m, p)].get("security") for m, p in by_secret(operations)}
+    assert schemes == {
+        ("POST", "/v1/webhooks/cvat"): [{"cvatSignature": []}],
+        ("POST", "/v1/webhooks/label-studio"): [{"labelStudioSecret": []}],
+    }
+    assert all("401" in operations[k]["responses"] for k in schemes)
 
 
 # ---- who may call what --------------------------------------------------------------------------------
@@ -333,7 +376,7 @@ def test_without_a_token_every_v1_operation_is_401(client, operations, worlds) -
 def test_every_role_outside_a_row_is_403_even_with_mfa(client, operations, worlds, tokens: Tokens) -> None:
     a, _ = worlds
     failures = []
-    for method, path in v1(operations):
+    for method, path in by_jwt(operations):
         row = ROUTES[(method, path)]
         for role in sorted(set(ROLES) - row.roles):
             response = call(client, method, path, a, tokens(role, tenant=a.tenant))
@@ -362,13 +405,34 @@ def test_a_row_needing_mfa_refuses_an_allowed_role_without_it(
 def test_every_allowed_role_is_let_through(client, operations, worlds, tokens: Tokens) -> None:
     a, _ = worlds
     failures = []
-    for method, path in v1(operations):
+    for method, path in by_jwt(operations):
         for role in sorted(ROUTES[(method, path)].roles):
             response = call(client, method, path, a, tokens(role, tenant=a.tenant))
             if response.status_code in DENIED or response.status_code >= 500:
                 failures.append(
                     f"{method} {path} [allowed]: role {role} got {response.status_code} {response.text[:200]}"
                 )
+    settle(failures)
+
+
+def test_a_webhook_refuses_every_jwt_and_lets_its_sources_secret_through(
+    client, operations, worlds, tokens: Tokens
+) -> None:
+    a, b = worlds
+    failures = []
+    body = b'{"action": "WEBHOOK_TEST", "event": "ping"}'
+    for method, path in by_secret(operations):
+        for role in sorted(ROLES):  # a JWT is not the source's secret, whatever its roles
+            response = call(client, method, path, a, tokens(role, tenant=a.tenant))
+            if response.status_code != 401:
+                failures.append(f"{method} {path} [jwt]: role {role} got {response.status_code}")
+        # Tenant B's secret does not open tenant A's source.
+        refused = call(client, method, path, a, source_credentials(path, b, body))
+        if refused.status_code != 401:
+            failures.append(f"{method} {path} [other source]: {refused.status_code} {refused.text[:200]}")
+        response = call(client, method, path, a, source_credentials(path, a, body))
+        if response.status_code in DENIED or response.status_code >= 500:
+            failures.append(f"{method} {path} [secret]: {response.status_code} {response.text[:200]}")
     settle(failures)
 
 

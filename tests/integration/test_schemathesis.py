@@ -59,6 +59,8 @@ OPERATIONS = [
     "GET /v1/quality/annotators/{actor}",
     "GET /v1/quality/items",
     "GET /v1/releases/{dataset}/{release}/lineage",
+    "POST /v1/webhooks/label-studio",
+    "POST /v1/webhooks/cvat",
 ]
 # What the document promises: no 5xx, only documented statuses, media types and headers, bodies matching
 # their schemas, schema-invalid requests refused, and a token needed where one is documented.

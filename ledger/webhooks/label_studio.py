@@ -1,0 +1,306 @@
+"""Label Studio webhook deliveries → ledger events (``map_delivery``), pure: no database, no clock.
+
+What Label Studio sends (``label_studio/webhooks/models.py`` ``WebhookAction.ACTIONS`` and
+``serializers_for_hooks.py``, 1.23.2): ``{"action": ..., <key>: <serialized objects>, "project": {...}}``,
+the objects serialized with all their model fields (users and tasks as ids), an annotation event also
+carrying its task under ``task`` (the task's ``data`` is where the item comes from), deletions only ids.
+
+- An annotation's regions (``label_studio_results``) become one ledger annotation each,
+  ``<source>-a<annotation id>-<region key>``, versioned against the ledger's state: a new region is
+  created, a changed one updated, one gone from the result deleted, an equal one left alone.
+- A task becomes ``item.imported`` (its predictions, when the payload carries them, ``origin: model``
+  annotations ``<source>-p<prediction id>-<region key>``); a deleted task ``item.removed`` after the deletion
+  of every live annotation of the source on the item.
+- The project's labelling configuration and instructions are the guideline its annotations cite, published
+  as ``<source>-project-<id>`` when a version is first seen; a deleted project retires its versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from ledger.webhooks.label_studio_payload import (
+    Project,
+    guideline_of,
+    objects,
+    optional_id,
+    read_item,
+    read_project,
+    read_time,
+    rfc3339,
+    tool_id,
+)
+from ledger.webhooks.label_studio_results import read_results
+from ledger.webhooks.label_studio_versions import Producer, Recorder, delete_all, note_skipped, record_regions
+from ledger.webhooks.model import (
+    TOOL_ROLE,
+    Delivery,
+    Lookup,
+    Mapped,
+    Source,
+    UnsupportedAction,
+    event_id,
+    unmappable,
+)
+
+ACTIONS = (
+    "ANNOTATION_CREATED",
+    "ANNOTATIONS_CREATED",
+    "ANNOTATION_UPDATED",
+    "ANNOTATIONS_DELETED",
+    "TASKS_CREATED",
+    "TASKS_DELETED",
+    "PROJECT_CREATED",
+    "PROJECT_UPDATED",
+    "PROJECT_DELETED",
+)
+"""The actions mapped; any other (``LABEL_LINK_CREATED``…) is refused as unsupported."""
+_MAX_MODEL_VERSION = 100
+
+
+def map_delivery(delivery: Delivery, lookup: Lookup) -> Mapped:
+    """The ledger events of one Label Studio webhook delivery; ``Unmappable``/``UnsupportedAction``."""
+    payload = delivery.payload
+    if not isinstance(payload, dict):
+        raise unmappable("$", "the body is not a JSON object")
+    action = payload.get("action")
+    handler = _HANDLERS.get(action) if isinstance(action, str) else None
+    if handler is None or not isinstance(action, str):
+        shown = action if isinstance(action, str) and action.isidentifier() and len(action) <= 40 else "?"
+        raise UnsupportedAction(f"action: {shown} is not mapped; the ledger maps {', '.join(ACTIONS)}")
+    mapping = Recorder(delivery, lookup, action)
+    handler(mapping, payload)
+    return mapping.result()
+
+
+# ---- annotations -----------------------------------------------------------------------------------
+
+
+def _annotations(m: Recorder, payload: dict[str, Any]) -> None:
+    """``ANNOTATION_CREATED`` / ``ANNOTATIONS_CREATED`` / ``ANNOTATION_UPDATED``."""
+    project = read_project(payload)
+    tasks = {tool_id(t.get("id"), f"{at}.id"): t for at, t in objects(payload, "task", required=False)}
+    for where, annotation in objects(payload, "annotation"):
+        _annotation(m, annotation, where, tasks, project)
+
+
+def _annotation(
+    m: Recorder, annotation: dict[str, Any], where: str, tasks: dict[int, Any], project: Project | None
+) -> None:
+    annotation_id = tool_id(annotation.get("id"), f"{where}.id")
+    task = annotation.get("task")
+    task_id = tool_id(task.get("id") if isinstance(task, dict) else task, f"{where}.task")
+    task = task if isinstance(task, dict) else tasks.get(task_id)
+    dataset, item = _task_place(m, task_id, task, project, annotation_id, where)
+    m.places.append((f"annotation/{annotation_id}", dataset, item))
+    if annotation.get("was_cancelled") is True:
+        # A skipped task: the annotation is an empty placeholder, not work on the item.
+        m.notes.append(f"annotation {annotation_id} was skipped (was_cancelled): nothing recorded for it")
+        return
+    # An update is the work of whoever last changed the annotation; a creation, of its author.
+    updated = m.action == "ANNOTATION_UPDATED" and annotation.get("updated_by") is not None
+    user_field = "updated_by" if updated else "completed_by"
+    actor = m.source.config.actor(annotation.get(user_field), f"{where}.{user_field}")
+    time = read_time(annotation.get("updated_at") or annotation.get("created_at"), f"{where}.updated_at")
+    regions = read_results(annotation.get("result"), f"{where}.result", m.source.config)
+    note_skipped(m, regions.skipped)
+    guideline = m.guideline(project)
+    record_regions(
+        m,
+        f"annotation/{annotation_id}",
+        f"{m.source.name}-a{annotation_id}-",
+        regions.regions,
+        (dataset, item),
+        time,
+        guideline,
+        Producer(actor, "annotator", "human"),
+        f"{where}.updated_at",
+    )
+
+
+def _annotations_deleted(m: Recorder, payload: dict[str, Any]) -> None:
+    """``ANNOTATIONS_DELETED``: every live region of each annotation, at the delivery's time (Label Studio
+    sends only ids: no time, no user)."""
+    for where, annotation in objects(payload, "annotations"):
+        annotation_id = tool_id(annotation.get("id"), f"{where}.id")
+        place = m.lookup.place(f"annotation/{annotation_id}")
+        if place is None:
+            raise unmappable(
+                f"{where}.id",
+                f"annotation {annotation_id} was never mapped by this source: nothing to delete",
+            )
+        before = m.counts["regions deleted"]
+        delete_all(m, m.own(*place, f"{m.source.name}-a{annotation_id}-"))
+        if m.counts["regions deleted"] == before:
+            m.notes.append(f"annotation {annotation_id} holds no live region on record")
+
+
+# ---- tasks -----------------------------------------------------------------------------------------
+
+
+def _tasks_created(m: Recorder, payload: dict[str, Any]) -> None:
+    """``TASKS_CREATED``: ``item.imported`` per task, then its predictions when the payload carries them."""
+    project = read_project(payload)
+    for where, task in objects(payload, "tasks"):
+        task_id = tool_id(task.get("id"), f"{where}.id")
+        dataset = m.dataset(project.id if project else optional_id(task.get("project")), f"{where}.project")
+        url, item = read_item(
+            task.get("data"), f"{where}.data", m.source.config.item_field, m.source.config.item_pattern
+        )
+        time = read_time(task.get("created_at"), f"{where}.created_at")
+        data = {
+            "dataset": dataset,
+            "item": item,
+            "source_ref": _source_ref(m.source, task_id),
+            "data_sha256": hashlib.sha256(url.encode()).hexdigest(),
+        }
+        ident = event_id(m.source, f"task/{task_id}", "imported")
+        m.emit("item.imported", ident, time, data, m.source.name, TOOL_ROLE)
+        m.places.append((f"task/{task_id}", dataset, item))
+        m.counts["items imported"] += 1
+        predictions = task.get("predictions") or []
+        if not isinstance(predictions, list):
+            raise unmappable(f"{where}.predictions", "is not a list")
+        for n, prediction in enumerate(predictions):
+            _prediction(m, prediction, f"{where}.predictions[{n}]", (dataset, item), time, project)
+
+
+def _prediction(
+    m: Recorder,
+    prediction: Any,
+    where: str,
+    place: tuple[str, str],
+    task_time: datetime,
+    project: Project | None,
+) -> None:
+    """A model's prediction: ``origin: model`` annotations by the model (``[model] name``)."""
+    if not isinstance(prediction, dict):
+        raise unmappable(where, "is not an object")
+    prediction_id = tool_id(prediction.get("id"), f"{where}.id")
+    version = prediction.get("model_version")
+    if (
+        not isinstance(version, str)
+        or not 0 < len(version) <= _MAX_MODEL_VERSION
+        or not version.isprintable()
+    ):
+        raise unmappable(
+            f"{where}.model_version",
+            "names no model version (1-100 printable characters): a model's annotation must name it",
+        )
+    stamp = prediction.get("updated_at") or prediction.get("created_at")
+    time = read_time(stamp, f"{where}.updated_at") if stamp is not None else task_time
+    regions = read_results(prediction.get("result"), f"{where}.result", m.source.config)
+    note_skipped(m, regions.skipped)
+    model = m.source.config.model_name or f"{m.source.name}-model"
+    record_regions(
+        m,
+        f"prediction/{prediction_id}",
+        f"{m.source.name}-p{prediction_id}-",
+        regions.regions,
+        place,
+        time,
+        m.guideline(project),
+        Producer(model, "model", "model", (model, version)),
+        f"{where}.updated_at",
+    )
+
+
+def _tasks_deleted(m: Recorder, payload: dict[str, Any]) -> None:
+    """``TASKS_DELETED``: the deletion of the source's live annotations on each item, then ``item.removed``."""
+    for where, task in objects(payload, "tasks"):
+        task_id = tool_id(task.get("id"), f"{where}.id")
+        place = m.lookup.place(f"task/{task_id}")
+        if place is None:
+            raise unmappable(
+                f"{where}.id",
+                f"task {task_id} was never placed by this source: the ledger cannot tell its item",
+            )
+        delete_all(m, m.own(*place, f"{m.source.name}-"))
+        dataset, item = place
+        data = {"dataset": dataset, "item": item, "source_ref": _source_ref(m.source, task_id)}
+        ident = event_id(m.source, f"task/{task_id}", "removed")
+        m.emit("item.removed", ident, m.delivery.received_at, data, m.source.name, TOOL_ROLE)
+        m.counts["items removed"] += 1
+
+
+def _task_place(
+    m: Recorder, task_id: int, task: Any, project: Project | None, annotation_id: int, where: str
+) -> tuple[str, str]:
+    """Where an annotation's task is: read from the task's data when the payload carries it, else where
+    an earlier delivery placed the task (or the annotation)."""
+    if isinstance(task, dict) and "data" in task:
+        project_id = project.id if project else optional_id(task.get("project"))
+        dataset = m.dataset(project_id, "project.id")
+        config = m.source.config
+        _, item = read_item(task["data"], "task.data", config.item_field, config.item_pattern)
+        m.places.append((f"task/{task_id}", dataset, item))
+        return dataset, item
+    place = m.lookup.place(f"task/{task_id}") or m.lookup.place(f"annotation/{annotation_id}")
+    if place is None:
+        raise unmappable(
+            f"{where}.task",
+            f"task {task_id} was never placed by this source and the payload carries no task data",
+        )
+    return place
+
+
+def _source_ref(source: Source, task_id: int) -> str:
+    return f"label-studio:{source.name}/task/{task_id}"
+
+
+# ---- projects --------------------------------------------------------------------------------------
+
+
+def _project_written(m: Recorder, payload: dict[str, Any]) -> None:
+    """``PROJECT_CREATED`` / ``PROJECT_UPDATED``: the configuration's version, when it is new."""
+    project = read_project(payload)
+    if project is None or project.label_config is None:
+        raise unmappable("project.label_config", "is not in the payload")
+    config = m.source.config
+    if config.guideline_id is not None and config.guideline_version is not None:
+        m.notes.append(
+            f"the source cites guideline {config.guideline_id} {config.guideline_version} (its config)"
+        )
+        return
+    m.publish(project)
+    if not m.guidelines:
+        guideline_id, version, _ = guideline_of(m.source, project)
+        m.notes.append(f"guideline {guideline_id} version {version} is on record")
+
+
+def _project_deleted(m: Recorder, payload: dict[str, Any]) -> None:
+    """``PROJECT_DELETED``: ``guideline.retired`` of each version of the project still in effect."""
+    raw = payload.get("project")
+    project_id = tool_id(raw.get("id") if isinstance(raw, dict) else None, "project.id")
+    guideline_id = f"{m.source.name}-project-{project_id}"
+    for version in m.lookup.guideline_versions(guideline_id):
+        ident = event_id(m.source, f"project/{project_id}", "retired", version.version)
+        m.candidates.append(ident)
+        if version.effective_until is None:
+            received = m.delivery.received_at
+            data = {
+                "guideline_id": guideline_id,
+                "version": version.version,
+                "effective_until": rfc3339(received),
+                "reason": "Label Studio project deleted",
+            }
+            m.emit("guideline.retired", ident, received, data, m.source.name, TOOL_ROLE)
+            m.counts["guideline versions retired"] += 1
+    if not m.events:
+        m.notes.append(f"no version of guideline {guideline_id} is in effect")
+
+
+_HANDLERS: dict[str, Callable[[Recorder, dict[str, Any]], None]] = {
+    "ANNOTATION_CREATED": _annotations,
+    "ANNOTATIONS_CREATED": _annotations,
+    "ANNOTATION_UPDATED": _annotations,
+    "ANNOTATIONS_DELETED": _annotations_deleted,
+    "TASKS_CREATED": _tasks_created,
+    "TASKS_DELETED": _tasks_deleted,
+    "PROJECT_CREATED": _project_written,
+    "PROJECT_UPDATED": _project_written,
+    "PROJECT_DELETED": _project_deleted,
+}

@@ -1,0 +1,276 @@
+"""The webhook routes over a real server and PostgreSQL: a delivery is authenticated by its source's own
+secret (401 and only the recorded refusal otherwise), recorded once (a retry is a repeat with the original
+receipts), and what cannot become events is answered 202 and kept as ``ledger.ingest_rejected``."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import threading
+from typing import Any
+
+import httpx
+import pytest
+
+from ledger.domain.logs import SYSTEM_TENANT, log_for
+from ledger.runtime import Ledger
+from ledger.storage.verify import verify
+from ledger.webhooks.model import Source, SourceConfig
+from ledger.webhooks.sources import SourceStore
+from tests import webhook_fixtures
+
+LS = "/v1/webhooks/label-studio"
+CVAT = "/v1/webhooks/cvat"
+ACTOR = "ann-0042"
+
+
+def events_of(ledger: Ledger, tenant: str) -> list[dict[str, Any]]:
+    """Every event of ``tenant``'s log, oldest first, as stored."""
+    with ledger.db.connect() as conn:
+        rows = conn.execute(
+            "SELECT canonical FROM ledger_events WHERE tenant = %s ORDER BY log, position", (tenant,)
+        ).fetchall()
+    return [json.loads(bytes(r[0]))["event"] for r in rows]
+
+
+def denials(ledger: Ledger, route: str) -> list[dict[str, Any]]:
+    """The ``access.denied`` events of the ledger's own log naming ``route``."""
+    return [
+        e
+        for e in events_of(ledger, SYSTEM_TENANT)
+        if e["type"] == "access.denied" and e["data"]["route"] == f"POST {route}"
+    ]
+
+
+def ls_payload(name: str = "ANNOTATION_CREATED") -> dict[str, Any]:
+    """A Label Studio fixture payload."""
+    return webhook_fixtures.load("label-studio", name)
+
+
+def tool_user(payload: dict[str, Any]) -> str:
+    user = payload["annotation"]["completed_by"]
+    return str(user["id"] if isinstance(user, dict) else user)
+
+
+class Tool:
+    """One source of the test's tenant, posting as the tool does."""
+
+    def __init__(self, http: httpx.Client, source: Source, secret: str) -> None:
+        self.http, self.source, self.secret = http, source, secret
+
+    def post(self, body: bytes | dict[str, Any], **headers: str) -> httpx.Response:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        route = LS if self.source.kind == "label-studio" else CVAT
+        if not headers:
+            headers = self.credentials(raw)
+        return self.http.post(
+            route,
+            params={"source": self.source.name},
+            content=raw,
+            headers={"content-type": "application/json", **headers},
+        )
+
+    def credentials(self, raw: bytes) -> dict[str, str]:
+        if self.source.kind == "cvat":
+            digest = hmac.new(self.secret.encode(), raw, hashlib.sha256).hexdigest()
+            return {"x-signature-256": f"sha256={digest}"}
+        return {"authorization": f"Bearer {self.secret}"}
+
+
+@pytest.fixture
+def studio(http: httpx.Client, tenant: str, shared_ledger: Ledger) -> Tool:
+    """A Label Studio source of the test's tenant, the fixtures' annotator mapped."""
+    config = SourceConfig(users={tool_user(ls_payload()): ACTOR})
+    source, secret = SourceStore(shared_ledger.db).add("label-studio", tenant, config=config)
+    return Tool(http, source, secret)
+
+
+@pytest.fixture
+def cvat(http: httpx.Client, tenant: str, shared_ledger: Ledger) -> Tool:
+    source, secret = SourceStore(shared_ledger.db).add("cvat", tenant)
+    return Tool(http, source, secret)
+
+
+# ---- authentication ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"authorization": "Bearer not-the-secret"}, {"authorization": "Basic dXNlcjpwdw=="}],
+    ids=["missing", "wrong", "not-bearer"],
+)
+def test_label_studio_without_its_secret_is_401_and_only_the_refusal_is_recorded(
+    studio: Tool, headers: dict[str, str], tenant: str, shared_ledger: Ledger
+) -> None:
+    before = len(denials(shared_ledger, LS))
+    refused = studio.post(ls_payload(), **(headers or {"x-none": "1"}))
+    assert refused.status_code == 401, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "unauthenticated"
+    assert events_of(shared_ledger, tenant) == []
+    assert [(e["actor"], e["data"]["status"]) for e in denials(shared_ledger, LS)[before:]] == [
+        ("unauthenticated", 401)
+    ]
+
+
+def test_a_jwt_is_not_a_source_secret(studio: Tool, token, tenant: str, shared_ledger: Ledger) -> None:
+    jwt = token("ingest", tenant=tenant)
+    assert studio.post(ls_payload(), authorization=f"Bearer {jwt}").status_code == 401
+    assert events_of(shared_ledger, tenant) == []
+
+
+def test_a_source_of_the_other_tool_does_not_authenticate(
+    http: httpx.Client, cvat: Tool, tenant: str, shared_ledger: Ledger
+) -> None:
+    # The CVAT source's secret as a Label Studio bearer, at the Label Studio route: refused.
+    impostor = Tool(http, cvat.source, cvat.secret)
+    response = http.post(
+        LS,
+        params={"source": impostor.source.name},
+        content=json.dumps(ls_payload()).encode(),
+        headers={"authorization": f"Bearer {cvat.secret}"},
+    )
+    assert response.status_code == 401
+    assert events_of(shared_ledger, tenant) == []
+
+
+@pytest.mark.parametrize("signature", [None, "sha256=" + "0" * 64, "md5=abc", "sha256=zz"])
+def test_cvat_without_a_valid_signature_is_401_before_the_body_is_read(
+    cvat: Tool, signature: str | None, tenant: str, shared_ledger: Ledger
+) -> None:
+    before = len(denials(shared_ledger, CVAT))
+    headers = {"x-signature-256": signature} if signature else {"x-none": "1"}
+    # Not even JSON: a refusal for the signature, not a rejection of the body, shows it was never parsed.
+    refused = cvat.post(b"{not json", **headers)
+    assert refused.status_code == 401, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert events_of(shared_ledger, tenant) == []
+    assert len(denials(shared_ledger, CVAT)) == before + 1
+
+
+def test_a_body_signed_for_other_bytes_is_401(cvat: Tool, tenant: str, shared_ledger: Ledger) -> None:
+    signed = cvat.credentials(b'{"event": "ping"}')
+    assert cvat.post(b'{"event": "ping", "x": 1}', **signed).status_code == 401
+    assert events_of(shared_ledger, tenant) == []
+
+
+def test_cvat_ping_is_answered_and_records_nothing(cvat: Tool, tenant: str, shared_ledger: Ledger) -> None:
+    response = cvat.post({"event": "ping", "webhook_id": 1})
+    assert (response.status_code, response.json()) == (200, {"pong": True})
+    assert events_of(shared_ledger, tenant) == []
+
+
+# ---- recorded once --------------------------------------------------------------------------------------
+
+
+def test_a_delivery_is_recorded_and_its_retry_is_a_repeat(
+    studio: Tool, tenant: str, shared_ledger: Ledger
+) -> None:
+    first = studio.post(ls_payload())
+    assert first.status_code == 201, first.text
+    receipts = first.json()["receipts"]
+    assert receipts
+    assert not any(r["duplicate"] for r in receipts)
+    assert isinstance(first.json()["summary"], str)
+    recorded = events_of(shared_ledger, tenant)
+    assert [e["id"] for e in recorded] == [r["id"] for r in receipts]
+
+    retry = studio.post(ls_payload())
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["receipts"] == [{**r, "duplicate": True} for r in receipts]
+    assert events_of(shared_ledger, tenant) == recorded
+
+
+def test_concurrent_deliveries_of_one_source_are_all_recorded(
+    studio: Tool, server_url: str, tenant: str, shared_ledger: Ledger
+) -> None:
+    bodies = []
+    for n in range(8):
+        payload = copy.deepcopy(ls_payload())
+        payload["annotation"]["id"] = 9000 + n
+        bodies.append(json.dumps(payload).encode())
+    statuses: list[int] = []
+
+    def deliver(body: bytes) -> None:
+        with httpx.Client(base_url=server_url, timeout=60) as http:
+            statuses.append(Tool(http, studio.source, studio.secret).post(body).status_code)
+
+    threads = [threading.Thread(target=deliver, args=(b,)) for b in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(statuses) == [201] * 8
+    annotations = [e for e in events_of(shared_ledger, tenant) if e["type"] == "annotation.created"]
+    prefix = f"{studio.source.name}-"
+    ids = {e["data"]["annotation_id"].removeprefix(prefix).split("-")[0] for e in annotations}
+    assert ids == {f"a{9000 + n}" for n in range(8)}
+    assert verify(shared_ledger.db, log=log_for(tenant), jobs=1).intact
+
+
+# ---- refused on the record ------------------------------------------------------------------------------
+
+
+def rejections(ledger: Ledger, tenant: str) -> list[dict[str, Any]]:
+    return [e for e in events_of(ledger, tenant) if e["type"] == "ledger.ingest_rejected"]
+
+
+def assert_rejected(response: httpx.Response, code: str, body: bytes, ledger: Ledger, tenant: str, source: Source) -> dict[str, Any]:  # fmt: skip
+    """A 202 naming ``code``, and its ``ledger.ingest_rejected`` on record with the body's SHA-256."""
+    assert response.status_code == 202, response.text
+    rejected = response.json()["rejected"]
+    assert rejected["code"] == code
+    [event] = rejections(ledger, tenant)
+    assert event["id"] == rejected["event_id"]
+    assert event["data"]["raw_sha256"] == hashlib.sha256(body).hexdigest()
+    assert event["data"]["reason"] == f"{code}: {rejected['reason']}"
+    assert event["data"]["transport"] == "webhook"
+    assert event["data"]["origin"] == f"{source.kind}:{source.name}"
+    return event
+
+
+def test_an_unsupported_action_is_202_and_recorded_and_its_retry_is_a_repeat(
+    studio: Tool, tenant: str, shared_ledger: Ledger
+) -> None:
+    body = json.dumps({"action": "WEBHOOK_TEST_UNKNOWN"}).encode()
+    response = studio.post(body)
+    assert_rejected(response, "webhook_unsupported", body, shared_ledger, tenant, studio.source)
+    recorded = events_of(shared_ledger, tenant)
+    retry = studio.post(body)
+    assert (retry.status_code, retry.json()) == (202, response.json())
+    assert events_of(shared_ledger, tenant) == recorded
+
+
+def test_an_unmapped_user_is_202_and_recorded_without_the_users_details(
+    studio: Tool, tenant: str, shared_ledger: Ledger
+) -> None:
+    payload = ls_payload()
+    payload["annotation"]["completed_by"] = {"id": 777, "email": "jane.doe@hospital.org"}
+    body = json.dumps(payload).encode()
+    event = assert_rejected(
+        studio.post(body), "webhook_unmappable", body, shared_ledger, tenant, studio.source
+    )
+    assert "777" in event["data"]["reason"]
+    assert "jane.doe" not in json.dumps(events_of(shared_ledger, tenant))
+    assert [e["type"] for e in events_of(shared_ledger, tenant)] == ["ledger.ingest_rejected"]
+
+
+def test_a_body_that_is_not_json_is_202_with_its_sha256_and_reason_and_a_retry_is_a_repeat(
+    studio: Tool, tenant: str, shared_ledger: Ledger
+) -> None:
+    body = b'{"action": "ANNOTATION_CREATED", '
+    response = studio.post(body)
+    event = assert_rejected(response, "malformed_request", body, shared_ledger, tenant, studio.source)
+    assert "not valid JSON" in event["data"]["reason"]
+    retry = studio.post(body)
+    assert (retry.status_code, retry.json()) == (202, response.json())
+    assert rejections(shared_ledger, tenant) == [event]
+
+
+def test_the_body_limit_holds_for_webhooks(studio: Tool, shared_ledger: Ledger, tenant: str) -> None:
+    too_large = b" " * (shared_ledger.settings.limits.max_body_bytes + 1)
+    response = studio.post(too_large)
+    assert response.status_code == 413
+    assert events_of(shared_ledger, tenant) == []
