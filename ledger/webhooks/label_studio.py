@@ -31,16 +31,25 @@ from ledger.webhooks.label_studio_payload import (
     read_project,
     read_time,
     rfc3339,
+    stamp,
     tool_id,
 )
 from ledger.webhooks.label_studio_results import read_results
-from ledger.webhooks.label_studio_versions import Producer, Recorder, delete_all, note_skipped, record_regions
+from ledger.webhooks.label_studio_versions import (
+    Producer,
+    Recorder,
+    ToolObject,
+    delete_all,
+    note_skipped,
+    record_regions,
+)
 from ledger.webhooks.model import (
     TOOL_ROLE,
     Delivery,
     Lookup,
     Mapped,
     Source,
+    Unmappable,
     UnsupportedAction,
     event_id,
     unmappable,
@@ -108,17 +117,37 @@ def _annotation(
     regions = read_results(annotation.get("result"), f"{where}.result", m.source.config)
     note_skipped(m, regions.skipped)
     guideline = m.guideline(project)
-    record_regions(
-        m,
-        f"annotation/{annotation_id}",
-        f"{m.source.name}-a{annotation_id}-",
-        regions.regions,
-        (dataset, item),
-        time,
-        guideline,
-        Producer(actor, "annotator", "human"),
-        f"{where}.updated_at",
+    viewed = annotation.get("prediction")
+    if isinstance(viewed, dict) and viewed:
+        # The prediction the annotator started from: Label Studio sends a model's work only here.
+        _viewed_prediction(m, viewed, f"{where}.prediction", (dataset, item), time, project)
+    earlier = m.lookup.place(f"annotation/{annotation_id}")
+    obj = ToolObject(
+        f"annotation/{annotation_id}", f"{m.source.name}-a{annotation_id}-", (dataset, item), earlier
     )
+    producer = Producer(actor, "annotator", "human")
+    record_regions(m, obj, regions.regions, time, guideline, producer, f"{where}.updated_at")
+
+
+def _viewed_prediction(
+    m: Recorder,
+    prediction: dict[str, Any],
+    where: str,
+    place: tuple[str, str],
+    time: datetime,
+    project: Project | None,
+) -> None:
+    """The prediction an annotation was made from, recorded as the model's work. One that cannot be
+    (it names no model version, or an older version of it than the ledger holds) is noted in the summary
+    and left out: the annotator's own work is recorded all the same."""
+    version = prediction.get("model_version")
+    if not (isinstance(version, str) and version):
+        m.notes.append(f"{where} names no model_version, so the model's work is not recorded")
+        return
+    try:
+        _prediction(m, prediction, where, place, time, project)
+    except (Unmappable, UnsupportedAction) as refused:
+        m.notes.append(f"{where} is not recorded ({refused.detail})")
 
 
 def _annotations_deleted(m: Recorder, payload: dict[str, Any]) -> None:
@@ -157,7 +186,7 @@ def _tasks_created(m: Recorder, payload: dict[str, Any]) -> None:
             "source_ref": _source_ref(m.source, task_id),
             "data_sha256": hashlib.sha256(url.encode()).hexdigest(),
         }
-        ident = event_id(m.source, f"task/{task_id}", "imported")
+        ident = event_id(m.source, f"task/{task_id}", "imported", stamp(time))
         m.emit("item.imported", ident, time, data, m.source.name, TOOL_ROLE)
         m.places.append((f"task/{task_id}", dataset, item))
         m.counts["items imported"] += 1
@@ -195,17 +224,10 @@ def _prediction(
     regions = read_results(prediction.get("result"), f"{where}.result", m.source.config)
     note_skipped(m, regions.skipped)
     model = m.source.config.model_name or f"{m.source.name}-model"
-    record_regions(
-        m,
-        f"prediction/{prediction_id}",
-        f"{m.source.name}-p{prediction_id}-",
-        regions.regions,
-        place,
-        time,
-        m.guideline(project),
-        Producer(model, "model", "model", (model, version)),
-        f"{where}.updated_at",
-    )
+    ref, prefix = f"prediction/{prediction_id}", f"{m.source.name}-p{prediction_id}-"
+    obj = ToolObject(ref, prefix, place, answers_repeats=False)
+    producer = Producer(model, "model", "model", (model, version))
+    record_regions(m, obj, regions.regions, time, m.guideline(project), producer, f"{where}.updated_at")
 
 
 def _tasks_deleted(m: Recorder, payload: dict[str, Any]) -> None:
@@ -218,10 +240,12 @@ def _tasks_deleted(m: Recorder, payload: dict[str, Any]) -> None:
                 f"{where}.id",
                 f"task {task_id} was never placed by this source: the ledger cannot tell its item",
             )
-        delete_all(m, m.own(*place, f"{m.source.name}-"))
+        # Only item.removed answers a repeat: the item's annotations may have been deleted one by one.
+        delete_all(m, m.own(*place, f"{m.source.name}-"), answers_repeats=False)
         dataset, item = place
         data = {"dataset": dataset, "item": item, "source_ref": _source_ref(m.source, task_id)}
-        ident = event_id(m.source, f"task/{task_id}", "removed")
+        # Stamped with the item: a later task given the same id (SQLite reuses them) is another removal.
+        ident = event_id(m.source, f"task/{task_id}", "removed", f"{dataset}/{item}")
         m.emit("item.removed", ident, m.delivery.received_at, data, m.source.name, TOOL_ROLE)
         m.counts["items removed"] += 1
 

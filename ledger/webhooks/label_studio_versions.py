@@ -141,34 +141,52 @@ class Producer:
     """(model_name, model_version) of a prediction."""
 
 
+@dataclass(frozen=True, slots=True)
+class ToolObject:
+    """One Label Studio annotation or prediction: its ref, the prefix of its ledger ids, where it is."""
+
+    ref: str
+    """``annotation/42``, ``prediction/7``."""
+    prefix: str
+    """``ls-main-a42-``: every ledger annotation of its regions starts so."""
+    place: tuple[str, str]
+    earlier: tuple[str, str] | None = None
+    """Where an earlier delivery placed the same tool id, when that was elsewhere: Label Studio on SQLite
+    gives a deleted object's id to the next one, whose regions then continue the ledger's versions."""
+    answers_repeats: bool = True
+    """Whether an id of this version on record makes the delivery a repeat. Not for a prediction: every
+    annotation made from it carries it again, and each such annotation is new work all the same."""
+
+
 def record_regions(
     m: Recorder,
-    ref: str,
-    prefix: str,
+    obj: ToolObject,
     regions: Sequence[Region],
-    place: tuple[str, str],
     time: datetime,
     guideline: tuple[str, str],
     producer: Producer,
     stamp_field: str,
 ) -> None:
     """Version one tool object's regions against the ledger's state: create, update, delete or leave."""
-    dataset, item = place
-    state = {s.annotation_id: s for s in m.own(dataset, item, prefix)}
+    dataset, item = obj.place
+    places = [obj.place] if obj.earlier in (None, obj.place) else [obj.place, obj.earlier]
+    state = {s.annotation_id: s for where in places for s in m.own(*where, obj.prefix)}
     if any(s.updated_at > time for s in state.values()):
         raise unmappable(stamp_field, "a newer version is on record; an older one is never written over it")
+    keys = [r.key for r in regions]
+    if len(set(keys)) < len(keys):
+        twice = next(k for k in keys if keys.count(k) > 1)
+        raise unmappable(stamp_field.rsplit(".", 1)[0] + ".result", f"region {twice} appears twice")
     version_stamp = stamp(time)
-    for ledger_id in sorted({*state, *(prefix + r.key for r in regions)}):
+    prefix, ref = obj.prefix, obj.ref
+    for ledger_id in sorted({*state, *(prefix + r.key for r in regions)} if obj.answers_repeats else ()):
         key = ledger_id.removeprefix(prefix)
         m.candidates.extend(
             event_id(m.source, f"{ref}/{key}", c, version_stamp) for c in ("created", "updated", "deleted")
         )
-    seen = set()
+    seen = {prefix + key for key in keys}
     for region in regions:
         ledger_id = prefix + region.key
-        if ledger_id in seen:
-            raise unmappable(stamp_field.rsplit(".", 1)[0] + ".result", f"region {region.key} appears twice")
-        seen.add(ledger_id)
         now = state.get(ledger_id)
         if now is not None and now.status != "deleted" and _equal(now, region):
             m.counts["regions unchanged"] += 1
@@ -214,13 +232,19 @@ def _deletion(now: AnnotationState) -> dict[str, Any]:
     }
 
 
-def delete_all(m: Recorder, states: Sequence[AnnotationState]) -> None:
-    """``annotation.deleted`` of each live one of ``states`` (this source's), by the tool, unstamped: a
-    deletion is the last version a tool object has."""
+def delete_all(m: Recorder, states: Sequence[AnnotationState], *, answers_repeats: bool = True) -> None:
+    """``annotation.deleted`` of each live one of ``states`` (this source's), by the tool; the deletion ids
+    of all of them are candidates when ``answers_repeats`` (one tool object's regions, not an item's).
+
+    Label Studio sends a deletion without a time, so its id is stamped with the ledger version it
+    deletes (``…:deleted@v2``): a retry finds that version deleted and asks for the same id, and a later
+    object that reuses the tool's id (SQLite does) deletes another version, under another id."""
     for now in sorted(states, key=lambda s: s.annotation_id):
         ref = tool_ref(m.source, now.annotation_id)
-        ident = event_id(m.source, ref, "deleted")
-        m.candidates.append(ident)
+        deleted = now.version - 1 if now.status == "deleted" else now.version
+        ident = event_id(m.source, ref, "deleted", f"v{deleted}")
+        if answers_repeats:
+            m.candidates.append(ident)
         if now.status != "deleted":
             received = m.delivery.received_at
             m.emit("annotation.deleted", ident, received, _deletion(now), m.source.name, TOOL_ROLE)

@@ -61,9 +61,10 @@ class SourceConfig:
     item_field: str | None = None
     """Label Studio: the key of ``task.data`` holding the item's URL; ``None``: ``image`` when present, else
     the first value that is a string."""
-    item_pattern: str = r"(?P<item>[^/]+?)(?:\.[A-Za-z0-9]{1,8})*$"
+    item_pattern: str = r"(?P<item>[^/]+?)(?:\.[A-Za-z][A-Za-z0-9]{0,7})*$"
     """A regular expression searched in the URL's path (percent-decoded); its ``item`` group is the item id.
-    The default is the file name without its extensions."""
+    The default is the file name without its extensions (each a dot and a letter, then up to 7 letters or
+    digits), so a file named by its DICOM UID, ``1.2.826.0.1.3680043.10.543.1001.png``, keeps its UID."""
     guideline_id: str | None = None
     guideline_version: str | None = None
     """The guideline every annotation of the source cites; ``None``: the one the adapter publishes from the
