@@ -99,11 +99,11 @@ def test_label_studio_webhooks_become_the_items_provenance_and_verify_intact(
         )  # fmt: skip
         assert added.returncode == 0, added.stderr
         source = json.loads(added.stdout)
-        assert source["url"] == f"{base}/v1/webhooks/label-studio?source={SOURCE}"
+        assert source["webhook_url"] == f"{base}/v1/webhooks/label-studio?source={SOURCE}"
         auditor = run(home, "token", "--role", "auditor", "--tenant", TENANT).stdout.strip()
 
         project = studio.create_project("ledger e2e")
-        studio.add_webhook(project, source["url"], {"Authorization": f"Bearer {source['secret']}"})
+        studio.add_webhook(project, source["webhook_url"], {"Authorization": f"Bearer {source['secret']}"})
         (task,) = studio.import_tasks(project, [{"image": IMAGE, "width": SIZE, "height": SIZE}])
 
         def seen(count: int) -> bool:
