@@ -7,6 +7,7 @@ where it cannot be, the test is skipped saying why.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,17 @@ def _provenance(base: str, token: str) -> list[dict[str, Any]]:
     return events
 
 
+def _events(base: str, token: str, type_: str) -> list[dict[str, Any]]:
+    listed = httpx.get(
+        f"{base}/v1/events",
+        params={"type": type_, "limit": 1000},
+        headers={"authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert listed.status_code == 200, listed.text
+    return [entry["event"] for entry in listed.json()["events"]]
+
+
 def _annotation_events(events: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
     return [
         (e["type"], e["data"]["annotation_id"], e["data"]["version"])
@@ -106,31 +118,38 @@ def test_label_studio_webhooks_become_the_items_provenance_and_verify_intact(
         studio.add_webhook(project, source["webhook_url"], {"Authorization": f"Bearer {source['secret']}"})
         (task,) = studio.import_tasks(project, [{"image": IMAGE, "width": SIZE, "height": SIZE}])
 
-        def seen(count: int) -> bool:
-            return len(_annotation_events(_provenance(base, auditor))) >= count
+        def reached(condition: Callable[[], bool], what: str) -> None:
+            """Wait for a delivery's effect; failing, say what the ledger refused and what Label Studio logged."""
+            try:
+                until(condition, what, serve)
+            except AssertionError as failure:
+                refused = [e["data"] for e in _events(base, auditor, "ledger.ingest_rejected")]
+                raise AssertionError(
+                    f"{what}\nrefused on the record: {json.dumps(refused, indent=1)}\n"
+                    f"Label Studio's log:\n{_log_tail(studio)}"
+                ) from failure
 
-        def until_seen(count: int, what: str) -> None:
-            until(lambda: seen(count), f"{what}; Label Studio's log:\n{_log_tail(studio)}", serve)
+        def seen(count: int) -> Callable[[], bool]:
+            return lambda: len(_annotation_events(_provenance(base, auditor))) >= count
 
-        until(
+        reached(
             lambda: any(e["type"] == "item.imported" for e in _provenance(base, auditor)),
-            f"the imported task did not reach the ledger; Label Studio's log:\n{_log_tail(studio)}",
-            serve,
+            "the imported task did not reach the ledger",
         )
 
         annotation = studio.create_annotation(task, [_box("r1", 10.0, 20.0, 15.0, 12.5)])
         aid = annotation["id"]
         first, second = f"{SOURCE}-a{aid}-r1", f"{SOURCE}-a{aid}-r2"
-        until_seen(1, "the created annotation did not reach the ledger")
+        reached(seen(1), "the created annotation did not reach the ledger")
 
         # the box moved and a second region drawn: one update of one Label Studio annotation
         studio.update_annotation(
             aid, [_box("r1", 30.0, 40.0, 15.0, 12.5), _box("r2", 60.0, 60.0, 10.0, 10.0)]
         )
-        until_seen(3, "the updated annotation did not reach the ledger")
+        reached(seen(3), "the updated annotation did not reach the ledger")
 
         studio.delete_annotation(aid)
-        until_seen(5, "the deleted annotation did not reach the ledger")
+        reached(seen(5), "the deleted annotation did not reach the ledger")
 
         events = _provenance(base, auditor)
         written = _annotation_events(events)
@@ -161,14 +180,7 @@ def test_label_studio_webhooks_become_the_items_provenance_and_verify_intact(
         assert all(e["time"] for e in events)
 
         # nothing was refused along the way
-        listed = httpx.get(
-            f"{base}/v1/events",
-            params={"type": "ledger.ingest_rejected", "limit": 1000},
-            headers={"authorization": f"Bearer {auditor}"},
-            timeout=30,
-        )
-        assert listed.status_code == 200, listed.text
-        assert listed.json()["events"] == []
+        assert _events(base, auditor, "ledger.ingest_rejected") == []
 
     verified = run(home, "verify", "--json")
     assert verified.returncode == 0, verified.stderr
