@@ -21,18 +21,19 @@ from ledger.api.bodies import BodyGate
 from ledger.api.openapi import (
     CVAT_SECURITY,
     LABEL_STUDIO_SECURITY,
+    Problem,
     WebhookOperation,
     WebhookPong,
     WebhookRecorded,
     WebhookRejected,
     responses,
 )
+from ledger.api.problems import PROBLEM_JSON
 from ledger.api.reads import ReadService
 from ledger.domain.errors import AuthenticationFailed
 from ledger.webhooks.model import Kind
 from ledger.webhooks.service import WebhookService
 
-_STATUSES = responses(400, 401, 409, 413, 503)
 _SOURCE = "the source's name, as `ledger sources add` printed it in the webhook URL"
 _ANSWERS = (
     "201: events recorded, with their receipts. 200: a repeat of a delivery recorded before (the original "
@@ -43,11 +44,20 @@ _ANSWERS = (
 )
 
 
-def _answers(ok: str) -> dict[int, ResponseSpec]:
+def _answers(ok: Any, ok_description: str, refused: str) -> dict[int, ResponseSpec]:
+    """The statuses of a webhook route: ``ok`` for 200, a rejection for 202, problems for the rest."""
+    problems = responses(400, 401, 409, 413, 503)
+    problems[401] = ResponseSpec(
+        data_container=Problem, media_type=PROBLEM_JSON, description=refused, generate_examples=False
+    )
     return {
-        200: ResponseSpec(cast(Any, WebhookRecorded | WebhookPong), description=ok),
-        202: ResponseSpec(WebhookRejected, description="Not recordable: kept as ledger.ingest_rejected"),
-        **_STATUSES,
+        200: ResponseSpec(ok, description=ok_description, generate_examples=False),
+        202: ResponseSpec(
+            WebhookRejected,
+            description="Not recordable: kept on the record as ledger.ingest_rejected, with the body's SHA-256",
+            generate_examples=False,
+        ),
+        **problems,
     }
 
 
@@ -70,7 +80,11 @@ class WebhookController(Controller):
         security=LABEL_STUDIO_SECURITY,
         operation_class=WebhookOperation,
         response_description="Recorded: the receipts of the events the delivery became",
-        responses=_answers("A repeat (the original receipts) or nothing to record"),
+        responses=_answers(
+            WebhookRecorded,
+            "A repeat (the original receipts, duplicate true) or nothing to record (unchanged)",
+            "No `Authorization: Bearer` header, or not the secret of a Label Studio source of that name",
+        ),
     )
     async def label_studio(
         self,
@@ -96,7 +110,11 @@ class WebhookController(Controller):
         security=CVAT_SECURITY,
         operation_class=WebhookOperation,
         response_description="Recorded: the receipts of the events the delivery became",
-        responses=_answers("A repeat (the original receipts), nothing to record, or the answer to a ping"),
+        responses=_answers(
+            cast(Any, WebhookRecorded | WebhookPong),
+            "A repeat (the original receipts, duplicate true), nothing to record (unchanged), or a ping's answer",
+            "No X-Signature-256 header, or not the body's signature with the secret of a CVAT source of that name",
+        ),
     )
     async def cvat(
         self,

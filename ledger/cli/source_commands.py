@@ -35,10 +35,10 @@ _WHERE: dict[Kind, str] = {
 _EPILOG = """\
 Set-up, step by step (docs/integrations.md has the full mapping table):
   1. ledger sources add label-studio --tenant acme --config ls.toml      # prints URL, secret, the form
-  2. enter what it printed in the tool's webhook form
-  3. ledger serve (listening where --base-url said)
-  4. a tool user not under [users] of the config is refused on the record; map them with
-     ledger sources configure NAME --config ls.toml
+  2. ledger serve, listening where --base-url said (the tool must reach it there)
+  3. enter what step 1 printed in the tool's webhook form (CVAT: then press Ping)
+  4. a delivery by a tool user not under [users] of the config is refused on the record (202); map
+     them and run: ledger sources configure NAME --config ls.toml
 
 The config file (TOML, docs/webhook-source.example.toml): dataset, [item] field/pattern, [guideline]
 id/version, [image] width/height, [model] name, [users] "<tool user id>" = "<ledger actor>".
@@ -54,7 +54,8 @@ is kept, since checking its signatures needs it); `ledger sources rotate` makes 
 
 Label Studio (project > Settings > Webhooks > Add Webhook):
   URL           <base>/v1/webhooks/label-studio?source=<name>
-  Headers       Authorization = Bearer <secret>   (Label Studio signs nothing: this header is the proof)
+  Headers       Add header: name Authorization, value Bearer <secret>
+                (Label Studio signs nothing: this header is what proves a delivery is the tool's)
   Send payload  on (the ledger maps what the payload carries; without it there is nothing to map)
   Actions       all of them, or at least the annotation, task and project actions
 CVAT (project > Actions > Setup webhooks, or the organization's):
@@ -73,7 +74,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[s
     sources = sub.add_parser(
         "sources",
         help="manage the annotation tools that post webhooks (Label Studio, CVAT)",
-        description="The webhook sources: each is one tool instance (a Label Studio or CVAT server) with a "
+        description="The webhook sources: each is one tool instance (a Label Studio or CVAT server) with a\n"
         "secret of its own, writing to one tenant, its deliveries mapped to ledger events by its config.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -149,7 +150,7 @@ def _base_url_argument(parser: argparse.ArgumentParser) -> None:
         "--base-url",
         metavar="URL",
         help="the ledger's address as the tool reaches it (default: where `ledger serve` listens, from "
-        "LEDGER_HOST and LEDGER_PORT; http://127.0.0.1:8000 in embedded mode)",
+        "LEDGER_HOST and LEDGER_PORT; http://127.0.0.1:<LEDGER_PORT> in embedded mode, 8000 unless set)",
     )
 
 
@@ -203,7 +204,8 @@ def form(source: Source, url: str, secret: str) -> dict[str, str]:
     if source.kind == "label-studio":
         return {
             "URL": url,
-            "Headers": f"Authorization = Bearer {secret}",
+            "Header name": "Authorization",
+            "Header value": f"Bearer {secret}",
             "Send payload": "on",
             "Send for all actions": "on (or at least the annotation, task and project actions)",
         }
@@ -214,6 +216,31 @@ def form(source: Source, url: str, secret: str) -> dict[str, str]:
         "Events": "select individual events: task (create, update, delete), job (update, delete)",
         "Enable SSL": "on" if url.startswith("https:") else "off (the URL is http)",
         "Active": "on",
+    }
+
+
+CVAT_EVENTS = ("create:task", "update:task", "delete:task", "update:job", "delete:job")
+"""The CVAT events the ledger maps (``ping`` is always sent)."""
+
+
+def tool_api_body(source: Source, url: str, secret: str) -> dict[str, Any]:
+    """The body of the tool's own create-webhook call (Label Studio ``POST /api/webhooks/``, CVAT
+    ``POST /api/webhooks``), for set-up by script; add the tool's ``project`` / ``project_id``."""
+    if source.kind == "label-studio":
+        return {
+            "url": url,
+            "headers": {"Authorization": f"Bearer {secret}"},
+            "send_payload": True,
+            "send_for_all_actions": True,
+            "is_active": True,
+        }
+    return {
+        "target_url": url,
+        "content_type": "application/json",
+        "secret": secret,
+        "events": list(CVAT_EVENTS),
+        "enable_ssl": url.startswith("https:"),
+        "is_active": True,
     }
 
 
@@ -236,7 +263,10 @@ def _print_secret(source: Source, secret: str, base: str, as_json: bool, *, adde
     url = webhook_url(base, source)
     fields = form(source, url, secret)
     if as_json:
-        print(json.dumps({**source_json(source, base), "secret": secret, "form": fields}, indent=2))
+        api = tool_api_body(source, url, secret)
+        print(
+            json.dumps({**source_json(source, base), "secret": secret, "form": fields, "api": api}, indent=2)
+        )
     else:
         tool = _TOOL[source.kind]
         if added:
@@ -244,7 +274,7 @@ def _print_secret(source: Source, secret: str, base: str, as_json: bool, *, adde
             print()
             print(f"{_WHERE[source.kind]}:")
         else:
-            changed = "Headers" if source.kind == "label-studio" else "Secret"
+            changed = "Header value" if source.kind == "label-studio" else "Secret"
             print(f"New secret for {tool} source {source.name}; the old one is refused from now on.")
             print()
             print(f"In the source's webhook in {tool}, replace {changed} (the rest stays as it was):")
@@ -258,12 +288,24 @@ def _print_secret(source: Source, secret: str, base: str, as_json: bool, *, adde
         print(
             f"The secret is shown only now ({kept}); `ledger sources rotate {source.name}` makes a new one."
         )
-    if added and not source.config.users:
+    if source.kind == "label-studio" and _loopback(url):
         print(
-            f"ledger: source {source.name} maps no tool users yet: each delivery will be refused on the record "
-            f"until `ledger sources configure {source.name} --config FILE` maps them under [users]",
+            "ledger: Label Studio refuses webhook URLs on loopback unless it runs with "
+            "SSRF_PROTECTION_ENABLED=false; give --base-url an address it reaches the ledger at",
             file=sys.stderr,
         )
+    if added and not source.config.users:
+        print(
+            f"ledger: source {source.name} maps no tool users yet: each delivery naming a tool user will be "
+            f"refused on the record until `ledger sources configure {source.name} --config FILE` maps them "
+            "under [users]",
+            file=sys.stderr,
+        )
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "localhost" or host == "::1" or host.startswith("127.")
 
 
 def _print_configured(source: Source, as_json: bool) -> None:
@@ -274,10 +316,8 @@ def _print_configured(source: Source, as_json: bool) -> None:
     print(f"Source {source.name} ({source.kind}, tenant {source.tenant}) now maps under the new config:")
     print(f"  users:     {len(config.users)} tool user(s) mapped")
     print(f"  dataset:   {config.dataset or f'{source.name}-project-<project id>'}")
-    print(
-        f"  item:      {config.item_pattern!r}"
-        + (f" in task.data.{config.item_field}" if config.item_field else "")
-    )
+    where = f"task.data.{config.item_field}" if config.item_field else "the task's image URL"
+    print(f"  item:      the group 'item' of {config.item_pattern} in {where}")
     guideline = (
         f"{config.guideline_id} {config.guideline_version}" if config.guideline_id else "the tool project's"
     )

@@ -52,7 +52,8 @@ def refusal(
     detail = exc.detail
     if binding is not None and binding.body_name != "body" and detail.startswith("the body is"):
         detail = f"the {binding.body_name} is" + detail[len("the body is") :]
-    named = [e for e in exc.errors if e.message != exc.detail]
+    # A field error the detail already states (``field: message``, as a webhook mapping's) is not repeated.
+    named = [e for e in exc.errors if exc.detail not in (e.message, f"{e.field}: {e.message}")]
     if named:
         details = "; ".join(f"{e.field}: {e.message}" for e in named[:_MAX_ERRORS_IN_REASON])
         more = max(exc.error_count, len(named)) - _MAX_ERRORS_IN_REASON

@@ -15,9 +15,10 @@ state → completed in stage annotation        ``annotation.created`` v1, or ``a
                                              the job's annotation is on record (a resubmission)
 stage annotation → a review stage, state     the same (the work is handed in without being marked completed)
 not completed before
-state → completed in validation/acceptance   ``review.submitted`` accept, level 2 / 3 (meaning review /
-                                             approval)
-state → rejected in validation/acceptance    ``review.submitted`` reject, level 2 / 3 (meaning review)
+state → completed, stage validation or       ``review.submitted`` accept, level 2 / 3 (meaning review /
+acceptance unchanged                         approval)
+state → rejected, stage validation or        ``review.submitted`` reject, level 2 / 3 (meaning review)
+acceptance unchanged
 stage validation → acceptance, undecided     ``review.submitted`` accept at level 2
 stage moved back (to annotation, or          ``review.submitted`` reject at the level it left
 acceptance → validation), undecided
@@ -26,7 +27,10 @@ assignee changed                             ``assignment.revoked`` of the old, 
 ===========================================  ================================================================
 
 "Undecided": the job's state before the change was neither completed nor rejected (a decision already
-recorded is not recorded twice). ``create:task`` is ``item.imported`` (item ``task-<id>``), ``update:task``
+recorded is not recorded twice). A move into a review stage with a decided state at once (CVAT's "Finish
+the job": stage acceptance, state completed) hands the annotation in and decides nothing. CVAT also sends
+``update:job`` on every save of a job's annotations (``before_update`` holds ``updated_date`` alone):
+those are drafts, and record nothing. ``create:task`` is ``item.imported`` (item ``task-<id>``), ``update:task``
 an assignment change of the task (role annotator) or nothing, ``delete:task`` ``item.removed`` with
 ``annotation.deleted`` of the task's job annotations, ``delete:job`` ``annotation.deleted`` of the job's,
 ``delete:project`` nothing (its tasks' deletions arrive as ``delete:task``), ``ping`` nothing; any other
@@ -41,10 +45,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Literal, TypeGuard
+from datetime import datetime
+from typing import Any, Literal
 
 from ledger.domain.errors import FieldError
+from ledger.webhooks import cvat_payload as payload_fields
 from ledger.webhooks.model import (
     AnnotationState,
     Delivery,
@@ -65,12 +70,12 @@ MANAGER_ROLE = "data_manager"
 changed an assignment."""
 STAGE_ROLE = {"annotation": "annotator", "validation": "reviewer", "acceptance": "physician_reviewer"}
 REVIEW_LEVEL = {"validation": 2, "acceptance": 3}
+REVIEW_ROLE = {level: STAGE_ROLE[stage] for stage, level in REVIEW_LEVEL.items()}
 SIGNATURE_MEANING = {2: "review", 3: "approval"}
 """The meaning of an accepting review's signature by level; a rejection's is always ``review``."""
 STATES = ("new", "in progress", "completed", "rejected")
 _DECIDED = ("completed", "rejected")
 _EVENT_NAME = re.compile(r"^[a-z_]{1,30}(?::[a-z_\[\]:]{1,60})?$")
-_FIELD_NAME = re.compile(r"^[a-z_]{1,40}$")
 
 
 def map_delivery(delivery: Delivery, lookup: Lookup) -> Mapped:
@@ -138,12 +143,12 @@ class _Context:
 def _ping(ctx: _Context, payload: dict[str, Any]) -> Mapped:
     webhook = payload.get("webhook")
     ident = webhook.get("id") if isinstance(webhook, dict) else None
-    which = f" of webhook {ident}" if _is_id(ident) else ""
+    which = f" of webhook {ident}" if payload_fields.is_id(ident) else ""
     return Mapped(events=[], candidates=[], summary=f"CVAT ping{which}", unchanged="ping")
 
 
 def _delete_project(ctx: _Context, payload: dict[str, Any]) -> Mapped:
-    project_id = _id(_object(payload, "project"), "project", "id")
+    project_id = payload_fields.object_id(payload_fields.resource(payload, "project"), "project", "id")
     return Mapped(
         events=[],
         candidates=[],
@@ -159,10 +164,10 @@ def _delete_project(ctx: _Context, payload: dict[str, Any]) -> Mapped:
 
 
 def _create_task(ctx: _Context, payload: dict[str, Any]) -> Mapped:
-    task = _object(payload, "task")
-    task_id = _id(task, "task", "id")
-    dataset, item = ctx.task_place(task_id, _optional_id(task, "task", "project_id"))
-    created = _time(task, "task", "created_date")
+    task = payload_fields.resource(payload, "task")
+    task_id = payload_fields.object_id(task, "task", "id")
+    dataset, item = ctx.task_place(task_id, payload_fields.optional_id(task, "task", "project_id"))
+    created = payload_fields.tool_time(task, "task", "created_date")
     actor = ctx.source.config.actor(payload.get("sender"), "sender")
     data: dict[str, Any] = {
         "dataset": dataset,
@@ -170,23 +175,29 @@ def _create_task(ctx: _Context, payload: dict[str, Any]) -> Mapped:
         "source_ref": f"cvat:{ctx.source.name}/task/{task_id}",
     }
     size = task.get("size")
-    if _is_id(size) and size > 0:  # CVAT creates a task before its data: size is usually not known yet
+    if (
+        payload_fields.is_id(size) and size > 0
+    ):  # CVAT creates a task before its data: size is usually not known yet
         data["frames"] = size
     ident = event_id(ctx.source, f"task/{task_id}", "imported")
+    events = [ctx.event("item.imported", ident, created, data, actor, MANAGER_ROLE)]
+    # A task created with an assignee: the assignment a later change of assignee will revoke.
+    changes = _Assignment(ctx, f"task/{task_id}", f"{ctx.source.name}-task-{task_id}", dataset, [item])
+    events += changes.events(payload, task, {"assignee": None}, "task", "annotator", "annotator", created)
     return Mapped(
-        events=[ctx.event("item.imported", ident, created, data, actor, MANAGER_ROLE)],
-        candidates=[ident],
-        summary=f"CVAT task {task_id}: item.imported {item}",
+        events=events,
+        candidates=[e["id"] for e in events],
+        summary=f"CVAT task {task_id}: {_types(events)}",
         places=[(f"task/{task_id}", dataset, item)],
     )
 
 
 def _update_task(ctx: _Context, payload: dict[str, Any]) -> Mapped:
-    task = _object(payload, "task")
-    before = _before_update(payload)
-    task_id = _id(task, "task", "id")
-    dataset, item = ctx.task_place(task_id, _optional_id(task, "task", "project_id"))
-    time = _time(task, "task", "updated_date")
+    task = payload_fields.resource(payload, "task")
+    before = payload_fields.before_update(payload)
+    task_id = payload_fields.object_id(task, "task", "id")
+    dataset, item = ctx.task_place(task_id, payload_fields.optional_id(task, "task", "project_id"))
+    time = payload_fields.tool_time(task, "task", "updated_date")
     places = [(f"task/{task_id}", dataset, item)]
     changes = _Assignment(ctx, f"task/{task_id}", f"{ctx.source.name}-task-{task_id}", dataset, [item])
     events = changes.events(payload, task, before, "task", "annotator", "annotator", time)
@@ -196,7 +207,7 @@ def _update_task(ctx: _Context, payload: dict[str, Any]) -> Mapped:
             candidates=[],
             summary=f"CVAT task {task_id} updated",
             places=places,
-            unchanged=f"task {task_id}: {_changed(before)} changed; of a task the ledger records its assignee",
+            unchanged=f"task {task_id}: {payload_fields.changed_fields(before)} changed; of a task the ledger records its assignee",
         )
     return Mapped(
         events=events,
@@ -207,22 +218,17 @@ def _update_task(ctx: _Context, payload: dict[str, Any]) -> Mapped:
 
 
 def _delete_task(ctx: _Context, payload: dict[str, Any]) -> Mapped:
-    task = _object(payload, "task")
-    task_id = _id(task, "task", "id")
-    known = ctx.lookup.place(f"task/{task_id}")
-    dataset, item = (
-        known if known is not None else ctx.task_place(task_id, _optional_id(task, "task", "project_id"))
-    )
+    task = payload_fields.resource(payload, "task")
+    task_id = payload_fields.object_id(task, "task", "id")
+    known = ctx.lookup.place(f"task/{task_id}") is not None
+    dataset, item = ctx.task_place(task_id, payload_fields.optional_id(task, "task", "project_id"))
     own = re.compile(rf"^{re.escape(ctx.source.name)}-job-(\d+)$")
-    live = sorted(
-        (
-            a
-            for a in ctx.lookup.annotations_on(dataset, item)
-            if own.match(a.annotation_id) and a.status != "deleted"
-        ),
-        key=lambda a: a.annotation_id,
-    )
-    if known is None and not live:
+    live = {
+        int(found[1]): a
+        for a in ctx.lookup.annotations_on(dataset, item)
+        if (found := own.match(a.annotation_id)) is not None and a.status != "deleted"
+    }
+    if not known and not live:
         return Mapped(
             events=[],
             candidates=[],
@@ -230,7 +236,7 @@ def _delete_task(ctx: _Context, payload: dict[str, Any]) -> Mapped:
             unchanged=f"task {task_id} was never imported into the ledger",
         )
     actor = ctx.source.config.actor(payload.get("sender"), "sender")
-    events = [_deleted(ctx, state, int(own.match(state.annotation_id)[1]), actor) for state in live]  # type: ignore[index]
+    events = [_deleted(ctx, live[job_id], job_id, actor) for job_id in sorted(live)]
     removed = event_id(ctx.source, f"task/{task_id}", "removed")
     data = {"dataset": dataset, "item": item, "source_ref": f"cvat:{ctx.source.name}/task/{task_id}"}
     events.append(ctx.event("item.removed", removed, ctx.received_at, data, actor, MANAGER_ROLE))
@@ -245,24 +251,29 @@ def _delete_task(ctx: _Context, payload: dict[str, Any]) -> Mapped:
 
 
 def _update_job(ctx: _Context, payload: dict[str, Any]) -> Mapped:
-    job = _object(payload, "job")
-    before = _before_update(payload)
-    job_id = _id(job, "job", "id")
-    task_id = _id(job, "job", "task_id")
-    dataset, item = ctx.job_place(job_id, task_id, _optional_id(job, "job", "project_id"))
-    time = _time(job, "job", "updated_date")
-    stage = _choice(job, "job", "stage", tuple(STAGE_ROLE))
-    state = _choice(job, "job", "state", STATES)
-    old_stage = _choice(before, "before_update", "stage", tuple(STAGE_ROLE)) if "stage" in before else stage
-    old_state = _choice(before, "before_update", "state", STATES) if "state" in before else state
+    job = payload_fields.resource(payload, "job")
+    before = payload_fields.before_update(payload)
+    job_id = payload_fields.object_id(job, "job", "id")
+    task_id = payload_fields.object_id(job, "job", "task_id")
+    dataset, item = ctx.job_place(job_id, task_id, payload_fields.optional_id(job, "job", "project_id"))
+    time = payload_fields.tool_time(job, "job", "updated_date")
+    stage = payload_fields.choice(job, "job", "stage", tuple(STAGE_ROLE))
+    state = payload_fields.choice(job, "job", "state", STATES)
+    old_stage = (
+        payload_fields.choice(before, "before_update", "stage", tuple(STAGE_ROLE))
+        if "stage" in before
+        else stage
+    )
+    old_state = (
+        payload_fields.choice(before, "before_update", "state", STATES) if "state" in before else state
+    )
     places = [(f"job/{job_id}", dataset, item), (f"task/{task_id}", dataset, item)]
 
     work = _Work(ctx, job_id, dataset, item, time)
-    if old_stage != stage or old_state != state:
-        steps = transitions(old_stage, old_state, stage, state)
-        if steps:
-            who, where = _worker(job, before)
-            work.record(steps, ctx.source.config.actor(who, where))
+    steps = transitions(old_stage, old_state, stage, state)
+    if steps:
+        who, where = _worker(job, before)
+        work.record(steps, ctx.source.config.actor(who, where))
     changes = _Assignment(ctx, f"job/{job_id}", ctx.annotation_id(job_id), dataset, [item])
     assignments = changes.events(payload, job, before, "job", STAGE_ROLE[old_stage], STAGE_ROLE[stage], time)
     events = [*work.events, *assignments]
@@ -273,7 +284,7 @@ def _update_job(ctx: _Context, payload: dict[str, Any]) -> Mapped:
             summary=f"CVAT job {job_id} updated",
             places=places,
             unchanged=(
-                f"job {job_id}: {_changed(before)} changed; of a job the ledger records its assignee and the "
+                f"job {job_id}: {payload_fields.changed_fields(before)} changed; of a job the ledger records its assignee and the "
                 "stage and state changes that hand in or decide its annotation"
             ),
         )
@@ -286,38 +297,47 @@ def _update_job(ctx: _Context, payload: dict[str, Any]) -> Mapped:
 
 
 def transitions(old_stage: str, old_state: str, stage: str, state: str) -> list[Step]:
-    """What a job's move from (``old_stage``, ``old_state``) to (``stage``, ``state``) records, in order:
-    ``("submit", None)`` for its annotation handed in, ``("accept"|"reject", level)`` for a review decision
-    (the table of the module's docstring)."""
-    steps: list[Step] = []
-    moved = old_stage != stage
-    finished = stage == "annotation" and state == "completed" and old_state != state
-    handed_on = moved and old_stage == "annotation" and old_state != "completed"
-    if finished or handed_on:
-        steps.append(("submit", None))
-    if stage in REVIEW_LEVEL and old_state != state and state in _DECIDED:
-        steps.append(("accept" if state == "completed" else "reject", REVIEW_LEVEL[stage]))
-    if moved and old_stage in REVIEW_LEVEL and old_state not in _DECIDED:
-        forward = stage in REVIEW_LEVEL and REVIEW_LEVEL[stage] > REVIEW_LEVEL[old_stage]
-        steps.append(("accept" if forward else "reject", REVIEW_LEVEL[old_stage]))
-    return steps
+    """What a job's move from (``old_stage``, ``old_state``) to (``stage``, ``state``) records: ``("submit",
+    None)`` for its annotation handed in, ``("accept"|"reject", level)`` for a review decision (the table of
+    the module's docstring). Whatever is decided is of the stage the job was in before the change."""
+    if old_stage == stage:
+        if old_state == state:
+            return []
+        if stage == "annotation" and state == "completed":
+            return [("submit", None)]
+        if stage in REVIEW_LEVEL and state in _DECIDED:
+            return [("accept" if state == "completed" else "reject", REVIEW_LEVEL[stage])]
+        return []
+    # The job left its stage. A decided state it arrives with is not a review of the stage it enters
+    # (CVAT's "Finish the job" moves an annotation job to acceptance and completed at once).
+    if old_stage == "annotation":
+        return [("submit", None)] if old_state != "completed" else []
+    if old_state in _DECIDED:
+        return []
+    forward = stage in REVIEW_LEVEL and REVIEW_LEVEL[stage] > REVIEW_LEVEL[old_stage]
+    return [("accept" if forward else "reject", REVIEW_LEVEL[old_stage])]
 
 
 def _delete_job(ctx: _Context, payload: dict[str, Any]) -> Mapped:
-    job = _object(payload, "job")
-    job_id = _id(job, "job", "id")
-    task_id = _id(job, "job", "task_id")
-    dataset, item = ctx.job_place(job_id, task_id, _optional_id(job, "job", "project_id"))
+    job = payload_fields.resource(payload, "job")
+    job_id = payload_fields.object_id(job, "job", "id")
+    task_id = payload_fields.object_id(job, "job", "task_id")
+    dataset, item = ctx.job_place(job_id, task_id, payload_fields.optional_id(job, "job", "project_id"))
     state = ctx.job_annotation(dataset, item, job_id)
     if state is None or state.status == "deleted":
+        # A deletion on record (by this delivery before, or by its task's) is the same event: a repeat.
         return Mapped(
             events=[],
-            candidates=[],
+            candidates=[] if state is None else [_deletion_id(ctx, job_id)],
             summary=f"CVAT job {job_id} deleted",
             unchanged=f"job {job_id} has no annotation on record to delete",
         )
     event = _deleted(ctx, state, job_id, ctx.source.config.actor(payload.get("sender"), "sender"))
     return Mapped(events=[event], candidates=[event["id"]], summary=f"CVAT job {job_id}: annotation.deleted")
+
+
+def _deletion_id(ctx: _Context, job_id: int) -> str:
+    return event_id(ctx.source, f"job/{job_id}/annotation", "deleted")
 
 
 def _deleted(ctx: _Context, state: AnnotationState, job_id: int, actor: str) -> Event:
@@ -331,8 +351,9 @@ def _deleted(ctx: _Context, state: AnnotationState, job_id: int, actor: str) -> 
         "version": state.version + 1,
         "previous_version": state.version,
     }
-    ident = event_id(ctx.source, f"job/{job_id}/annotation", "deleted")
-    return ctx.event("annotation.deleted", ident, ctx.received_at, data, actor, MANAGER_ROLE)
+    return ctx.event(
+        "annotation.deleted", _deletion_id(ctx, job_id), ctx.received_at, data, actor, MANAGER_ROLE
+    )
 
 
 class _Work:
@@ -340,7 +361,7 @@ class _Work:
 
     def __init__(self, ctx: _Context, job_id: int, dataset: str, item: str, time: datetime) -> None:
         self.ctx, self.job_id, self.dataset, self.item, self.time = ctx, job_id, dataset, item, time
-        self.stamp = _stamp(time)
+        self.stamp = payload_fields.stamp(time)
         self.events: list[Event] = []
         self.candidates: list[str] = []
 
@@ -410,8 +431,9 @@ class _Work:
             "decision": decision,
             "signature_meaning": SIGNATURE_MEANING[level] if decision == "accept" else "review",
         }
-        role = STAGE_ROLE["validation" if level == REVIEW_LEVEL["validation"] else "acceptance"]
-        self.events.append(self.ctx.event("review.submitted", ident, self.time, data, actor, role))
+        self.events.append(
+            self.ctx.event("review.submitted", ident, self.time, data, actor, REVIEW_ROLE[level])
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,22 +465,22 @@ class _Assignment:
         if key is None:
             return []
         old, new = before[key], obj.get("assignee")
-        if _user_id(old) == _user_id(new):
+        if payload_fields.user_id(old) == payload_fields.user_id(new):
             return []
         config = self.ctx.source.config
         by = config.actor(payload.get("sender"), "sender")
-        stamp = _stamp(time)
+        stamp = payload_fields.stamp(time)
         events: list[Event] = []
         if old is not None:
             who = config.actor(old, f"before_update.{key}")
-            since = _since(before, "before_update")
+            since = payload_fields.since(before, "before_update")
             ident = event_id(self.ctx.source, self.ref, f"unassigned-{who}", stamp)
             data = self._data(who, old_role, since)
             events.append(self.ctx.event("assignment.revoked", ident, time, data, by, MANAGER_ROLE))
         if new is not None:
             who = config.actor(new, f"{name}.assignee")
             ident = event_id(self.ctx.source, self.ref, f"assigned-{who}", stamp)
-            data = self._data(who, new_role, _since(obj, name))
+            data = self._data(who, new_role, payload_fields.since(obj, name))
             events.append(self.ctx.event("assignment.created", ident, time, data, by, MANAGER_ROLE))
         return events
 
@@ -479,88 +501,6 @@ def _worker(job: dict[str, Any], before: dict[str, Any]) -> tuple[object, str]:
         if key in before:
             return before[key], f"before_update.{key}"
     return job.get("assignee"), "job.assignee"
-
-
-# ---- payload fields -------------------------------------------------------------------------------------
-
-
-def _object(payload: dict[str, Any], name: str) -> dict[str, Any]:
-    value = payload.get(name)
-    if not isinstance(value, dict):
-        raise unmappable(name, f"expected the {name} object CVAT sends with this event")
-    return value
-
-
-def _before_update(payload: dict[str, Any]) -> dict[str, Any]:
-    value = payload.get("before_update")
-    if not isinstance(value, dict):
-        raise unmappable(
-            "before_update",
-            "CVAT sent no before_update object (the changed fields' old values), so what changed cannot be told",
-        )
-    return value
-
-
-def _is_id(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _id(obj: dict[str, Any], name: str, field: str) -> int:
-    value = obj.get(field)
-    if not _is_id(value):
-        raise unmappable(f"{name}.{field}", "expected a whole number, CVAT's id")
-    return value
-
-
-def _optional_id(obj: dict[str, Any], name: str, field: str) -> int | None:
-    return None if obj.get(field) is None else _id(obj, name, field)
-
-
-def _choice(obj: dict[str, Any], name: str, field: str, allowed: tuple[str, ...]) -> str:
-    value = obj.get(field)
-    if not isinstance(value, str) or value not in allowed:
-        raise unmappable(f"{name}.{field}", f"expected one of {', '.join(repr(a) for a in allowed)}")
-    return value
-
-
-def _time(obj: dict[str, Any], name: str, field: str) -> datetime:
-    value = obj.get(field)
-    parsed = _parse_time(value)
-    if parsed is None:
-        raise unmappable(f"{name}.{field}", "expected an ISO 8601 date and time with its offset (CVAT's)")
-    return parsed
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or len(value) > 40:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
-
-
-def _since(obj: dict[str, Any], name: str) -> str | None:
-    value = obj.get("assignee_updated_date")
-    return None if value is None else _stamp(_time(obj, name, "assignee_updated_date"))
-
-
-def _stamp(time: datetime) -> str:
-    """The version stamp of an id: the tool's time in UTC, to the microsecond, as the event's ``time``."""
-    return time.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _user_id(user: object) -> str | None:
-    if isinstance(user, dict):
-        user = user.get("id")
-    return str(user) if _is_id(user) else None
-
-
-def _changed(before: dict[str, Any]) -> str:
-    """The names of the changed fields (CVAT's field names only: never a value, never free text)."""
-    names = sorted(k for k in before if isinstance(k, str) and _FIELD_NAME.match(k))
-    return ", ".join(names[:10]) + (", …" if len(names) > 10 else "") if names else "nothing"
 
 
 def _types(events: Sequence[Event]) -> str:

@@ -1,16 +1,21 @@
 """Label Studio webhook deliveries → ledger events (``map_delivery``), pure: no database, no clock.
 
 What Label Studio sends (``label_studio/webhooks/models.py`` ``WebhookAction.ACTIONS`` and
-``serializers_for_hooks.py``, 1.23.2): ``{"action": ..., <key>: <serialized objects>, "project": {...}}``,
-the objects serialized with all their model fields (users and tasks as ids), an annotation event also
-carrying its task under ``task`` (the task's ``data`` is where the item comes from), deletions only ids.
+``serializers_for_hooks.py``, 1.23.2, and the captures in ``tests/fixtures/webhooks/label-studio``):
+``{"action": ..., <key>: <serialized objects>, "project": {...}}``, each object with all its model fields
+(users, tasks and projects as integer ids), an annotation event also carrying its task under ``task``
+(whose ``data`` holds the URL the item is taken from), a deletion only ``[{"id": …}]``.
 
 - An annotation's regions (``label_studio_results``) become one ledger annotation each,
-  ``<source>-a<annotation id>-<region key>``, versioned against the ledger's state: a new region is
-  created, a changed one updated, one gone from the result deleted, an equal one left alone.
-- A task becomes ``item.imported`` (its predictions, when the payload carries them, ``origin: model``
-  annotations ``<source>-p<prediction id>-<region key>``); a deleted task ``item.removed`` after the deletion
-  of every live annotation of the source on the item.
+  ``<source>-a<annotation id>-<region key>``, versioned against the ledger's state
+  (``label_studio_versions``). Every region of a person's annotation is ``origin: human``, whatever its
+  ``origin`` in Label Studio (``prediction``: accepted unchanged): the person submitted it. The prediction
+  the annotation was made from (``annotation.prediction``, the only place Label Studio sends a model's
+  work) is recorded first, as ``origin: model`` annotations ``<source>-p<prediction id>-<region key>``.
+- A skipped task (``was_cancelled``) records nothing: its annotation is a placeholder, not work.
+- A task becomes ``item.imported`` (and its ``predictions``, when a payload carries them); a deleted task
+  the deletion of every live annotation of the source on its item, then ``item.removed`` (Label Studio
+  sends no ``ANNOTATIONS_DELETED`` for a deleted task's annotations).
 - The project's labelling configuration and instructions are the guideline its annotations cite, published
   as ``<source>-project-<id>`` when a version is first seen; a deleted project retires its versions.
 """
@@ -161,9 +166,9 @@ def _annotations_deleted(m: Recorder, payload: dict[str, Any]) -> None:
                 f"{where}.id",
                 f"annotation {annotation_id} was never mapped by this source: nothing to delete",
             )
-        before = m.counts["regions deleted"]
+        before = m.counts["region{s} deleted"]
         delete_all(m, m.own(*place, f"{m.source.name}-a{annotation_id}-"))
-        if m.counts["regions deleted"] == before:
+        if m.counts["region{s} deleted"] == before:
             m.notes.append(f"annotation {annotation_id} holds no live region on record")
 
 
@@ -189,7 +194,7 @@ def _tasks_created(m: Recorder, payload: dict[str, Any]) -> None:
         ident = event_id(m.source, f"task/{task_id}", "imported", stamp(time))
         m.emit("item.imported", ident, time, data, m.source.name, TOOL_ROLE)
         m.places.append((f"task/{task_id}", dataset, item))
-        m.counts["items imported"] += 1
+        m.counts["item{s} imported"] += 1
         predictions = task.get("predictions") or []
         if not isinstance(predictions, list):
             raise unmappable(f"{where}.predictions", "is not a list")
@@ -247,7 +252,7 @@ def _tasks_deleted(m: Recorder, payload: dict[str, Any]) -> None:
         # Stamped with the item: a later task given the same id (SQLite reuses them) is another removal.
         ident = event_id(m.source, f"task/{task_id}", "removed", f"{dataset}/{item}")
         m.emit("item.removed", ident, m.delivery.received_at, data, m.source.name, TOOL_ROLE)
-        m.counts["items removed"] += 1
+        m.counts["item{s} removed"] += 1
 
 
 def _task_place(
@@ -292,6 +297,9 @@ def _project_written(m: Recorder, payload: dict[str, Any]) -> None:
     m.publish(project)
     if not m.guidelines:
         guideline_id, version, _ = guideline_of(m.source, project)
+        # A project event carrying a version on record repeats its publication (a retry, or a change
+        # of fields the guideline does not hold): the publication's receipt answers it.
+        m.candidates.append(event_id(m.source, f"project/{project.id}", "published", version))
         m.notes.append(f"guideline {guideline_id} version {version} is on record")
 
 
@@ -312,7 +320,7 @@ def _project_deleted(m: Recorder, payload: dict[str, Any]) -> None:
                 "reason": "Label Studio project deleted",
             }
             m.emit("guideline.retired", ident, received, data, m.source.name, TOOL_ROLE)
-            m.counts["guideline versions retired"] += 1
+            m.counts["guideline version{s} retired"] += 1
     if not m.events:
         m.notes.append(f"no version of guideline {guideline_id} is in effect")
 

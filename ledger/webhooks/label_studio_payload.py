@@ -56,6 +56,7 @@ def objects(payload: dict[str, Any], key: str, *, required: bool = True) -> list
 
 
 def read_project(payload: dict[str, Any]) -> Project | None:
+    """The payload's ``project``, or ``None`` when it carries none."""
     raw = payload.get("project")
     if raw is None:
         return None
@@ -71,29 +72,32 @@ def read_project(payload: dict[str, Any]) -> Project | None:
         id=tool_id(raw.get("id"), "project.id"),
         label_config=label_config,
         expert_instruction=instruction,
-        created_at=_optionalread_time(raw.get("created_at"), "project.created_at"),
-        updated_at=_optionalread_time(raw.get("updated_at"), "project.updated_at"),
+        created_at=_read_optional_time(raw.get("created_at"), "project.created_at"),
+        updated_at=_read_optional_time(raw.get("updated_at"), "project.updated_at"),
     )
 
 
 def tool_id(value: Any, where: str) -> int:
+    """A Label Studio object id (an integer primary key) found at ``where``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise unmappable(where, "is not a Label Studio id (a whole number)")
     return value
 
 
 def optional_id(value: Any) -> int | None:
+    """``value`` when it is an object id, else ``None`` (a field read only as a fallback)."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def read_time(value: Any, where: str) -> datetime:
-    time = _optionalread_time(value, where)
+    """A Label Studio timestamp (``2026-12-02T03:16:46.826007Z``) found at ``where``, in UTC."""
+    time = _read_optional_time(value, where)
     if time is None:
         raise unmappable(where, "is not given")
     return time
 
 
-def _optionalread_time(value: Any, where: str) -> datetime | None:
+def _read_optional_time(value: Any, where: str) -> datetime | None:
     if value is None:
         return None
     try:
@@ -111,6 +115,7 @@ def stamp(time: datetime) -> str:
 
 
 def rfc3339(time: datetime) -> str:
+    """``time`` as an event's timestamps are written (``…Z``)."""
     return time.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -156,7 +161,3 @@ def _url_path(url: str) -> str:
         if files:
             return files[0]
     return unquote(parts.path)
-
-
-def _source_ref(source: Source, task_id: int) -> str:
-    return f"label-studio:{source.name}/task/{task_id}"

@@ -44,6 +44,7 @@ class Recorder:
     candidates: list[str] = field(default_factory=list)
     places: list[tuple[str, str, str]] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    """How many of each thing were recorded or skipped, by a phrase with ``{s}`` where a plural takes it."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -52,7 +53,10 @@ class Recorder:
 
     def result(self) -> Mapped:
         events = self.guidelines + self.events
-        done = ", ".join(f"{n} {what}" for what, n in self.counts.items() if n) or "nothing to record"
+        done = ", ".join(
+            f"{n} " + what.format(s="" if n == 1 else "s") for what, n in self.counts.items() if n
+        )
+        done = done or "nothing to record"
         summary = f"Label Studio {self.action}: {done}" + "".join(f"; {note}" for note in self.notes)
         unchanged = None
         if not events:
@@ -123,7 +127,7 @@ class Recorder:
                 actorrole=TOOL_ROLE,
             )
         )
-        self.counts["guideline published"] += 1
+        self.counts["guideline{s} published"] += 1
 
     def own(self, dataset: str, item: str, prefix: str) -> list[AnnotationState]:
         """The ledger's annotations on the item whose ids start ``prefix`` (this source's, one tool object's)."""
@@ -189,7 +193,7 @@ def record_regions(
         ledger_id = prefix + region.key
         now = state.get(ledger_id)
         if now is not None and now.status != "deleted" and _equal(now, region):
-            m.counts["regions unchanged"] += 1
+            m.counts["region{s} unchanged"] += 1
             continue
         change = "created" if now is None or now.status == "deleted" else "updated"
         data: dict[str, Any] = {
@@ -209,13 +213,13 @@ def record_regions(
             data["model_name"], data["model_version"] = producer.model
         ident = event_id(m.source, f"{ref}/{region.key}", change, version_stamp)
         m.emit(f"annotation.{change}", ident, time, data, producer.actor, producer.actorrole)
-        m.counts[f"regions {change}"] += 1
+        m.counts[f"region{{s}} {change}"] += 1
     for ledger_id, now in sorted(state.items()):
         if ledger_id not in seen and now.status != "deleted":
             key = ledger_id.removeprefix(prefix)
             ident = event_id(m.source, f"{ref}/{key}", "deleted", version_stamp)
             m.emit("annotation.deleted", ident, time, _deletion(now), producer.actor, producer.actorrole)
-            m.counts["regions deleted"] += 1
+            m.counts["region{s} deleted"] += 1
 
 
 def _equal(now: AnnotationState, region: Region) -> bool:
@@ -248,7 +252,7 @@ def delete_all(m: Recorder, states: Sequence[AnnotationState], *, answers_repeat
         if now.status != "deleted":
             received = m.delivery.received_at
             m.emit("annotation.deleted", ident, received, _deletion(now), m.source.name, TOOL_ROLE)
-            m.counts["regions deleted"] += 1
+            m.counts["region{s} deleted"] += 1
 
 
 def tool_ref(source: Source, ledger_id: str) -> str:
@@ -263,4 +267,4 @@ def tool_ref(source: Source, ledger_id: str) -> str:
 
 def note_skipped(m: Recorder, skipped: dict[str, int]) -> None:
     for kind, n in sorted(skipped.items()):
-        m.counts[f"{kind} results skipped"] += n
+        m.counts[f"{kind} result{{s}} skipped"] += n

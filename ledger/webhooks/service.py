@@ -103,7 +103,9 @@ class WebhookService:
     def _record(self, delivery: Delivery, body: bytes) -> Outcome:
         source = delivery.source
         try:
-            mapped = self._mappers[source.kind](delivery, StateLookup(self._db, source))
+            # One connection for every question the mapping asks, handed back before the append.
+            with self._db.connect() as conn:
+                mapped = self._mappers[source.kind](delivery, StateLookup(conn, source))
         except (Unmappable, UnsupportedAction) as exc:
             return self._reject(source, exc, body, delivery.received_at)
         on_record = self._queries.many(source.tenant, mapped.candidates)

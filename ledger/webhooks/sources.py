@@ -26,10 +26,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ledger.domain.envelope import TENANT_PATTERN
-from ledger.domain.errors import AuthenticationFailed, FieldError, LedgerError, NotFound, ValidationFailed
+from ledger.domain.errors import AuthenticationFailed, FieldError, NotFound, ValidationFailed
 from ledger.storage.database import Database
 from ledger.webhooks.config import config_document, parse_config
-from ledger.webhooks.model import KINDS, AnnotationState, Kind, Source, SourceConfig
+from ledger.webhooks.model import KINDS, AnnotationState, GuidelineState, Kind, Source, SourceConfig
 
 NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
 """A source's name: lowercase letters, digits and ``-`` (not first or last), at most 40 characters; it is
@@ -45,8 +45,8 @@ _COLUMNS = "name, kind, tenant, config, created_at, rotated_at"
 Connection = psycopg.Connection[tuple[Any, ...]]
 
 
-class SourceExists(LedgerError):
-    """``ledger sources add --name N`` for a name already on record."""
+class SourceExists(ValidationFailed):
+    """``ledger sources add --name N`` for a name already on record: the field ``name`` is refused."""
 
     code = "source_exists"
     title = "A webhook source of that name exists"
@@ -59,7 +59,7 @@ def new_secret() -> str:
 
 def secret_digest(secret: str) -> str:
     """The hex SHA-256 a Label Studio source's bearer secret is kept as."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def check_name(name: str) -> str:
@@ -265,6 +265,16 @@ class StateLookup:
                 (self._source.tenant, guideline_id, version),
             )
         )
+
+    def guideline_versions(self, guideline_id: str) -> Sequence[GuidelineState]:
+        """Every version of the guideline the tenant's ``proj_guidelines`` holds, oldest ``effective_from``
+        first."""
+        rows = self._rows(
+            "SELECT guideline_id, version, effective_from, effective_until FROM proj_guidelines"
+            " WHERE tenant = %s AND guideline_id = %s ORDER BY effective_from, version",
+            (self._source.tenant, guideline_id),
+        )
+        return [GuidelineState(str(r[0]), str(r[1]), r[2], r[3]) for r in rows]
 
     def _rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         if isinstance(self._on, Database):

@@ -67,7 +67,8 @@ class TestAdd:
         lines = result.stdout.splitlines()
         assert lines[0] == "Added Label Studio source ls-main, writing to tenant acme."
         assert f"  URL:                  {BASE}/v1/webhooks/label-studio?source=ls-main" in lines
-        assert f"  Headers:              Authorization = Bearer {secret}" in lines
+        assert "  Header name:          Authorization" in lines
+        assert f"  Header value:         Bearer {secret}" in lines
         assert "  Send payload:         on" in lines
         assert "Settings > Webhooks > Add Webhook" in result.stdout
         assert result.stderr == ""  # the config maps users: no warning
@@ -93,6 +94,26 @@ class TestAdd:
         assert out["form"]["Secret"] == out["secret"]
         assert out["form"]["Enable SSL"] == "on"
         assert store.cvat_secret("cvat-1")[1] == out["secret"]
+        assert out["api"] == {
+            "target_url": out["webhook_url"],
+            "content_type": "application/json",
+            "secret": out["secret"],
+            "events": ["create:task", "update:task", "delete:task", "update:job", "delete:job"],
+            "enable_ssl": True,
+            "is_active": True,
+        }
+
+    def test_label_studio_as_json_gives_the_body_of_its_create_webhook_call(self, cli: Cli) -> None:
+        out = cli.json("add", "label-studio", "--tenant", "acme", "--base-url", BASE)
+        assert isinstance(out, dict)
+        assert out["api"] == {
+            "url": f"{BASE}/v1/webhooks/label-studio?source=ls-1",
+            "headers": {"Authorization": f"Bearer {out['secret']}"},
+            "send_payload": True,
+            "send_for_all_actions": True,
+            "is_active": True,
+        }
+        assert out["form"]["Header value"] == f"Bearer {out['secret']}"
 
     def test_a_source_without_users_is_added_with_a_warning_saying_how_to_map_them(self, cli: Cli) -> None:
         result = cli("add", "cvat", "--tenant", "acme")
@@ -106,6 +127,7 @@ class TestAdd:
             json.loads(out.stdout)["webhook_url"]
             == "http://127.0.0.1:8123/v1/webhooks/label-studio?source=ls-1"
         )
+        assert "SSRF_PROTECTION_ENABLED=false" in out.stderr  # Label Studio will not post to loopback
 
     def test_a_taken_name_is_exit_2_naming_it(self, cli: Cli) -> None:
         assert cli("add", "cvat", "--tenant", "acme", "--name", "cv").returncode == 0
@@ -176,7 +198,8 @@ class TestRotate:
         assert result.stdout.splitlines()[0] == (
             "New secret for Label Studio source ls-1; the old one is refused from now on."
         )
-        assert f"  Headers:              Authorization = Bearer {new}" in result.stdout.splitlines()
+        assert f"  Header value:         Bearer {new}" in result.stdout.splitlines()
+        assert "replace Header value (the rest stays as it was):" in result.stdout
         with pytest.raises(AuthenticationFailed):
             store.authenticate_bearer("ls-1", old)
         assert store.authenticate_bearer("ls-1", new).rotated_at is not None
@@ -220,7 +243,7 @@ class TestConfigure:
 def test_help_says_what_to_enter_in_each_tool(cli: Cli) -> None:
     result = cli("add", "--help")
     assert result.returncode == 0
-    for text in ("Authorization = Bearer <secret>", "Send payload", "Content type  application/json",
+    for text in ("name Authorization, value Bearer <secret>", "Send payload", "Content type  application/json",
                  "Secret        <secret>", "SSRF_PROTECTION_ENABLED=false"):  # fmt: skip
         assert text in result.stdout
 
@@ -235,3 +258,18 @@ def test_the_default_base_url_of_an_embedded_ledger_is_loopback() -> None:
     assert (
         default_base_url(Settings(database_url="postgresql://x/y", host="0.0.0.0")) == "http://127.0.0.1:8000"  # noqa: S104
     )
+
+
+def test_on_the_embedded_default_the_url_is_loopback_at_ledger_port(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env.update(LEDGER_HOME=str(tmp_path / "home"), LEDGER_PORT="8200")
+
+    def sources(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(LEDGER), "sources", *args], env=env, capture_output=True, text=True,
+                              timeout=300, check=False)  # fmt: skip
+
+    added = sources("add", "cvat", "--tenant", "acme", "--json")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["webhook_url"] == "http://127.0.0.1:8200/v1/webhooks/cvat?source=cvat-1"
+    listed = sources("list", "--json")  # the embedded database kept it
+    assert [s["name"] for s in json.loads(listed.stdout)] == ["cvat-1"]

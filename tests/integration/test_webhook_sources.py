@@ -108,7 +108,13 @@ class TestAuthentication:
         _, secret = store.add("label-studio", "acme", name="ls")
         _, cvat_secret = store.add("cvat", "acme", name="cv")
         messages = set()
-        for name, token in (("ls", secret + "x"), ("ls", ""), ("nope", secret), ("cv", cvat_secret)):
+        for name, token in (
+            ("ls", secret + "x"),
+            ("ls", ""),
+            ("ls", "\udcff"),
+            ("nope", secret),
+            ("cv", cvat_secret),
+        ):
             with pytest.raises(AuthenticationFailed) as caught:
                 store.authenticate_bearer(name, token)
             messages.add(caught.value.detail)
@@ -238,3 +244,25 @@ class TestStateLookup:
             2,
             "2026-03-02T10:00:00+00:00",
         )
+
+
+def test_the_application_role_may_read_and_write_the_tables_but_not_delete(ledger: Ledger) -> None:
+    with ledger.db.connect() as conn:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'ledger_app'").fetchone() is None:
+            pytest.skip("the test server could not create the ledger_app role")
+        grants = {
+            table: [r[0] for r in conn.execute(
+                "SELECT privilege_type FROM information_schema.role_table_grants"
+                " WHERE grantee = 'ledger_app' AND table_name = %s ORDER BY 1", (table,)
+            ).fetchall()]
+            for table in ("webhook_sources", "webhook_places")
+        }  # fmt: skip
+    assert grants == {t: ["INSERT", "SELECT", "UPDATE"] for t in ("webhook_sources", "webhook_places")}
+
+
+def test_the_table_refuses_a_label_studio_row_holding_its_secret(store: SourceStore, ledger: Ledger) -> None:
+    import psycopg
+
+    store.add("label-studio", "acme", name="ls")
+    with ledger.db.connect() as raw, pytest.raises(psycopg.errors.CheckViolation):
+        raw.execute("UPDATE webhook_sources SET secret = 'plain' WHERE name = 'ls'")

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 
 from ledger.domain.logs import SYSTEM_TENANT, log_for
 from ledger.runtime import Ledger
@@ -54,6 +55,23 @@ def tool_user(payload: dict[str, Any]) -> str:
     return str(user["id"] if isinstance(user, dict) else user)
 
 
+@pytest.fixture(scope="module")
+def document(server_url: str) -> dict[str, Any]:
+    """The served OpenAPI document."""
+    return httpx.get(f"{server_url}/schema/openapi.json", timeout=30).json()
+
+
+def assert_documented(document: dict[str, Any], route: str, response: httpx.Response) -> None:
+    """The response's status is documented for ``route``, and its body matches the documented schema."""
+    documented = document["paths"][route]["post"]["responses"][str(response.status_code)]
+    [(media, content)] = documented["content"].items()
+    assert response.headers["content-type"].split(";")[0] == media
+    # The schema's "#/components/..." references resolve against a root holding the document's components.
+    Draft202012Validator({**content["schema"], "components": document["components"]}).validate(
+        response.json()
+    )
+
+
 class Tool:
     """One source of the test's tenant, posting as the tool does."""
 
@@ -89,7 +107,9 @@ def studio(http: httpx.Client, tenant: str, shared_ledger: Ledger) -> Tool:
 
 @pytest.fixture
 def cvat(http: httpx.Client, tenant: str, shared_ledger: Ledger) -> Tool:
-    source, secret = SourceStore(shared_ledger.db).add("cvat", tenant)
+    """A CVAT source of the test's tenant, the fixtures' user mapped."""
+    config = SourceConfig(users={"1": ACTOR})
+    source, secret = SourceStore(shared_ledger.db).add("cvat", tenant, config=config)
     return Tool(http, source, secret)
 
 
@@ -107,6 +127,7 @@ def test_label_studio_without_its_secret_is_401_and_only_the_refusal_is_recorded
     before = len(denials(shared_ledger, LS))
     refused = studio.post(ls_payload(), **(headers or {"x-none": "1"}))
     assert refused.status_code == 401, refused.text
+    assert refused.headers["www-authenticate"] == 'Bearer realm="ledger"'
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["code"] == "unauthenticated"
     assert events_of(shared_ledger, tenant) == []
@@ -156,9 +177,12 @@ def test_a_body_signed_for_other_bytes_is_401(cvat: Tool, tenant: str, shared_le
     assert events_of(shared_ledger, tenant) == []
 
 
-def test_cvat_ping_is_answered_and_records_nothing(cvat: Tool, tenant: str, shared_ledger: Ledger) -> None:
-    response = cvat.post({"event": "ping", "webhook_id": 1})
+def test_cvat_ping_is_answered_and_records_nothing(
+    cvat: Tool, tenant: str, shared_ledger: Ledger, document: dict[str, Any]
+) -> None:
+    response = cvat.post(webhook_fixtures.body("cvat", "ping"))
     assert (response.status_code, response.json()) == (200, {"pong": True})
+    assert_documented(document, CVAT, response)
     assert events_of(shared_ledger, tenant) == []
 
 
@@ -166,10 +190,11 @@ def test_cvat_ping_is_answered_and_records_nothing(cvat: Tool, tenant: str, shar
 
 
 def test_a_delivery_is_recorded_and_its_retry_is_a_repeat(
-    studio: Tool, tenant: str, shared_ledger: Ledger
+    studio: Tool, tenant: str, shared_ledger: Ledger, document: dict[str, Any]
 ) -> None:
     first = studio.post(ls_payload())
     assert first.status_code == 201, first.text
+    assert_documented(document, LS, first)
     receipts = first.json()["receipts"]
     assert receipts
     assert not any(r["duplicate"] for r in receipts)
@@ -179,7 +204,12 @@ def test_a_delivery_is_recorded_and_its_retry_is_a_repeat(
 
     retry = studio.post(ls_payload())
     assert retry.status_code == 200, retry.text
-    assert retry.json()["receipts"] == [{**r, "duplicate": True} for r in receipts]
+    assert_documented(document, LS, retry)
+    # The original receipts of the delivery's annotation events (the project's guideline, published with
+    # the first delivery, is not this delivery's own: the next annotation of the project cites it too).
+    own = [r for r, e in zip(receipts, recorded, strict=True) if e["type"] != "guideline.published"]
+    assert [e["type"] for e in recorded] == ["guideline.published", "annotation.created"]
+    assert retry.json()["receipts"] == [{**r, "duplicate": True} for r in own]
     assert events_of(shared_ledger, tenant) == recorded
 
 
@@ -232,10 +262,11 @@ def assert_rejected(response: httpx.Response, code: str, body: bytes, ledger: Le
 
 
 def test_an_unsupported_action_is_202_and_recorded_and_its_retry_is_a_repeat(
-    studio: Tool, tenant: str, shared_ledger: Ledger
+    studio: Tool, tenant: str, shared_ledger: Ledger, document: dict[str, Any]
 ) -> None:
     body = json.dumps({"action": "WEBHOOK_TEST_UNKNOWN"}).encode()
     response = studio.post(body)
+    assert_documented(document, LS, response)
     assert_rejected(response, "webhook_unsupported", body, shared_ledger, tenant, studio.source)
     recorded = events_of(shared_ledger, tenant)
     retry = studio.post(body)
@@ -252,7 +283,10 @@ def test_an_unmapped_user_is_202_and_recorded_without_the_users_details(
     event = assert_rejected(
         studio.post(body), "webhook_unmappable", body, shared_ledger, tenant, studio.source
     )
-    assert "777" in event["data"]["reason"]
+    assert event["data"]["reason"] == (
+        "webhook_unmappable: annotation.completed_by: tool user 777 is not mapped to a ledger actor; add it "
+        "under [users] in the source's config and run `ledger sources configure`"
+    )
     assert "jane.doe" not in json.dumps(events_of(shared_ledger, tenant))
     assert [e["type"] for e in events_of(shared_ledger, tenant)] == ["ledger.ingest_rejected"]
 
@@ -274,3 +308,97 @@ def test_the_body_limit_holds_for_webhooks(studio: Tool, shared_ledger: Ledger, 
     response = studio.post(too_large)
     assert response.status_code == 413
     assert events_of(shared_ledger, tenant) == []
+
+
+# ---- a task's life, as Label Studio reports it ----------------------------------------------------------
+
+
+def annotations_of(ledger: Ledger, tenant: str) -> dict[str, tuple[int, str]]:
+    """The projection's annotations of the tenant: id → (version, status)."""
+    with ledger.db.connect() as conn:
+        rows = conn.execute(
+            "SELECT annotation_id, version, status FROM proj_annotations WHERE tenant = %s", (tenant,)
+        ).fetchall()
+    return {str(r[0]): (int(r[1]), str(r[2])) for r in rows}
+
+
+def test_a_task_created_annotated_updated_and_deleted_is_on_record_in_order(
+    studio: Tool, http: httpx.Client, token, tenant: str, shared_ledger: Ledger
+) -> None:
+    name = studio.source.name
+    region = f"{name}-a4-r1nodule"
+    added = f"{name}-a4-r2nodule"
+
+    assert studio.post(ls_payload("TASKS_CREATED")).status_code == 201
+    [imported] = [e for e in events_of(shared_ledger, tenant) if e["type"] == "item.imported"]
+    dataset, item = imported["data"]["dataset"], imported["data"]["item"]
+
+    created = studio.post(ls_payload("ANNOTATION_CREATED"))
+    assert created.status_code == 201, created.text
+    assert annotations_of(shared_ledger, tenant) == {region: (1, "submitted")}
+
+    # The update moves r1nodule and adds r2nodule: v2 of the one (citing v1), v1 of the other.
+    updated = studio.post(ls_payload("ANNOTATION_UPDATED"))
+    assert updated.status_code == 201, updated.text
+    assert annotations_of(shared_ledger, tenant) == {region: (2, "submitted"), added: (1, "submitted")}
+    [v2] = [e for e in events_of(shared_ledger, tenant) if e["type"] == "annotation.updated"]
+    assert (v2["data"]["annotation_id"], v2["data"]["version"]) == (region, 2)
+    assert v2["data"]["previous_version"] == 1
+    assert v2["id"] in {r["id"] for r in updated.json()["receipts"]}
+    # Its retry is a repeat: no v3.
+    assert studio.post(ls_payload("ANNOTATION_UPDATED")).status_code == 200
+    assert annotations_of(shared_ledger, tenant) == {region: (2, "submitted"), added: (1, "submitted")}
+
+    deleted = studio.post(ls_payload("ANNOTATIONS_DELETED"))
+    assert deleted.status_code == 201, deleted.text
+    assert annotations_of(shared_ledger, tenant) == {region: (3, "deleted"), added: (2, "deleted")}
+    before = events_of(shared_ledger, tenant)
+    again = studio.post(ls_payload("ANNOTATIONS_DELETED"))
+    assert again.status_code == 200, again.text
+    assert events_of(shared_ledger, tenant) == before
+
+    reader = {"authorization": f"Bearer {token('auditor', tenant=tenant)}"}
+    provenance = http.get(f"/v1/items/{dataset}/{item}/provenance", headers=reader)
+    assert provenance.status_code == 200, provenance.text
+    events = provenance.json()["events"]
+    assert [(e["type"], e["data"].get("annotation_id"), e["actor"], e["actorrole"]) for e in events] == [
+        ("item.imported", None, name, "tool"),
+        ("annotation.created", region, ACTOR, "annotator"),
+        ("annotation.updated", region, ACTOR, "annotator"),
+        ("annotation.created", added, ACTOR, "annotator"),
+        # Label Studio says neither who deleted nor when: the source itself, at the delivery's arrival.
+        ("annotation.deleted", region, name, "tool"),
+        ("annotation.deleted", added, name, "tool"),
+    ]
+    assert verify(shared_ledger.db, log=log_for(tenant), jobs=1).intact
+
+
+def test_a_signed_cvat_delivery_is_recorded_and_its_retry_is_a_repeat(
+    cvat: Tool, tenant: str, shared_ledger: Ledger
+) -> None:
+    body = webhook_fixtures.body("cvat", "create-task")
+    first = cvat.post(body)
+    assert first.status_code == 201, first.text
+    recorded = events_of(shared_ledger, tenant)
+    assert [e["id"] for e in recorded] == [r["id"] for r in first.json()["receipts"]]
+    assert {e["source"] for e in recorded} == {f"urn:ledger:webhook:cvat:{cvat.source.name}"}
+    retry = cvat.post(body)
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["receipts"] == [{**r, "duplicate": True} for r in first.json()["receipts"]]
+    assert events_of(shared_ledger, tenant) == recorded
+
+
+def test_an_update_that_changes_nothing_is_200_unchanged_and_records_nothing(
+    studio: Tool, tenant: str, shared_ledger: Ledger, document: dict[str, Any]
+) -> None:
+    assert studio.post(ls_payload()).status_code == 201
+    recorded = events_of(shared_ledger, tenant)
+    same = ls_payload()
+    same["action"] = "ANNOTATION_UPDATED"
+    same["annotation"]["updated_at"] = "2026-12-02T03:30:00.000000Z"  # saved again, regions as they were
+    response = studio.post(same)
+    assert response.status_code == 200, response.text
+    assert response.json()["receipts"] == []
+    assert response.json()["unchanged"]
+    assert_documented(document, LS, response)
+    assert events_of(shared_ledger, tenant) == recorded
