@@ -191,7 +191,7 @@ class LabelStudio:
 
 def environment(data_dir: Path) -> dict[str, str]:
     """Label Studio's environment: SQLite and every file in ``data_dir``; webhooks allowed to loopback; no
-    error reports or usage statistics sent anywhere; nothing of the ledger's environment."""
+    error reports, usage statistics or version checks sent anywhere; nothing of the ledger's environment."""
     keep = {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ"}
     env = {key: value for key, value in os.environ.items() if key in keep}
     env.update(
@@ -207,6 +207,7 @@ def environment(data_dir: Path) -> dict[str, str]:
             "SENTRY_DSN": "",
             "FRONTEND_SENTRY_DSN": "",
             "COLLECT_ANALYTICS": "false",
+            "LATEST_VERSION_CHECK": "false",  # it would ask PyPI at start, waiting up to 10 s
             "PYTHONUNBUFFERED": "1",
         }
     )
