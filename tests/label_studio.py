@@ -66,7 +66,11 @@ def _installed_version(venv: Path) -> str | None:
     if not python.exists():
         return None
     probe = subprocess.run(
-        [str(python), "-c", "from importlib.metadata import version; print(version('label-studio'))"],
+        [
+            str(python),
+            "-c",
+            "import label_studio; from importlib.metadata import version; print(version('label-studio'))",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
