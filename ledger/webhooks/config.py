@@ -149,18 +149,17 @@ def parse_config(document: Mapping[str, Any], *, where: str) -> SourceConfig:
 
 
 def config_document(config: SourceConfig) -> dict[str, Any]:
-    """The TOML-shaped document of ``config`` (only what differs from the defaults), as stored in
-    ``webhook_sources.config``; ``parse_config`` reads it back to an equal ``SourceConfig``."""
+    """The TOML-shaped document of ``config``, as stored in ``webhook_sources.config``; ``parse_config``
+    reads it back to an equal ``SourceConfig``. Keys left at their defaults are left out, except the item
+    pattern, which is always written: a later release's default never renames a source's items."""
     document: dict[str, Any] = {}
     if config.dataset is not None:
         document["dataset"] = config.dataset
     item: dict[str, Any] = {}
     if config.item_field is not None:
         item["field"] = config.item_field
-    if config.item_pattern != _DEFAULT_PATTERN:
-        item["pattern"] = config.item_pattern
-    if item:
-        document["item"] = item
+    item["pattern"] = config.item_pattern
+    document["item"] = item
     if config.guideline_id is not None or config.guideline_version is not None:
         document["guideline"] = {"id": config.guideline_id, "version": config.guideline_version}
     if config.image_width is not None or config.image_height is not None:

@@ -28,17 +28,14 @@ SKIPPED_TYPES = frozenset({"relation", "textarea"})
 """Result types recorded as nothing: a relation has no ledger model, a textarea holds free text."""
 LABEL_KEYS: Mapping[str, str] = {
     "rectanglelabels": "rectanglelabels",
-    "rectangle": "rectanglelabels",
     "polygonlabels": "polygonlabels",
-    "polygon": "polygonlabels",
     "brushlabels": "brushlabels",
-    "brush": "brushlabels",
     "choices": "choices",
     "labels": "labels",
 }
-"""Each mapped result type → the key of ``value`` that lists its labels (a bare ``rectangle`` region,
-drawn with a ``Rectangle`` tag beside a separate labels tag, still names its labels under the ``…labels``
-key when it has any)."""
+"""Each mapped result type → the key of ``value`` that lists its labels. A bare ``rectangle``, ``polygon``
+or ``brush`` (a shape tag beside a separate ``Labels`` tag, its class in another result of the same
+region) is not mapped: the labelling configuration should use ``RectangleLabels`` and the like."""
 _DIGITS = 6
 """Pixel coordinates are kept to a millionth of a pixel: the same percentages always give the same
 numbers, so an unchanged region compares equal to the version on record."""
@@ -111,6 +108,11 @@ def _geometry(
 ) -> dict[str, Any]:
     label_key = LABEL_KEYS[kind]
     if label_key in ("choices", "labels"):
+        if label_key == "labels" and ("x" in value or "points" in value):
+            raise UnsupportedAction(
+                f"{at}.type: a labels result holding an image shape (region {_region_id(result, at)}) is not "
+                "mapped; label image regions with RectangleLabels, PolygonLabels or BrushLabels"
+            )
         # A text span's offsets are not kept: the ledger has no span geometry, and the span's own text
         # (``value.text``) is free text that never enters it.
         return {"kind": "classification"}

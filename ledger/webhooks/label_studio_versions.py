@@ -49,9 +49,11 @@ class Recorder:
 
     @property
     def source(self) -> Source:
+        """The source the delivery came from."""
         return self.delivery.source
 
     def result(self) -> Mapped:
+        """The delivery's ``Mapped``: the guidelines its events cite first, then the events in order."""
         events = self.guidelines + self.events
         done = ", ".join(
             f"{n} " + what.format(s="" if n == 1 else "s") for what, n in self.counts.items() if n
@@ -68,6 +70,7 @@ class Recorder:
     def emit(
         self, type_: str, ident: str, time: datetime, data: dict[str, Any], actor: str, actorrole: str
     ) -> None:
+        """Record one event of the source's tenant."""
         self.events.append(envelope(self.source, type_, ident, time, data, actor=actor, actorrole=actorrole))
 
     def dataset(self, project_id: int | None, where: str) -> str:
@@ -266,5 +269,6 @@ def tool_ref(source: Source, ledger_id: str) -> str:
 
 
 def note_skipped(m: Recorder, skipped: dict[str, int]) -> None:
+    """Count the results skipped (relations, free text), so the summary names them."""
     for kind, n in sorted(skipped.items()):
         m.counts[f"{kind} result{{s}} skipped"] += n

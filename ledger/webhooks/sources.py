@@ -105,9 +105,9 @@ class SourceStore:
     def add(
         self, kind: str, tenant: str, name: str | None = None, config: SourceConfig | None = None
     ) -> tuple[Source, str]:
-        """Put a new source on record; returns it and its secret (shown once: only the source's kind
-        decides whether the secret or its digest is kept). ``name`` defaults to ``<ls|cvat>-<n>``, the
-        first n not taken."""
+        """Put a new source on record; returns it and its secret, to be shown once: Label Studio's is kept
+        as its SHA-256 only, CVAT's as is (its HMAC needs it). ``name`` defaults to ``<ls|cvat>-<n>``, the
+        first n not taken; a name taken is ``SourceExists``."""
         checked = _check_kind(kind)
         _check_tenant(tenant)
         if name is not None:
@@ -202,8 +202,8 @@ class SourceStore:
         rows = [(source.name, ref, source.tenant, dataset, item) for ref, dataset, item in places]
         if not rows:
             return
-        with self._connection(conn) as c:
-            c.cursor().executemany(
+        with self._connection(conn) as c, c.cursor() as cur:
+            cur.executemany(
                 "INSERT INTO webhook_places (source, ref, tenant, dataset, item) VALUES (%s, %s, %s, %s, %s)"
                 " ON CONFLICT (source, ref) DO UPDATE SET tenant = EXCLUDED.tenant,"
                 " dataset = EXCLUDED.dataset, item = EXCLUDED.item",

@@ -16,6 +16,7 @@ from ledger.domain.errors import AuthenticationFailed
 from ledger.runtime import Ledger
 from ledger.settings import Settings
 from ledger.webhooks.config import load_config
+from ledger.webhooks.model import SourceConfig
 from ledger.webhooks.sources import SourceStore
 
 LEDGER = Path(sys.executable).with_name("ledger")
@@ -86,7 +87,7 @@ class TestAdd:
             "cvat",
             "acme",
             None,
-            {},
+            {"item": {"pattern": SourceConfig().item_pattern}},  # pinned: a new default never renames items
         )
         assert out["webhook_url"] == f"{BASE}/v1/webhooks/cvat?source=cvat-1"
         assert out["form"]["Target URL"] == out["webhook_url"]

@@ -395,10 +395,47 @@ def test_an_update_that_changes_nothing_is_200_unchanged_and_records_nothing(
     recorded = events_of(shared_ledger, tenant)
     same = ls_payload()
     same["action"] = "ANNOTATION_UPDATED"
-    same["annotation"]["updated_at"] = "2026-12-02T03:30:00.000000Z"  # saved again, regions as they were
+    same["annotation"]["updated_at"] = "2026-12-02T03:17:30.000000Z"  # saved again, regions as they were
     response = studio.post(same)
     assert response.status_code == 200, response.text
     assert response.json()["receipts"] == []
     assert response.json()["unchanged"]
     assert_documented(document, LS, response)
     assert events_of(shared_ledger, tenant) == recorded
+
+
+def test_concurrent_updates_of_one_annotation_never_record_one_version_twice(
+    studio: Tool, server_url: str, tenant: str, shared_ledger: Ledger
+) -> None:
+    """The source's lock: each update maps against the state the one before it left (v2, v3, …), and one
+    that arrives after a newer one is refused on the record, never a second v2."""
+    assert studio.post(ls_payload()).status_code == 201
+    bodies = []
+    for n in range(8):
+        payload = ls_payload()
+        payload["action"] = "ANNOTATION_UPDATED"
+        payload["annotation"]["updated_at"] = f"2026-12-02T03:17:0{n}.000000Z"  # after the fixture's own
+        payload["annotation"]["result"][0]["value"]["x"] = 11.0 + n
+        bodies.append(json.dumps(payload).encode())
+    answers: list[httpx.Response] = []
+
+    def deliver(body: bytes) -> None:
+        with httpx.Client(base_url=server_url, timeout=60) as http:
+            answers.append(Tool(http, studio.source, studio.secret).post(body))
+
+    threads = [threading.Thread(target=deliver, args=(b,)) for b in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(answers) == 8
+    assert {a.status_code for a in answers} <= {201, 202}
+    refused = [a.json()["rejected"] for a in answers if a.status_code == 202]
+    assert all(r["code"] == "webhook_unmappable" and "newer version" in r["reason"] for r in refused)
+    versions = [
+        e["data"]["version"]
+        for e in events_of(shared_ledger, tenant)
+        if e["type"] in ("annotation.created", "annotation.updated")
+    ]
+    assert versions == list(range(1, 10 - len(refused)))
+    assert verify(shared_ledger.db, log=log_for(tenant), jobs=1).intact

@@ -970,3 +970,27 @@ def test_every_fixture_names_where_it_was_taken_from_and_is_mapped_above() -> No
         )
     text = Path(__file__).read_text(encoding="utf-8")
     assert {n for n in names if f'"{n}"' not in text} == set()
+
+
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        (
+            RECT | {"type": "rectangle", "value": {"x": 1, "y": 2, "width": 3, "height": 4, "rotation": 0}},
+            "annotation.result[0].type: result type rectangle (region r1nodule) is not mapped; the ledger "
+            "maps rectanglelabels, polygonlabels, brushlabels, choices and labels",
+        ),
+        (
+            RECT
+            | {"type": "labels", "value": {"x": 1, "y": 2, "width": 3, "height": 4, "labels": ["nodule"]}},
+            "annotation.result[0].type: a labels result holding an image shape (region r1nodule) is not "
+            "mapped; label image regions with RectangleLabels, PolygonLabels or BrushLabels",
+        ),
+    ],
+)
+def test_a_shape_labelled_by_a_separate_labels_tag_is_refused_not_flattened(
+    result: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(UnsupportedAction) as refused:
+        map_delivery(Delivery(SOURCE, with_result([result]), RECEIVED), Ledger())
+    assert str(refused.value) == message

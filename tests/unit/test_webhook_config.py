@@ -153,3 +153,10 @@ def test_the_stored_document_of_the_example_is_its_toml_document() -> None:
 def test_a_stored_document_that_no_longer_holds_is_refused_naming_where() -> None:
     with pytest.raises(SourceConfigInvalid, match=r"source ls-1: item\.pattern"):
         parse_config({"item": {"pattern": "x"}}, where="source ls-1")
+
+
+def test_the_item_pattern_is_stored_even_when_it_is_the_default() -> None:
+    """A source's items keep their ids when a later release changes the default rule."""
+    assert config_document(SourceConfig()) == {"item": {"pattern": SourceConfig().item_pattern}}
+    older = r"(?P<item>[^/]+)$"
+    assert parse_config({"item": {"pattern": older}}, where="test").item_pattern == older
