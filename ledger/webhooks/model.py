@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from ledger.domain.errors import FieldError, LedgerError
 from ledger.domain.fields import MAX_IDENTIFIER_LENGTH
+from ledger.domain.internal import envelope_dict
+from ledger.domain.stored import format_time
 
 Kind = Literal["label-studio", "cvat"]
 KINDS: tuple[Kind, ...] = ("label-studio", "cvat")
@@ -220,19 +222,22 @@ def envelope(
     actorrole: str,
     subject: str | None = None,
 ) -> dict[str, Any]:
-    """A CloudEvent of ``source``'s tenant, as a producer would post it."""
-    raw: dict[str, Any] = {
-        "specversion": "1.0",
-        "id": ident,
-        "source": source.cloudevents_source,
-        "type": type_,
-        "time": time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "datacontenttype": "application/json",
-        "tenant": source.tenant,
-        "actor": actor,
-        "actorrole": actorrole,
-        "data": data,
-    }
-    if subject is not None:
-        raw["subject"] = subject
-    return raw
+    """A CloudEvent of ``source``'s tenant, as a producer would post it (not yet validated)."""
+    return envelope_dict(
+        type_,
+        source.tenant,
+        data,
+        event_id=ident,
+        time=time,
+        source=source.cloudevents_source,
+        subject=subject,
+        actor=actor,
+        actorrole=actorrole,
+    )
+
+
+def tool_stamp(time: datetime) -> str:
+    """A tool's time as event ids (``event_id``'s ``stamp``) and event times carry it: UTC, always to the
+    microsecond, ``Z`` (``2026-12-02T03:00:00.123456Z``), one spelling of one time whatever the spelling
+    the tool sent. It is the ledger's own stored-time format."""
+    return format_time(time)

@@ -22,6 +22,7 @@ from ledger.webhooks.model import (
     SourceConfig,
     Unmappable,
     UnsupportedAction,
+    tool_stamp,
 )
 from tests import webhook_fixtures
 
@@ -144,9 +145,7 @@ def event(type_: str, ident: str, time: str, actor: str, role: str, data: dict[s
         "id": ident,
         "source": "urn:ledger:webhook:cvat:cvat-main",
         "type": type_,
-        "time": datetime.fromisoformat(time)
-        .isoformat()
-        .replace("+00:00", "Z"),  # as model.envelope writes it
+        "time": tool_stamp(datetime.fromisoformat(time)),  # as model.envelope writes it
         "datacontenttype": "application/json",
         "tenant": "acme",
         "actor": actor,
