@@ -11,6 +11,7 @@ answers 202 and records as ``ledger.ingest_rejected``, so the tool does not retr
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -82,9 +83,11 @@ class SourceConfig:
 
         The refusal names the user's id only: a user object's e-mail address never enters the ledger, not
         even in a rejection's reason."""
-        key = _user_key(tool_user)
-        if key is None:
+        if tool_user is None:
             raise unmappable(where, "no user id is given, so no ledger actor can be named")
+        key = _user_key(tool_user)
+        if key is None:  # never echoed: a name or an e-mail address where the id should be stays out
+            raise unmappable(where, "is not a tool user id (an integer, or 1 to 20 digits)")
         actor = self.users.get(key)
         if actor is None:
             raise unmappable(
@@ -95,12 +98,19 @@ class SourceConfig:
         return actor
 
 
+_USER_ID = re.compile(r"[0-9]{1,20}")
+
+
 def _user_key(user: object) -> str | None:
+    """The tool user id of ``user`` (a bare id or a user object's ``id``) as text, or ``None`` when it is
+    not one: an int (not a bool) of at most 20 digits, or a string of 1 to 20 ASCII digits."""
     if isinstance(user, dict):
         user = user.get("id")
-    if isinstance(user, bool) or not isinstance(user, int | str) or user == "":
-        return None
-    return str(user)
+    if isinstance(user, int) and not isinstance(user, bool) and 0 <= user < 10**20:
+        return str(user)
+    if isinstance(user, str) and _USER_ID.fullmatch(user):
+        return user
+    return None
 
 
 @dataclass(frozen=True, slots=True)
