@@ -72,9 +72,10 @@ def parse_time(value: object) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        # A time at the edge of the calendar (0001-01-01T00:00:00+01:00) has no UTC: OverflowError.
+        return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
 
 
 def since(obj: dict[str, Any], name: str) -> str | None:

@@ -256,6 +256,14 @@ def test_a_task_created_with_an_assignee_is_assigned_too() -> None:
     assert mapped.candidates == [e["id"] for e in mapped.events]
 
 
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_an_assignment_date_without_a_utc_is_refused_naming_it(when: str) -> None:
+    payload = webhook_fixtures.load("cvat", "create-task")
+    payload["task"]["assignee"] = payload["task"]["owner"] | {"id": 6}
+    payload["task"]["assignee_updated_date"] = when
+    assert refused(payload, MemoryLookup()).errors[0].field == "task.assignee_updated_date"
+
+
 def test_create_task_places_by_config_project_or_task_and_counts_frames_when_known() -> None:
     payload = webhook_fixtures.load("cvat", "create-task")
     configured = replace(SOURCE, config=replace(CONFIG, dataset="chest-xray-2022"))
@@ -631,6 +639,9 @@ def test_a_deleted_job_annotation_is_not_written_again() -> None:
         (lambda p: p["before_update"].__setitem__("state", 3), "before_update.state"),
         (lambda p: p["job"].__setitem__("updated_date", "yesterday"), "job.updated_date"),
         (lambda p: p["job"].__setitem__("updated_date", "2022-10-05T15:30:12"), "job.updated_date"),
+        # Times at the edge of the calendar have no UTC (OverflowError): refused, naming the field.
+        (lambda p: p["job"].__setitem__("updated_date", "0001-01-01T00:00:00+01:00"), "job.updated_date"),
+        (lambda p: p["job"].__setitem__("updated_date", "9999-12-31T23:59:59-01:00"), "job.updated_date"),
     ],
 )
 def test_malformed_job_fields_are_named(change: Any, where: str) -> None:
