@@ -9,22 +9,28 @@ import hashlib
 import hmac
 import json
 import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
+from ledger.domain.errors import Overloaded, StorageUnavailable
 from ledger.domain.logs import SYSTEM_TENANT, log_for
 from ledger.runtime import Ledger
 from ledger.storage.verify import verify
-from ledger.webhooks.model import Source, SourceConfig
+from ledger.webhooks.model import Delivery, Lookup, Mapped, Source, SourceConfig, unmappable
+from ledger.webhooks.service import LOCK_KEY, WebhookService
 from ledger.webhooks.sources import SourceStore
 from tests import webhook_fixtures
+from tests.conftest import make_event
 
 LS = "/v1/webhooks/label-studio"
 CVAT = "/v1/webhooks/cvat"
 ACTOR = "ann-0042"
+NOW = datetime(2026, 12, 2, 4, 0, tzinfo=UTC)
 
 
 def events_of(ledger: Ledger, tenant: str) -> list[dict[str, Any]]:
@@ -439,3 +445,193 @@ def test_concurrent_updates_of_one_annotation_never_record_one_version_twice(
     ]
     assert versions == list(range(1, 10 - len(refused)))
     assert verify(shared_ledger.db, log=log_for(tenant), jobs=1).intact
+
+
+# ---- hostile payloads: the service is every adapter's safety net (review 2) -----------------------------
+
+
+def hostile_image(payload: dict[str, Any]) -> None:
+    payload["task"]["data"]["image"] = "http://[abc/x.png"  # urlsplit: ValueError
+
+
+def hostile_time(payload: dict[str, Any]) -> None:
+    payload["annotation"]["updated_at"] = "0001-01-01T00:00:00+01:00"  # astimezone: OverflowError
+
+
+def hostile_brush(payload: dict[str, Any]) -> None:
+    payload["annotation"]["result"][0]["type"] = "brushlabels"
+    payload["annotation"]["result"][0]["value"] = {
+        "format": "rle",
+        "rle": [10**30],
+        "brushlabels": ["nodule"],
+    }
+
+
+def hostile_user(payload: dict[str, Any]) -> None:
+    payload["annotation"]["completed_by"] = "jane.doe@hospital.org"
+
+
+@pytest.mark.parametrize("spoil", [hostile_image, hostile_time, hostile_brush, hostile_user])
+def test_a_hostile_label_studio_payload_is_202_and_one_rejection_never_an_error(
+    studio: Tool, tenant: str, shared_ledger: Ledger, spoil: Callable[[dict[str, Any]], None]
+) -> None:
+    payload = ls_payload()
+    spoil(payload)
+    body = json.dumps(payload).encode()
+    response = studio.post(body)
+    assert response.status_code == 202, response.text
+    assert [e["type"] for e in events_of(shared_ledger, tenant)] == ["ledger.ingest_rejected"]
+    event = assert_rejected(
+        response, response.json()["rejected"]["code"], body, shared_ledger, tenant, studio.source
+    )
+    assert "jane.doe" not in json.dumps(event)
+    assert "[abc" not in json.dumps(event)
+    assert studio.post(body).json() == response.json()  # a retry is a repeat
+    assert len(rejections(shared_ledger, tenant)) == 1
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_cvat_time_without_a_utc_is_202_naming_the_field(
+    cvat: Tool, tenant: str, shared_ledger: Ledger, when: str
+) -> None:
+    payload = webhook_fixtures.load("cvat", "update-job-completed")
+    payload["job"]["updated_date"] = when
+    body = json.dumps(payload).encode()
+    event = assert_rejected(cvat.post(body), "webhook_unmappable", body, shared_ledger, tenant, cvat.source)
+    assert "job.updated_date" in event["data"]["reason"]
+
+
+def test_a_reason_the_rejection_cannot_hold_falls_back_to_the_code(
+    shared_ledger: Ledger, tenant: str, studio: Tool
+) -> None:
+    """A mapping whose refusal quotes a direct identifier: the rejection is still recorded, without it."""
+
+    def quoting(delivery: Delivery, lookup: Lookup) -> Mapped:
+        raise unmappable("annotation.completed_by", "tool user jane.doe@hospital.org is not mapped")
+
+    service = WebhookService(shared_ledger.db, shared_ledger.appender, shared_ledger.queries,
+                             mappers={"label-studio": quoting, "cvat": quoting})  # fmt: skip
+    body = json.dumps(ls_payload()).encode()
+    outcome = service.deliver("label-studio", studio.source.name, studio.credentials(body), body, NOW)
+    assert outcome.status == 202
+    assert outcome.body["rejected"]["code"] == "webhook_unmappable"
+    [event] = rejections(shared_ledger, tenant)
+    assert event["id"] == outcome.body["rejected"]["event_id"]
+    assert "jane.doe" not in json.dumps(event) + json.dumps(outcome.body)
+
+
+def test_an_operational_error_keeps_its_status(shared_ledger: Ledger, tenant: str, studio: Tool) -> None:
+    def away(delivery: Delivery, lookup: Lookup) -> Mapped:
+        raise StorageUnavailable("PostgreSQL connection failed")
+
+    service = WebhookService(shared_ledger.db, shared_ledger.appender, shared_ledger.queries,
+                             mappers={"label-studio": away, "cvat": away})  # fmt: skip
+    body = json.dumps(ls_payload()).encode()
+    with pytest.raises(StorageUnavailable):
+        service.deliver("label-studio", studio.source.name, studio.credentials(body), body, NOW)
+    assert events_of(shared_ledger, tenant) == []
+
+
+# ---- what is a repeat (review 8) ---------------------------------------------------------------------------
+
+
+def test_a_delivery_of_one_annotation_on_record_and_one_new_records_the_new_one(
+    studio: Tool, tenant: str, shared_ledger: Ledger
+) -> None:
+    both = ls_payload("ANNOTATIONS_CREATED")
+    first = copy.deepcopy(both)
+    first["annotation"] = first["annotation"][:1]
+    assert studio.post(first).status_code == 201
+    before = {e["id"] for e in events_of(shared_ledger, tenant)}
+    response = studio.post(both)
+    assert response.status_code == 201, response.text
+    new = [e for e in events_of(shared_ledger, tenant) if e["id"] not in before]
+    created = {e["data"]["annotation_id"] for e in new if e["type"] == "annotation.created"}
+    assert f"{studio.source.name}-a7-pred1" in created  # B, new, is recorded
+    assert not [a for a in created if a.startswith(f"{studio.source.name}-a1-")]  # A, on record, is not again
+
+
+def test_an_id_posted_first_by_another_producer_does_not_capture_the_delivery(
+    studio: Tool, http: httpx.Client, token: Any, tenant: str, shared_ledger: Ledger
+) -> None:
+    payload = ls_payload()
+    stamp = payload["annotation"]["updated_at"]
+    result = payload["annotation"]["result"][0]["id"]
+    squatted = f"{studio.source.name}:annotation/{payload['annotation']['id']}/{result}:created@{stamp}"
+    ingest = {"authorization": f"Bearer {token('ingest', tenant=tenant)}"}
+    posted = http.post("/v1/events", json=make_event(tenant, id=squatted), headers=ingest)
+    assert posted.status_code in (200, 201), posted.text
+    body = json.dumps(payload).encode()
+    response = studio.post(body)
+    assert response.status_code == 202, response.text
+    rejected = response.json()["rejected"]
+    assert rejected["code"] == "webhook_unmappable"
+    assert rejected["reason"] == f"event {squatted} is on record, recorded by another producer"
+    assert [e["type"] for e in events_of(shared_ledger, tenant)] == [
+        "annotation.created",
+        "ledger.ingest_rejected",
+    ]
+
+
+# ---- the source's lock is PostgreSQL's (review 6) ----------------------------------------------------------
+
+
+def test_two_services_on_one_database_never_record_one_version_twice(
+    studio: Tool, tenant: str, shared_ledger: Ledger
+) -> None:
+    """Two ``ledger serve`` processes are two services on one database: their deliveries of one source
+    still map one after the other (v2, v3, …), never two v2s."""
+    services = [
+        WebhookService(shared_ledger.db, shared_ledger.appender, shared_ledger.queries) for _ in range(2)
+    ]
+    first = json.dumps(ls_payload()).encode()
+    assert (
+        services[0].deliver("label-studio", studio.source.name, studio.credentials(first), first, NOW).status
+        == 201
+    )
+    bodies = []
+    for n in range(8):
+        payload = ls_payload()
+        payload["action"] = "ANNOTATION_UPDATED"
+        payload["annotation"]["updated_at"] = f"2026-12-02T03:17:0{n}.000000Z"
+        payload["annotation"]["result"][0]["value"]["x"] = 11.0 + n
+        bodies.append(json.dumps(payload).encode())
+    statuses: list[int] = []
+
+    def deliver(service: WebhookService, body: bytes) -> None:
+        outcome = service.deliver("label-studio", studio.source.name, studio.credentials(body), body, NOW)
+        statuses.append(outcome.status)
+
+    threads = [threading.Thread(target=deliver, args=(services[n % 2], b)) for n, b in enumerate(bodies)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(statuses) == 8
+    assert set(statuses) <= {201, 202}
+    versions = [
+        e["data"]["version"]
+        for e in events_of(shared_ledger, tenant)
+        if e["type"] in ("annotation.created", "annotation.updated")
+    ]
+    assert versions == list(range(1, len(versions) + 1))
+    assert len(versions) == 1 + statuses.count(201)
+    assert verify(shared_ledger.db, log=log_for(tenant), jobs=1).intact
+
+
+def test_a_delivery_that_cannot_have_its_sources_lock_is_503_and_records_nothing(
+    studio: Tool, tenant: str, shared_ledger: Ledger
+) -> None:
+    service = WebhookService(shared_ledger.db, shared_ledger.appender, shared_ledger.queries, lock_wait=0.2)
+    key = LOCK_KEY + studio.source.name
+    with shared_ledger.db.connect() as holder:
+        holder.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
+        holder.commit()
+        try:
+            body = json.dumps(ls_payload()).encode()
+            with pytest.raises(Overloaded):
+                service.deliver("label-studio", studio.source.name, studio.credentials(body), body, NOW)
+        finally:
+            holder.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+            holder.commit()
+    assert events_of(shared_ledger, tenant) == []
