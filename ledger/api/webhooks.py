@@ -36,11 +36,14 @@ from ledger.webhooks.service import WebhookService
 
 _SOURCE = "the source's name, as `ledger sources add` printed it in the webhook URL"
 _ANSWERS = (
-    "201: events recorded, with their receipts. 200: a repeat of a delivery recorded before (the original "
-    "receipts, `duplicate` true), or one that changes nothing the ledger holds (`unchanged` says why). "
-    "202: the delivery cannot become ledger events (not JSON, an unsupported action, an unmapped user, an "
-    "event that does not validate): it is recorded as `ledger.ingest_rejected` with the body's SHA-256, and "
-    "`rejected` says why, so the tool does not retry it. 401: the source is unknown or its secret is wrong."
+    "201: events recorded, with their receipts (an event already on record comes back `duplicate` true). "
+    "200: a repeat of a delivery recorded before (nothing new to record; the original receipts, `duplicate` "
+    "true), or one that changes nothing the ledger holds (`unchanged` says why). 202: the delivery cannot "
+    "become ledger events (not JSON, an unsupported action, an unmapped user or a user field that is not a "
+    "tool user id, a value the adapter cannot read, an event that does not validate, an id already on record "
+    "from another producer): it is recorded as `ledger.ingest_rejected` with the body's SHA-256, and "
+    "`rejected` says why, so the tool does not retry it. 401: the source is unknown or its secret is wrong. "
+    "503: the database is away, or another delivery of the source held its lock too long (Retry-After)."
 )
 
 
