@@ -178,7 +178,9 @@ def record_regions(
     dataset, item = obj.place
     places = [obj.place] if obj.earlier in (None, obj.place) else [obj.place, obj.earlier]
     state = {s.annotation_id: s for where in places for s in m.own(*where, obj.prefix)}
-    if any(s.updated_at > time for s in state.values()):
+    # Only live versions are compared: their times are Label Studio's own, while a deletion it sent
+    # without a time is timed by the ledger's clock, which may run ahead of Label Studio's.
+    if any(s.updated_at > time for s in state.values() if s.status != "deleted"):
         raise unmappable(stamp_field, "a newer version is on record; an older one is never written over it")
     keys = [r.key for r in regions]
     if len(set(keys)) < len(keys):
@@ -221,7 +223,11 @@ def record_regions(
         if ledger_id not in seen and now.status != "deleted":
             key = ledger_id.removeprefix(prefix)
             ident = event_id(m.source, f"{ref}/{key}", "deleted", version_stamp)
-            m.emit("annotation.deleted", ident, time, _deletion(now), producer.actor, producer.actorrole)
+            # A region left at the place an earlier object of the same id had is the tool's doing (it
+            # reused the id), not the work of whoever wrote this object.
+            here = (now.dataset, now.item) == obj.place
+            actor, role = (producer.actor, producer.actorrole) if here else (m.source.name, TOOL_ROLE)
+            m.emit("annotation.deleted", ident, time, _deletion(now), actor, role)
             m.counts["region{s} deleted"] += 1
 
 
@@ -253,8 +259,9 @@ def delete_all(m: Recorder, states: Sequence[AnnotationState], *, answers_repeat
         if answers_repeats:
             m.candidates.append(ident)
         if now.status != "deleted":
-            received = m.delivery.received_at
-            m.emit("annotation.deleted", ident, received, _deletion(now), m.source.name, TOOL_ROLE)
+            # Never before the version it deletes, whichever of the two clocks runs ahead.
+            time = max(m.delivery.received_at, now.updated_at)
+            m.emit("annotation.deleted", ident, time, _deletion(now), m.source.name, TOOL_ROLE)
             m.counts["region{s} deleted"] += 1
 
 
