@@ -259,9 +259,8 @@ def delete_all(m: Recorder, states: Sequence[AnnotationState], *, answers_repeat
         if answers_repeats:
             m.candidates.append(ident)
         if now.status != "deleted":
-            # Never before the version it deletes, whichever of the two clocks runs ahead.
-            time = max(m.delivery.received_at, now.updated_at)
-            m.emit("annotation.deleted", ident, time, _deletion(now), m.source.name, TOOL_ROLE)
+            received = m.delivery.received_at
+            m.emit("annotation.deleted", ident, received, _deletion(now), m.source.name, TOOL_ROLE)
             m.counts["region{s} deleted"] += 1
 
 

@@ -1074,3 +1074,102 @@ def test_a_shape_labelled_by_a_separate_labels_tag_is_refused_not_flattened(
     with pytest.raises(UnsupportedAction) as refused:
         map_delivery(Delivery(SOURCE, with_result([result]), RECEIVED), Ledger())
     assert str(refused.value) == message
+
+
+# ---- hostile and odd payloads (review of issue 11) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("time", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_time_out_of_range_in_utc_is_refused_naming_the_field(time: str) -> None:
+    payload = copy.deepcopy(load("label-studio", "ANNOTATION_CREATED"))
+    payload["annotation"]["updated_at"] = time
+    assert str(refusal(replay("ANNOTATION_CREATED"), payload)) == (
+        "annotation.updated_at: is not a time the ledger can hold (out of range in UTC)"
+    )
+
+
+def test_a_brush_mask_holding_a_number_canonical_json_cannot_write_is_refused() -> None:
+    brush = {
+        "id": "b1",
+        "type": "brushlabels",
+        "value": {"format": "rle", "rle": [1, 10**30], "brushlabels": ["nodule"]},
+    }
+    assert str(refusal(replay("ANNOTATION_CREATED"), with_result([brush]))) == (
+        "annotation.result[0].value.rle: holds a value canonical JSON cannot carry"
+    )
+
+
+def test_a_region_on_a_rotated_image_is_refused_naming_the_field() -> None:
+    sized = RECT | {"original_width": 1000, "original_height": 800}
+    assert replay("ANNOTATION_CREATED").deliver(with_result([sized | {"image_rotation": 0}])).events
+    refused = refusal(replay("ANNOTATION_CREATED"), with_result([sized | {"image_rotation": 90}]))
+    assert str(refused) == "annotation.result[0].image_rotation: is not 0: regions on a rotated image are not mapped"
+
+
+def state(annotation_id: str) -> AnnotationState:
+    return AnnotationState(
+        annotation_id, DATASET, ITEM, 1, "submitted", "nodule", box(1, 2, 3, 4), "human", RECEIVED
+    )
+
+
+def test_a_deleted_task_deletes_only_its_own_annotations_not_another_tasks_or_sources_on_the_item() -> None:
+    ledger = replay("TASKS_DELETED")
+    # Another task's annotation on the same image, and another source's whose name begins the same.
+    for other in ("ls-main-a99-r1", "ls-main-2-a5-r1nodule", "ls-main-p98-r1"):
+        ledger.annotations[other] = state(other)
+    mapped = ledger.deliver(load("label-studio", "TASKS_DELETED"))
+    assert [(e["type"], e["data"].get("annotation_id")) for e in mapped.events] == [
+        ("annotation.deleted", "ls-main-a5-r1nodule"),
+        ("item.removed", None),
+    ]
+
+
+def test_a_task_id_reused_for_the_same_image_is_removed_again_not_taken_for_a_repeat() -> None:
+    ledger = replay("TASKS_CREATED-two")  # task 1 imported, annotated and deleted
+    again = copy.deepcopy(load("label-studio", "TASKS_CREATED"))
+    again["tasks"][0]["created_at"] = "2026-12-02T03:30:00.000001Z"
+    ledger.deliver(again)
+    mapped = ledger.deliver(load("label-studio", "TASKS_DELETED"))
+    assert [e["id"] for e in mapped.events] == ["ls-main:task/1:removed@2026-12-02T03:30:00.000001Z"]
+
+
+def test_a_reused_annotation_id_is_not_refused_because_the_ledgers_clock_ran_ahead() -> None:
+    ledger = replay("ANNOTATIONS_DELETED")
+    ledger.deliver(load("label-studio", "ANNOTATIONS_DELETED"))  # received 04:00, after the reuse's time
+    ledger.deliver(load("label-studio", "TASKS_CREATED-two"))
+    reused = copy.deepcopy(load("label-studio", "ANNOTATION_CREATED-task-3"))
+    reused["annotation"]["id"] = 4
+    mapped = ledger.deliver(reused)
+    assert [(e["type"], e["data"]["version"]) for e in mapped.events[1:]] == [("annotation.created", 4)]
+
+
+def test_regions_left_at_an_earlier_place_of_a_reused_id_are_deleted_by_the_tool() -> None:
+    ledger = replay("ANNOTATIONS_DELETED")  # annotation 4's region is live on item ...1001
+    ledger.deliver(load("label-studio", "TASKS_CREATED-two"))
+    reused = copy.deepcopy(load("label-studio", "ANNOTATION_CREATED-task-3"))
+    reused["annotation"]["id"] = 4
+    for result in reused["annotation"]["result"]:
+        result["id"] = "new" + result["id"]
+    mapped = ledger.deliver(reused)
+    moved = [(e["type"], e["data"]["item"], e["actor"], e["actorrole"]) for e in mapped.events[1:]]
+    assert moved == [
+        ("annotation.created", "1.2.826.0.1.3680043.10.543.1003", "ann-0001", "annotator"),
+        ("annotation.deleted", ITEM, "ls-main", "tool"),  # its two regions there: not the annotator's doing
+        ("annotation.deleted", ITEM, "ls-main", "tool"),
+    ]
+
+
+def test_a_task_prediction_without_a_model_version_is_skipped_with_a_note() -> None:
+    payload = copy.deepcopy(load("label-studio", "TASKS_CREATED-predictions"))
+    del payload["tasks"][0]["predictions"][0]["model_version"]
+    mapped = replay("TASKS_CREATED").deliver(payload)
+    assert [e["type"] for e in mapped.events] == ["item.imported"]
+    assert "tasks[0].predictions[0] names no model_version, so the model's work is not recorded" in (
+        mapped.summary
+    )
+
+
+def test_a_placed_task_keeps_its_place_after_the_sources_config_changes() -> None:
+    moved = replace(SOURCE, config=replace(SOURCE.config, dataset="another-dataset"))
+    mapped = replay("ANNOTATION_CREATED").deliver(load("label-studio", "ANNOTATION_CREATED"), source=moved)
+    assert {e["data"]["dataset"] for e in mapped.events if e["type"] == "annotation.created"} == {DATASET}
