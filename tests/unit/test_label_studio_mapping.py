@@ -958,7 +958,9 @@ def test_a_data_url_longer_than_2048_characters_is_refused_unread() -> None:
         "tasks[0].data.image: the data URL is longer than 2048 characters, so it is not read"
     )
     read = refusal(Ledger(), task_with(url[1:]))  # 2048: read, and its 2037-character UID is refused
-    assert str(read).endswith("the item id found is not an identifier (1-200 characters, no spaces); see [item]")
+    assert str(read).endswith(
+        "the item id found is not an identifier (1-200 characters, no spaces); see [item]"
+    )
 
 
 def test_a_data_url_that_cannot_be_split_is_refused_naming_the_field() -> None:
@@ -1103,7 +1105,10 @@ def test_a_region_on_a_rotated_image_is_refused_naming_the_field() -> None:
     sized = RECT | {"original_width": 1000, "original_height": 800}
     assert replay("ANNOTATION_CREATED").deliver(with_result([sized | {"image_rotation": 0}])).events
     refused = refusal(replay("ANNOTATION_CREATED"), with_result([sized | {"image_rotation": 90}]))
-    assert str(refused) == "annotation.result[0].image_rotation: is not 0: regions on a rotated image are not mapped"
+    assert (
+        str(refused)
+        == "annotation.result[0].image_rotation: is not 0: regions on a rotated image are not mapped"
+    )
 
 
 def state(annotation_id: str) -> AnnotationState:
