@@ -8,6 +8,7 @@ from typing import Any
 
 from ledger.domain.envelope import ReceivedEvent, validate_event
 from ledger.domain.fields import LEDGER_ID_PREFIX
+from ledger.domain.stored import format_time
 
 CHECKPOINT_SIGNED = "ledger.checkpoint_signed"
 CHECKPOINT_COSIGNED = "ledger.checkpoint_cosigned"
@@ -72,12 +73,33 @@ def ledger_envelope(
 
     ``ledger_event`` gives it a reserved id and the ledger's clock; a rejection gives it an id and time
     derived from the rejected message alone, so that a replay rebuilds the very same event."""
+    raw = envelope_dict(
+        type_, tenant, data, event_id=event_id, time=time, subject=subject, actor=actor, actorrole=actorrole
+    )
+    return validate_event(raw, allow_internal=True)
+
+
+def envelope_dict(
+    type_: str,
+    tenant: str,
+    data: dict[str, Any],
+    *,
+    event_id: str,
+    time: datetime,
+    source: str = LEDGER_SOURCE,
+    subject: str | None = None,
+    actor: str = LEDGER_ACTOR,
+    actorrole: str = LEDGER_ROLE,
+) -> dict[str, Any]:
+    """The CloudEvents dict of an event the ledger builds, not yet validated: its own events
+    (``ledger_envelope``) and the ones it maps from a tool's webhook (``ledger.webhooks.model.envelope``,
+    with the tool's ``source``). ``time`` is written as every stored time is (UTC, microseconds, ``Z``)."""
     raw: dict[str, Any] = {
         "specversion": "1.0",
         "id": event_id,
-        "source": LEDGER_SOURCE,
+        "source": source,
         "type": type_,
-        "time": time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "time": format_time(time),
         "datacontenttype": "application/json",
         "tenant": tenant,
         "actor": actor,
@@ -86,7 +108,7 @@ def ledger_envelope(
     }
     if subject is not None:
         raw["subject"] = subject
-    return validate_event(raw, allow_internal=True)
+    return raw
 
 
 def recorded_read(event: dict[str, Any]) -> bool:

@@ -59,6 +59,7 @@ from ledger.webhooks.model import (
     UnsupportedAction,
     envelope,
     event_id,
+    tool_stamp,
     unmappable,
 )
 
@@ -361,7 +362,7 @@ class _Work:
 
     def __init__(self, ctx: _Context, job_id: int, dataset: str, item: str, time: datetime) -> None:
         self.ctx, self.job_id, self.dataset, self.item, self.time = ctx, job_id, dataset, item, time
-        self.stamp = payload_fields.stamp(time)
+        self.stamp = tool_stamp(time)
         self.events: list[Event] = []
         self.candidates: list[str] = []
 
@@ -469,7 +470,7 @@ class _Assignment:
             return []
         config = self.ctx.source.config
         by = config.actor(payload.get("sender"), "sender")
-        stamp = payload_fields.stamp(time)
+        stamp = tool_stamp(time)
         events: list[Event] = []
         if old is not None:
             who = config.actor(old, f"before_update.{key}")

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
-from ledger.webhooks.model import unmappable
+from ledger.webhooks.model import tool_stamp, unmappable
 
 _FIELD_NAME = re.compile(r"^[a-z_]{1,40}$")
 
@@ -72,21 +72,16 @@ def parse_time(value: object) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        # A time at the edge of the calendar (0001-01-01T00:00:00+01:00) has no UTC: OverflowError.
+        return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
 
 
 def since(obj: dict[str, Any], name: str) -> str | None:
     """The stamp of ``obj``'s ``assignee_updated_date`` (when its assignee was set), where CVAT sends one."""
     value = obj.get("assignee_updated_date")
-    return None if value is None else stamp(tool_time(obj, name, "assignee_updated_date"))
-
-
-def stamp(time: datetime) -> str:
-    """The version stamp of an id: the tool's time in UTC, always to the microsecond (one spelling of one
-    time, whatever the spelling CVAT sent)."""
-    return time.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return None if value is None else tool_stamp(tool_time(obj, name, "assignee_updated_date"))
 
 
 def user_id(user: object) -> str | None:

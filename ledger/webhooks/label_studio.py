@@ -35,8 +35,6 @@ from ledger.webhooks.label_studio_payload import (
     read_item,
     read_project,
     read_time,
-    rfc3339,
-    stamp,
     tool_id,
 )
 from ledger.webhooks.label_studio_results import read_results
@@ -57,6 +55,7 @@ from ledger.webhooks.model import (
     Unmappable,
     UnsupportedAction,
     event_id,
+    tool_stamp,
     unmappable,
 )
 
@@ -202,11 +201,11 @@ def _tasks_created(m: Recorder, payload: dict[str, Any]) -> None:
             "source_ref": _source_ref(m.source, task_id),
             "data_sha256": hashlib.sha256(url.encode()).hexdigest(),
         }
-        ident = event_id(m.source, f"task/{task_id}", "imported", stamp(time))
+        ident = event_id(m.source, f"task/{task_id}", "imported", tool_stamp(time))
         m.emit("item.imported", ident, time, data, m.source.name, TOOL_ROLE)
         m.places.append((f"task/{task_id}", dataset, item))
         # The import's stamp, kept with the place: a later task given the same id is another removal.
-        m.places.append((f"task/{task_id}/imported/{stamp(time)}", dataset, item))
+        m.places.append((f"task/{task_id}/imported/{tool_stamp(time)}", dataset, item))
         m.counts["item{s} imported"] += 1
         predictions = task.get("predictions") or []
         if not isinstance(predictions, list):
@@ -345,7 +344,7 @@ def _project_deleted(m: Recorder, payload: dict[str, Any]) -> None:
             data = {
                 "guideline_id": guideline_id,
                 "version": version.version,
-                "effective_until": rfc3339(received),
+                "effective_until": tool_stamp(received),
                 "reason": "Label Studio project deleted",
             }
             m.emit("guideline.retired", ident, received, data, m.source.name, TOOL_ROLE)

@@ -112,16 +112,6 @@ def _read_optional_time(value: Any, where: str) -> datetime | None:
         raise unmappable(where, "is not a time the ledger can hold (out of range in UTC)") from None
 
 
-def stamp(time: datetime) -> str:
-    """The tool's version of an object as event ids carry it: ``2026-12-02T03:00:00.123456Z``."""
-    return time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def rfc3339(time: datetime) -> str:
-    """``time`` as an event's timestamps are written (``…Z``)."""
-    return time.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _shown_key(key: Any) -> str:
     """A task data key as a refusal may name it (a labelling-config variable), or ``(key)``."""
     if isinstance(key, str) and 0 < len(key) <= 50 and re.fullmatch(r"[A-Za-z0-9_$-]+", key):

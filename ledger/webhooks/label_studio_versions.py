@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ledger.webhooks.label_studio_payload import Project, guideline_of, rfc3339, stamp
+from ledger.webhooks.label_studio_payload import Project, guideline_of
 from ledger.webhooks.label_studio_results import Region
 from ledger.webhooks.model import (
     TOOL_ROLE,
@@ -26,6 +26,7 @@ from ledger.webhooks.model import (
     Source,
     envelope,
     event_id,
+    tool_stamp,
     unmappable,
 )
 
@@ -114,7 +115,7 @@ class Recorder:
             "version": version,
             "title": f"Label Studio project {project.id} labelling configuration",
             "document_sha256": digest,
-            "effective_from": rfc3339(effective),
+            "effective_from": tool_stamp(effective),
         }
         live = [v for v in known if v.effective_until is None]
         if live:
@@ -186,7 +187,7 @@ def record_regions(
     if len(set(keys)) < len(keys):
         twice = next(k for k in keys if keys.count(k) > 1)
         raise unmappable(stamp_field.rsplit(".", 1)[0] + ".result", f"region {twice} appears twice")
-    version_stamp = stamp(time)
+    version_stamp = tool_stamp(time)
     prefix, ref = obj.prefix, obj.ref
     for ledger_id in sorted({*state, *(prefix + r.key for r in regions)} if obj.answers_repeats else ()):
         key = ledger_id.removeprefix(prefix)

@@ -11,13 +11,16 @@ answers 202 and records as ``ledger.ingest_rejected``, so the tool does not retr
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from ledger.domain.errors import FieldError, LedgerError
 from ledger.domain.fields import MAX_IDENTIFIER_LENGTH
+from ledger.domain.internal import envelope_dict
+from ledger.domain.stored import format_time
 
 Kind = Literal["label-studio", "cvat"]
 KINDS: tuple[Kind, ...] = ("label-studio", "cvat")
@@ -84,9 +87,11 @@ class SourceConfig:
 
         The refusal names the user's id only: a user object's e-mail address never enters the ledger, not
         even in a rejection's reason."""
-        key = _user_key(tool_user)
-        if key is None:
+        if tool_user is None:
             raise unmappable(where, "no user id is given, so no ledger actor can be named")
+        key = _user_key(tool_user)
+        if key is None:  # never echoed: a name or an e-mail address where the id should be stays out
+            raise unmappable(where, "is not a tool user id (an integer, or 1 to 20 digits)")
         actor = self.users.get(key)
         if actor is None:
             raise unmappable(
@@ -97,12 +102,19 @@ class SourceConfig:
         return actor
 
 
+_USER_ID = re.compile(r"[0-9]{1,20}")
+
+
 def _user_key(user: object) -> str | None:
+    """The tool user id of ``user`` (a bare id or a user object's ``id``) as text, or ``None`` when it is
+    not one: an int (not a bool) of at most 20 digits, or a string of 1 to 20 ASCII digits."""
     if isinstance(user, dict):
         user = user.get("id")
-    if isinstance(user, bool) or not isinstance(user, int | str) or user == "":
-        return None
-    return str(user)
+    if isinstance(user, int) and not isinstance(user, bool) and 0 <= user < 10**20:
+        return str(user)
+    if isinstance(user, str) and _USER_ID.fullmatch(user):
+        return user
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,19 +241,22 @@ def envelope(
     actorrole: str,
     subject: str | None = None,
 ) -> dict[str, Any]:
-    """A CloudEvent of ``source``'s tenant, as a producer would post it."""
-    raw: dict[str, Any] = {
-        "specversion": "1.0",
-        "id": ident,
-        "source": source.cloudevents_source,
-        "type": type_,
-        "time": time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "datacontenttype": "application/json",
-        "tenant": source.tenant,
-        "actor": actor,
-        "actorrole": actorrole,
-        "data": data,
-    }
-    if subject is not None:
-        raw["subject"] = subject
-    return raw
+    """A CloudEvent of ``source``'s tenant, as a producer would post it (not yet validated)."""
+    return envelope_dict(
+        type_,
+        source.tenant,
+        data,
+        event_id=ident,
+        time=time,
+        source=source.cloudevents_source,
+        subject=subject,
+        actor=actor,
+        actorrole=actorrole,
+    )
+
+
+def tool_stamp(time: datetime) -> str:
+    """A tool's time as event ids (``event_id``'s ``stamp``) and event times carry it: UTC, always to the
+    microsecond, ``Z`` (``2026-12-02T03:00:00.123456Z``), one spelling of one time whatever the spelling
+    the tool sent. It is the ledger's own stored-time format."""
+    return format_time(time)

@@ -22,6 +22,7 @@ from ledger.webhooks.model import (
     SourceConfig,
     Unmappable,
     UnsupportedAction,
+    tool_stamp,
 )
 from tests import webhook_fixtures
 
@@ -144,9 +145,7 @@ def event(type_: str, ident: str, time: str, actor: str, role: str, data: dict[s
         "id": ident,
         "source": "urn:ledger:webhook:cvat:cvat-main",
         "type": type_,
-        "time": datetime.fromisoformat(time)
-        .isoformat()
-        .replace("+00:00", "Z"),  # as model.envelope writes it
+        "time": tool_stamp(datetime.fromisoformat(time)),  # as model.envelope writes it
         "datacontenttype": "application/json",
         "tenant": "acme",
         "actor": actor,
@@ -255,6 +254,14 @@ def test_a_task_created_with_an_assignee_is_assigned_too() -> None:
         "created", "task/15", "ann-6", "annotator", created, "2022-10-04T08:05:50.422917Z"
     )
     assert mapped.candidates == [e["id"] for e in mapped.events]
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_an_assignment_date_without_a_utc_is_refused_naming_it(when: str) -> None:
+    payload = webhook_fixtures.load("cvat", "create-task")
+    payload["task"]["assignee"] = payload["task"]["owner"] | {"id": 6}
+    payload["task"]["assignee_updated_date"] = when
+    assert refused(payload, MemoryLookup()).errors[0].field == "task.assignee_updated_date"
 
 
 def test_create_task_places_by_config_project_or_task_and_counts_frames_when_known() -> None:
@@ -632,6 +639,9 @@ def test_a_deleted_job_annotation_is_not_written_again() -> None:
         (lambda p: p["before_update"].__setitem__("state", 3), "before_update.state"),
         (lambda p: p["job"].__setitem__("updated_date", "yesterday"), "job.updated_date"),
         (lambda p: p["job"].__setitem__("updated_date", "2022-10-05T15:30:12"), "job.updated_date"),
+        # Times at the edge of the calendar have no UTC (OverflowError): refused, naming the field.
+        (lambda p: p["job"].__setitem__("updated_date", "0001-01-01T00:00:00+01:00"), "job.updated_date"),
+        (lambda p: p["job"].__setitem__("updated_date", "9999-12-31T23:59:59-01:00"), "job.updated_date"),
     ],
 )
 def test_malformed_job_fields_are_named(change: Any, where: str) -> None:

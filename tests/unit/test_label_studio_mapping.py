@@ -332,7 +332,7 @@ def test_a_deleted_annotation_deletes_each_live_region_by_the_tool_at_the_time_r
         event(
             "annotation.deleted",
             "ls-main:annotation/4/r1nodule:deleted@v2",
-            "2026-12-02T04:00:00Z",
+            "2026-12-02T04:00:00.000000Z",
             deleted("ls-main-a4-r1nodule", 3),
             actor="ls-main",
             role="tool",
@@ -340,7 +340,7 @@ def test_a_deleted_annotation_deletes_each_live_region_by_the_tool_at_the_time_r
         event(
             "annotation.deleted",
             "ls-main:annotation/4/r2nodule:deleted@v1",
-            "2026-12-02T04:00:00Z",
+            "2026-12-02T04:00:00.000000Z",
             deleted("ls-main-a4-r2nodule", 2),
             actor="ls-main",
             role="tool",
@@ -380,7 +380,7 @@ def test_a_deleted_task_deletes_the_sources_live_annotations_on_its_item_then_re
         event(
             "annotation.deleted",
             "ls-main:annotation/5/r1nodule:deleted@v1",
-            "2026-12-02T04:00:00Z",
+            "2026-12-02T04:00:00.000000Z",
             deleted("ls-main-a5-r1nodule", 2),
             actor="ls-main",
             role="tool",
@@ -388,7 +388,7 @@ def test_a_deleted_task_deletes_the_sources_live_annotations_on_its_item_then_re
         event(
             "item.removed",
             "ls-main:task/1:removed@2026-12-02T03:16:43.703382Z",
-            "2026-12-02T04:00:00Z",
+            "2026-12-02T04:00:00.000000Z",
             {"dataset": DATASET, "item": ITEM, "source_ref": "label-studio:ls-main/task/1"},
             actor="ls-main",
             role="tool",
@@ -593,11 +593,11 @@ def test_a_deleted_project_retires_the_versions_still_in_effect() -> None:
         event(
             "guideline.retired",
             f"ls-main:project/3:retired@{V2[:12]}",
-            "2026-12-02T04:00:00Z",
+            "2026-12-02T04:00:00.000000Z",
             {
                 "guideline_id": "ls-main-project-3",
                 "version": V2[:12],
-                "effective_until": "2026-12-02T04:00:00Z",
+                "effective_until": "2026-12-02T04:00:00.000000Z",
                 "reason": "Label Studio project deleted",
             },
             actor="ls-main",
@@ -810,7 +810,7 @@ def test_an_update_versions_each_region_against_the_ledger_changed_removed_and_u
         event(
             "annotation.deleted",
             f"ls-main:annotation/4/{key}:deleted@2026-12-02T03:40:00.000000Z",
-            "2026-12-02T03:40:00Z",
+            "2026-12-02T03:40:00.000000Z",
             deleted(f"ls-main-a4-{key}", version),
         )
         for key, version in [("r2nodule", 2), ("r3nodule", 2)]
