@@ -13,9 +13,12 @@ What Label Studio sends (``label_studio/webhooks/models.py`` ``WebhookAction.ACT
   the annotation was made from (``annotation.prediction``, the only place Label Studio sends a model's
   work) is recorded first, as ``origin: model`` annotations ``<source>-p<prediction id>-<region key>``.
 - A skipped task (``was_cancelled``) records nothing: its annotation is a placeholder, not work.
-- A task becomes ``item.imported`` (and its ``predictions``, when a payload carries them); a deleted task
-  the deletion of every live annotation of the source on its item, then ``item.removed`` (Label Studio
-  sends no ``ANNOTATIONS_DELETED`` for a deleted task's annotations).
+- A task becomes ``item.imported`` (and its ``predictions``, when a payload carries them; one naming no
+  ``model_version`` is left out with a note); a deleted task the deletion, by the tool, of every live
+  region of its own annotations and predictions (linked to it as ``task/<id>/annotation/<id>`` places when
+  they were mapped: another task's on the same image are left alone), then ``item.removed`` stamped with
+  the task's import (Label Studio sends no ``ANNOTATIONS_DELETED`` for a deleted task's annotations).
+- A task the ledger has placed keeps its place, whatever ``sources configure`` changed since.
 - The project's labelling configuration and instructions are the guideline its annotations cite, published
   as ``<source>-project-<id>`` when a version is first seen; a deleted project retires its versions.
 """
