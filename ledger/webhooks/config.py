@@ -61,6 +61,11 @@ class _Closed(BaseModel):
 
 
 class _Item(_Closed):
+    """``[item]``: ``field``, the ``task.data`` key of the URL (default ``image``, no other fallback);
+    ``pattern``, matched against the whole of the URL path's last segment (``re.fullmatch``), whose
+    ``item`` group is the item id. The default accepts only an opaque id as the file name's stem (a DICOM
+    UID, a UUID, a hex digest of 16 or more digits), in linear time."""
+
     field: Annotated[StrictStr, Field(min_length=1, max_length=MAX_IDENTIFIER_LENGTH)] | None = None
     pattern: Annotated[StrictStr, Field(min_length=1, max_length=1000)] = _DEFAULT_PATTERN
 

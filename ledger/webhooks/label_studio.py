@@ -13,9 +13,12 @@ What Label Studio sends (``label_studio/webhooks/models.py`` ``WebhookAction.ACT
   the annotation was made from (``annotation.prediction``, the only place Label Studio sends a model's
   work) is recorded first, as ``origin: model`` annotations ``<source>-p<prediction id>-<region key>``.
 - A skipped task (``was_cancelled``) records nothing: its annotation is a placeholder, not work.
-- A task becomes ``item.imported`` (and its ``predictions``, when a payload carries them); a deleted task
-  the deletion of every live annotation of the source on its item, then ``item.removed`` (Label Studio
-  sends no ``ANNOTATIONS_DELETED`` for a deleted task's annotations).
+- A task becomes ``item.imported`` (and its ``predictions``, when a payload carries them; one naming no
+  ``model_version`` is left out with a note); a deleted task the deletion, by the tool, of every live
+  region of its own annotations and predictions (linked to it as ``task/<id>/annotation/<id>`` places when
+  they were mapped: another task's on the same image are left alone), then ``item.removed`` stamped with
+  the task's import (Label Studio sends no ``ANNOTATIONS_DELETED`` for a deleted task's annotations).
+- A task the ledger has placed keeps its place, whatever ``sources configure`` changed since.
 - The project's labelling configuration and instructions are the guideline its annotations cite, published
   as ``<source>-project-<id>`` when a version is first seen; a deleted project retires its versions.
 """
@@ -35,8 +38,6 @@ from ledger.webhooks.label_studio_payload import (
     read_item,
     read_project,
     read_time,
-    rfc3339,
-    stamp,
     tool_id,
 )
 from ledger.webhooks.label_studio_results import read_results
@@ -57,6 +58,7 @@ from ledger.webhooks.model import (
     Unmappable,
     UnsupportedAction,
     event_id,
+    tool_stamp,
     unmappable,
 )
 
@@ -110,6 +112,8 @@ def _annotation(
     task = task if isinstance(task, dict) else tasks.get(task_id)
     dataset, item = _task_place(m, task_id, task, project, annotation_id, where)
     m.places.append((f"annotation/{annotation_id}", dataset, item))
+    # The link a task's deletion follows: only the task's own annotations are deleted with it.
+    m.places.append((f"task/{task_id}/annotation/{annotation_id}", dataset, item))
     if annotation.get("was_cancelled") is True:
         # A skipped task: the annotation is an empty placeholder, not work on the item.
         m.notes.append(f"annotation {annotation_id} was skipped (was_cancelled): nothing recorded for it")
@@ -125,7 +129,7 @@ def _annotation(
     viewed = annotation.get("prediction")
     if isinstance(viewed, dict) and viewed:
         # The prediction the annotator started from: Label Studio sends a model's work only here.
-        _viewed_prediction(m, viewed, f"{where}.prediction", (dataset, item), time, project)
+        _viewed_prediction(m, viewed, f"{where}.prediction", (dataset, item), time, project, task_id)
     earlier = m.lookup.place(f"annotation/{annotation_id}")
     obj = ToolObject(
         f"annotation/{annotation_id}", f"{m.source.name}-a{annotation_id}-", (dataset, item), earlier
@@ -141,18 +145,27 @@ def _viewed_prediction(
     place: tuple[str, str],
     time: datetime,
     project: Project | None,
+    task_id: int,
 ) -> None:
     """The prediction an annotation was made from, recorded as the model's work. One that cannot be
     (it names no model version, or an older version of it than the ledger holds) is noted in the summary
     and left out: the annotator's own work is recorded all the same."""
-    version = prediction.get("model_version")
-    if not (isinstance(version, str) and version):
-        m.notes.append(f"{where} names no model_version, so the model's work is not recorded")
+    if _no_model_version(m, prediction, where):
         return
     try:
-        _prediction(m, prediction, where, place, time, project)
+        _prediction(m, prediction, where, place, time, project, task_id)
     except (Unmappable, UnsupportedAction) as refused:
         m.notes.append(f"{where} is not recorded ({refused.detail})")
+
+
+def _no_model_version(m: Recorder, prediction: Any, where: str) -> bool:
+    """Whether ``prediction`` names no model version, noted in the summary: it is left out, and the rest
+    of the delivery is recorded all the same."""
+    version = prediction.get("model_version") if isinstance(prediction, dict) else None
+    if isinstance(version, str) and version:
+        return False
+    m.notes.append(f"{where} names no model_version, so the model's work is not recorded")
+    return True
 
 
 def _annotations_deleted(m: Recorder, payload: dict[str, Any]) -> None:
@@ -191,15 +204,19 @@ def _tasks_created(m: Recorder, payload: dict[str, Any]) -> None:
             "source_ref": _source_ref(m.source, task_id),
             "data_sha256": hashlib.sha256(url.encode()).hexdigest(),
         }
-        ident = event_id(m.source, f"task/{task_id}", "imported", stamp(time))
+        ident = event_id(m.source, f"task/{task_id}", "imported", tool_stamp(time))
         m.emit("item.imported", ident, time, data, m.source.name, TOOL_ROLE)
         m.places.append((f"task/{task_id}", dataset, item))
+        # The import's stamp, kept with the place: a later task given the same id is another removal.
+        m.places.append((f"task/{task_id}/imported/{tool_stamp(time)}", dataset, item))
         m.counts["item{s} imported"] += 1
         predictions = task.get("predictions") or []
         if not isinstance(predictions, list):
             raise unmappable(f"{where}.predictions", "is not a list")
         for n, prediction in enumerate(predictions):
-            _prediction(m, prediction, f"{where}.predictions[{n}]", (dataset, item), time, project)
+            at = f"{where}.predictions[{n}]"
+            if not _no_model_version(m, prediction, at):
+                _prediction(m, prediction, at, (dataset, item), time, project, task_id)
 
 
 def _prediction(
@@ -209,11 +226,13 @@ def _prediction(
     place: tuple[str, str],
     task_time: datetime,
     project: Project | None,
+    task_id: int,
 ) -> None:
     """A model's prediction: ``origin: model`` annotations by the model (``[model] name``)."""
     if not isinstance(prediction, dict):
         raise unmappable(where, "is not an object")
     prediction_id = tool_id(prediction.get("id"), f"{where}.id")
+    m.places.append((f"task/{task_id}/prediction/{prediction_id}", *place))
     version = prediction.get("model_version")
     if (
         not isinstance(version, str)
@@ -245,12 +264,20 @@ def _tasks_deleted(m: Recorder, payload: dict[str, Any]) -> None:
                 f"{where}.id",
                 f"task {task_id} was never placed by this source: the ledger cannot tell its item",
             )
-        # Only item.removed answers a repeat: the item's annotations may have been deleted one by one.
-        delete_all(m, m.own(*place, f"{m.source.name}-"), answers_repeats=False)
+        # Only the task's own annotations and predictions (linked to it when they were placed), and only
+        # item.removed answers a repeat: the task's annotations may have been deleted one by one.
+        linked = m.lookup.refs_under(f"task/{task_id}/")
+        objects_of_task = [ref.split("/")[2:4] for ref in linked if ref.split("/")[2] != "imported"]
+        for kind, tool_object in sorted(set(map(tuple, objects_of_task))):
+            letter = "a" if kind == "annotation" else "p"
+            delete_all(m, m.own(*place, f"{m.source.name}-{letter}{tool_object}-"), answers_repeats=False)
         dataset, item = place
         data = {"dataset": dataset, "item": item, "source_ref": _source_ref(m.source, task_id)}
-        # Stamped with the item: a later task given the same id (SQLite reuses them) is another removal.
-        ident = event_id(m.source, f"task/{task_id}", "removed", f"{dataset}/{item}")
+        # Stamped with the task's import: a later task given the same id (SQLite reuses them) is another
+        # removal. A task the ledger placed only from an annotation's payload has no import stamp: its item.
+        imports = [ref.rsplit("/", 1)[-1] for ref in linked if ref.split("/")[2] == "imported"]
+        removed = max(imports) if imports else f"{dataset}/{item}"
+        ident = event_id(m.source, f"task/{task_id}", "removed", removed)
         m.emit("item.removed", ident, m.delivery.received_at, data, m.source.name, TOOL_ROLE)
         m.counts["item{s} removed"] += 1
 
@@ -260,6 +287,10 @@ def _task_place(
 ) -> tuple[str, str]:
     """Where an annotation's task is: read from the task's data when the payload carries it, else where
     an earlier delivery placed the task (or the annotation)."""
+    known = m.lookup.place(f"task/{task_id}")
+    if known is not None:
+        # A task keeps the place it was given, whatever `sources configure` changed since (as CVAT's do).
+        return known
     if isinstance(task, dict) and "data" in task:
         project_id = project.id if project else optional_id(task.get("project"))
         dataset = m.dataset(project_id, "project.id")
@@ -267,7 +298,7 @@ def _task_place(
         _, item = read_item(task["data"], "task.data", config.item_field, config.item_pattern)
         m.places.append((f"task/{task_id}", dataset, item))
         return dataset, item
-    place = m.lookup.place(f"task/{task_id}") or m.lookup.place(f"annotation/{annotation_id}")
+    place = m.lookup.place(f"annotation/{annotation_id}")
     if place is None:
         raise unmappable(
             f"{where}.task",
@@ -316,7 +347,7 @@ def _project_deleted(m: Recorder, payload: dict[str, Any]) -> None:
             data = {
                 "guideline_id": guideline_id,
                 "version": version.version,
-                "effective_until": rfc3339(received),
+                "effective_until": tool_stamp(received),
                 "reason": "Label Studio project deleted",
             }
             m.emit("guideline.retired", ident, received, data, m.source.name, TOOL_ROLE)

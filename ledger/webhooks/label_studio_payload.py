@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from ledger.domain.canonical import canonicalize_json
 from ledger.domain.fields import MAX_IDENTIFIER_LENGTH
 from ledger.domain.identifiers import find_direct_identifier
-from ledger.webhooks.model import Source, unmappable
+from ledger.webhooks.model import Source, SourceConfig, unmappable
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,17 +106,10 @@ def _read_optional_time(value: Any, where: str) -> datetime | None:
         time = None
     if time is None or time.tzinfo is None:
         raise unmappable(where, "is not an ISO 8601 time with an offset")
-    return time.astimezone(UTC)
-
-
-def stamp(time: datetime) -> str:
-    """The tool's version of an object as event ids carry it: ``2026-12-02T03:00:00.123456Z``."""
-    return time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def rfc3339(time: datetime) -> str:
-    """``time`` as an event's timestamps are written (``…Z``)."""
-    return time.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    try:
+        return time.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise unmappable(where, "is not a time the ledger can hold (out of range in UTC)") from None
 
 
 def _shown_key(key: Any) -> str:
@@ -126,22 +119,42 @@ def _shown_key(key: Any) -> str:
     return "(key)"
 
 
+MAX_URL_LENGTH = 2048
+"""A data URL longer than this is not read (refused as unmappable): the item pattern never runs over an
+unbounded text."""
+DEFAULT_ITEM_PATTERN = SourceConfig().item_pattern
+"""The default item rule: the file name's stem when it is an opaque id (a DICOM UID, a UUID or a hex digest
+of at least 16 digits) followed by its extensions; possessive throughout, so it runs in linear time."""
+
+
 def read_item(data: Any, where: str, item_field: str | None, pattern: str) -> tuple[str, str]:
-    """(data URL, item id) of a task's ``data``: the URL under ``item_field`` (``image``, else the first
-    text value), its path percent-decoded, searched with ``pattern`` for its ``item`` group."""
+    """(data URL, item id) of a task's ``data``: the URL under ``item_field`` (default ``image``), whose
+    path's last segment (percent-decoded) must match ``pattern`` as a whole; its ``item`` group is the id.
+
+    Without an ``image`` key and no ``[item] field`` nothing is read: another value may be free text."""
     if not isinstance(data, dict):
         raise unmappable(where, "is not an object")
-    key = item_field or (
-        "image" if "image" in data else next((k for k, v in data.items() if isinstance(v, str)), None)
-    )
+    key = item_field or "image"
+    if key not in data and item_field is None:
+        raise unmappable(
+            where,
+            "has no image key and the source sets no [item] field naming the key that holds the item's URL",
+        )
     at = f"{where}.{_shown_key(key)}"
-    url = data.get(key) if key is not None else None
+    url = data.get(key)
     if not isinstance(url, str) or not url:
         raise unmappable(at, "holds no data URL to take the item id from")
-    match = re.search(pattern, _url_path(url))
-    item = match.groupdict().get("item") if match else None
+    if len(url) > MAX_URL_LENGTH:
+        raise unmappable(at, f"the data URL is longer than {MAX_URL_LENGTH} characters, so it is not read")
+    item = item_in(_url_path(url, at), pattern)
     if not item:
-        raise unmappable(at, "the item pattern finds no item id in the URL's path; see [item] pattern")
+        if pattern == DEFAULT_ITEM_PATTERN:
+            raise unmappable(
+                at,
+                "the default item rule finds no DICOM UID, UUID or hex digest in the file name; set [item] "
+                "pattern",
+            )
+        raise unmappable(at, "the item pattern does not match the URL's file name; see [item] pattern")
     if len(item) > MAX_IDENTIFIER_LENGTH or any(c.isspace() or not c.isprintable() for c in item):
         raise unmappable(
             at, "the item id found is not an identifier (1-200 characters, no spaces); see [item]"
@@ -152,10 +165,20 @@ def read_item(data: Any, where: str, item_field: str | None, pattern: str) -> tu
     return url, item
 
 
-def _url_path(url: str) -> str:
+def item_in(path: str, pattern: str) -> str | None:
+    """The ``item`` group of ``pattern`` matched against the whole of ``path``'s last segment (the file
+    name), or ``None``."""
+    match = re.fullmatch(pattern, path.rsplit("/", 1)[-1])
+    return match.groupdict().get("item") if match else None
+
+
+def _url_path(url: str, at: str) -> str:
     """The percent-decoded path of a data URL; for Label Studio's own local-files URL
     (``/data/local-files/?d=dir/image.png``) the file's path, which it passes as ``d``."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise unmappable(at, "is not a URL that can be read") from None
     if parts.path.rstrip("/").endswith("/data/local-files"):
         files = parse_qs(parts.query).get("d")
         if files:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from ledger.domain.canonical import canonicalize_json
+from ledger.domain.errors import ValidationFailed
 from ledger.domain.fields import MAX_IDENTIFIER_LENGTH
 from ledger.webhooks.model import SourceConfig, UnsupportedAction, unmappable
 
@@ -116,6 +117,10 @@ def _geometry(
         # A text span's offsets are not kept: the ledger has no span geometry, and the span's own text
         # (``value.text``) is free text that never enters it.
         return {"kind": "classification"}
+    rotation = result.get("image_rotation") or 0
+    if not _finite(rotation) or float(rotation) % 360 != 0:
+        # Label Studio's rotated-image coordinates are not mapped: refused, never read as unrotated.
+        raise unmappable(f"{at}.image_rotation", "is not 0: regions on a rotated image are not mapped")
     if label_key == "brushlabels":
         return _mask(value, at)
     width, height = _image_size(result, at, config)
@@ -129,7 +134,10 @@ def _mask(value: dict[str, Any], at: str) -> dict[str, Any]:
     (thousands of numbers) stays in Label Studio."""
     if value.get("format", "rle") != "rle" or not isinstance(value.get("rle"), list):
         raise unmappable(f"{at}.value.rle", "holds no run-length encoded mask (format rle)")
-    digest = hashlib.sha256(canonicalize_json(value["rle"])).hexdigest()
+    try:
+        digest = hashlib.sha256(canonicalize_json(value["rle"])).hexdigest()
+    except ValidationFailed:  # a number RFC 8785 cannot write exactly (10**30), or not JSON data
+        raise unmappable(f"{at}.value.rle", "holds a value canonical JSON cannot carry") from None
     return {"kind": "mask", "digest": digest, "encoding": "rle"}
 
 

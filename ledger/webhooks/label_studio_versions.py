@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ledger.webhooks.label_studio_payload import Project, guideline_of, rfc3339, stamp
+from ledger.webhooks.label_studio_payload import Project, guideline_of
 from ledger.webhooks.label_studio_results import Region
 from ledger.webhooks.model import (
     TOOL_ROLE,
@@ -26,6 +26,7 @@ from ledger.webhooks.model import (
     Source,
     envelope,
     event_id,
+    tool_stamp,
     unmappable,
 )
 
@@ -114,7 +115,7 @@ class Recorder:
             "version": version,
             "title": f"Label Studio project {project.id} labelling configuration",
             "document_sha256": digest,
-            "effective_from": rfc3339(effective),
+            "effective_from": tool_stamp(effective),
         }
         live = [v for v in known if v.effective_until is None]
         if live:
@@ -178,13 +179,15 @@ def record_regions(
     dataset, item = obj.place
     places = [obj.place] if obj.earlier in (None, obj.place) else [obj.place, obj.earlier]
     state = {s.annotation_id: s for where in places for s in m.own(*where, obj.prefix)}
-    if any(s.updated_at > time for s in state.values()):
+    # Only live versions are compared: their times are Label Studio's own, while a deletion it sent
+    # without a time is timed by the ledger's clock, which may run ahead of Label Studio's.
+    if any(s.updated_at > time for s in state.values() if s.status != "deleted"):
         raise unmappable(stamp_field, "a newer version is on record; an older one is never written over it")
     keys = [r.key for r in regions]
     if len(set(keys)) < len(keys):
         twice = next(k for k in keys if keys.count(k) > 1)
         raise unmappable(stamp_field.rsplit(".", 1)[0] + ".result", f"region {twice} appears twice")
-    version_stamp = stamp(time)
+    version_stamp = tool_stamp(time)
     prefix, ref = obj.prefix, obj.ref
     for ledger_id in sorted({*state, *(prefix + r.key for r in regions)} if obj.answers_repeats else ()):
         key = ledger_id.removeprefix(prefix)
@@ -221,7 +224,11 @@ def record_regions(
         if ledger_id not in seen and now.status != "deleted":
             key = ledger_id.removeprefix(prefix)
             ident = event_id(m.source, f"{ref}/{key}", "deleted", version_stamp)
-            m.emit("annotation.deleted", ident, time, _deletion(now), producer.actor, producer.actorrole)
+            # A region left at the place an earlier object of the same id had is the tool's doing (it
+            # reused the id), not the work of whoever wrote this object.
+            here = (now.dataset, now.item) == obj.place
+            actor, role = (producer.actor, producer.actorrole) if here else (m.source.name, TOOL_ROLE)
+            m.emit("annotation.deleted", ident, time, _deletion(now), actor, role)
             m.counts["region{s} deleted"] += 1
 
 

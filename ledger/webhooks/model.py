@@ -64,7 +64,11 @@ class SourceConfig:
     item_field: str | None = None
     """Label Studio: the key of ``task.data`` holding the item's URL; ``None``: ``image`` when present, else
     the first value that is a string."""
-    item_pattern: str = r"(?P<item>[^/]+?)(?:\.[A-Za-z][A-Za-z0-9]{0,7})*$"
+    item_pattern: str = (
+        r"(?P<item>[0-9]++(?:\.[0-9]++)++"
+        r"|[0-9A-Fa-f]{8}+-[0-9A-Fa-f]{4}+-[0-9A-Fa-f]{4}+-[0-9A-Fa-f]{4}+-[0-9A-Fa-f]{12}+"
+        r"|[0-9A-Fa-f]{16,}+)(?:\.[A-Za-z][A-Za-z0-9]{0,7}+)*+"
+    )
     """A regular expression searched in the URL's path (percent-decoded); its ``item`` group is the item id.
     The default is the file name without its extensions (each a dot and a letter, then up to 7 letters or
     digits), so a file named by its DICOM UID, ``1.2.826.0.1.3680043.10.543.1001.png``, keeps its UID."""
@@ -177,6 +181,11 @@ class Lookup(Protocol):
     def guideline_versions(self, guideline_id: str) -> Sequence[GuidelineState]:
         """Every published version of the guideline in the tenant, oldest ``effective_from`` first: which
         versions a deleted Label Studio project retires, and which one a new version supersedes."""
+        ...
+
+    def refs_under(self, prefix: str) -> Sequence[str]:
+        """Every tool object ref this source placed that starts ``prefix`` (``task/12/``: the annotations
+        and predictions of task 12, linked to it by ``Mapped.places``), sorted."""
         ...
 
 

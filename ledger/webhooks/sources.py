@@ -235,6 +235,15 @@ class StateLookup:
         )
         return (str(rows[0][0]), str(rows[0][1])) if rows else None
 
+    def refs_under(self, prefix: str) -> Sequence[str]:
+        """Every ref the source placed that starts ``prefix`` (the primary key's index), sorted."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._rows(
+            "SELECT ref FROM webhook_places WHERE source = %s AND tenant = %s AND ref LIKE %s ORDER BY ref",
+            (self._source.name, self._source.tenant, pattern),
+        )
+        return [str(r[0]) for r in rows]
+
     def annotations_on(self, dataset: str, item: str) -> Sequence[AnnotationState]:
         """Every annotation of the tenant on the item (``proj_annotations_item`` index), deleted ones too."""
         rows = self._rows(

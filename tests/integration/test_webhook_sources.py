@@ -176,6 +176,27 @@ class TestPlaces:
         with ledger.db.connect() as conn:
             assert conn.execute("SELECT count(*) FROM webhook_places").fetchone() == (2,)
 
+    def test_refs_under_a_task_are_its_own_linked_objects_only(
+        self, store: SourceStore, ledger: Ledger
+    ) -> None:
+        source, _ = store.add("label-studio", "acme", name="ls")
+        other, _ = store.add("label-studio", "acme", name="ls-2")
+        store.remember(
+            source,
+            [
+                ("task/1", "ds", "img-1"),
+                ("task/1/annotation/4", "ds", "img-1"),
+                ("task/1/prediction/9", "ds", "img-1"),
+                ("task/12/annotation/5", "ds", "img-1"),  # task 12: not under "task/1/"
+                ("task/1x/annotation/6", "ds", "img-1"),
+            ],
+        )
+        store.remember(other, [("task/1/annotation/7", "ds", "img-1")])
+        assert StateLookup(ledger.db, source).refs_under("task/1/") == [
+            "task/1/annotation/4",
+            "task/1/prediction/9",
+        ]
+
     def test_places_are_the_sources_own(self, store: SourceStore, ledger: Ledger) -> None:
         one, _ = store.add("label-studio", "acme", name="one")
         other, _ = store.add("label-studio", "acme", name="other")

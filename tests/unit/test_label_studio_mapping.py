@@ -21,6 +21,7 @@ import pytest
 
 from ledger.domain.envelope import validate_event
 from ledger.webhooks.label_studio import map_delivery
+from ledger.webhooks.label_studio_payload import DEFAULT_ITEM_PATTERN, item_in
 from ledger.webhooks.model import (
     AnnotationState,
     Delivery,
@@ -76,6 +77,9 @@ class Ledger:
 
     def place(self, ref: str) -> tuple[str, str] | None:
         return self.places.get(ref)
+
+    def refs_under(self, prefix: str) -> list[str]:
+        return sorted(ref for ref in self.places if ref.startswith(prefix))
 
     def annotations_on(self, dataset: str, item: str) -> list[AnnotationState]:
         return [a for a in self.annotations.values() if (a.dataset, a.item) == (dataset, item)]
@@ -257,7 +261,10 @@ def test_a_task_import_is_an_item_imported_whose_item_is_the_file_name_without_e
             role="tool",
         )
     ]
-    assert mapped.places == [("task/1", DATASET, ITEM)]
+    assert mapped.places == [
+        ("task/1", DATASET, ITEM),
+        ("task/1/imported/2026-12-02T03:16:43.703382Z", DATASET, ITEM),
+    ]
     assert mapped.candidates == ["ls-main:task/1:imported@2026-12-02T03:16:43.703382Z"]
     assert mapped.summary == "Label Studio TASKS_CREATED: 1 item imported"
     assert mapped.unchanged is None
@@ -288,7 +295,8 @@ def test_a_first_annotation_publishes_its_projects_guideline_then_creates_one_an
             written("ls-main-a4-r1nodule", 1, box(51.2, 102.4, 76.8, 64.0)),
         ),
     ]
-    assert mapped.places == [("task/1", DATASET, ITEM), ("annotation/4", DATASET, ITEM)]
+    # The task is placed already (by TASKS_CREATED): it keeps that place; the annotation is linked to it.
+    assert mapped.places == [("annotation/4", DATASET, ITEM), ("task/1/annotation/4", DATASET, ITEM)]
     assert mapped.candidates == [
         f"ls-main:project/3:published@{V1[:12]}",
         f"ls-main:annotation/4/r1nodule:created@{stamp}",
@@ -379,7 +387,7 @@ def test_a_deleted_task_deletes_the_sources_live_annotations_on_its_item_then_re
         ),
         event(
             "item.removed",
-            f"ls-main:task/1:removed@{DATASET}/{ITEM}",
+            "ls-main:task/1:removed@2026-12-02T03:16:43.703382Z",
             "2026-12-02T04:00:00.000000Z",
             {"dataset": DATASET, "item": ITEM, "source_ref": "label-studio:ls-main/task/1"},
             actor="ls-main",
@@ -530,7 +538,8 @@ def test_the_documented_annotation_without_its_task_data_is_refused_until_the_ta
 def test_a_text_task_has_no_data_url_to_take_an_item_from_and_none_of_its_text_is_repeated() -> None:
     refused = refusal(Ledger(), load("label-studio", "TASKS_CREATED-docs"))
     assert str(refused) == (
-        "tasks[0].data.ner: the item id found is not an identifier (1-200 characters, no spaces); see [item]"
+        "tasks[0].data: has no image key and the source sets no [item] field naming the key that holds the "
+        "item's URL"
     )
 
 
@@ -588,7 +597,7 @@ def test_a_deleted_project_retires_the_versions_still_in_effect() -> None:
             {
                 "guideline_id": "ls-main-project-3",
                 "version": V2[:12],
-                "effective_until": "2026-12-02T04:00:00Z",
+                "effective_until": "2026-12-02T04:00:00.000000Z",
                 "reason": "Label Studio project deleted",
             },
             actor="ls-main",
@@ -615,9 +624,11 @@ def test_bulk_created_annotations_are_each_mapped_with_their_own_task() -> None:
         (dataset, item)
     }
     assert mapped.places == [
-        ("task/1", dataset, item),
         ("annotation/1", dataset, item),
+        ("task/1/annotation/1", dataset, item),
         ("annotation/7", dataset, item),
+        ("task/1/annotation/7", dataset, item),
+        ("task/1/prediction/5", dataset, item),
     ]
 
 
@@ -750,7 +761,8 @@ def test_a_skipped_task_records_nothing_and_says_so() -> None:
     mapped = ledger.deliver(with_result([], was_cancelled=True))
     assert mapped.events == []
     assert mapped.candidates == []
-    assert mapped.places == [("task/1", DATASET, ITEM), ("annotation/4", DATASET, ITEM)]
+    # The task is placed already (by TASKS_CREATED): it keeps that place; the annotation is linked to it.
+    assert mapped.places == [("annotation/4", DATASET, ITEM), ("task/1/annotation/4", DATASET, ITEM)]
     assert mapped.unchanged == "annotation 4 was skipped (was_cancelled): nothing recorded for it"
 
 
@@ -886,43 +898,113 @@ def item_of(url: str, source: Source = SOURCE, key: str = "image") -> str:
     return item
 
 
+UUID = "8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+DIGEST = "9f86d081884c7d659a2feaa0c55ad015"
+BY_NAME = replace(SOURCE, config=replace(SOURCE.config, item_pattern=r"(?P<item>[^.]+)\.png"))
+"""A source whose operator chose to take the file name's stem, whatever it is."""
+
+
 @pytest.mark.parametrize(
     ("url", "item"),
     [
         ("http://127.0.0.1/data/1.2.826.0.1.3680043.10.543.1001.png", "1.2.826.0.1.3680043.10.543.1001"),
-        ("s3://bucket/ct/scan-0042.nii.gz", "scan-0042"),
-        ("/data/upload/3/8a1b2c3d-CT%2B0042.png", "8a1b2c3d-CT+0042"),
-        ("/data/local-files/?d=studies/case-17/slice-003.dcm", "slice-003"),
-        ("gs://bucket/images/IMG_0007.JPG?X-Goog-Signature=abc", "IMG_0007"),
+        (f"s3://bucket/ct/{UUID}.nii.gz", UUID),
+        (f"/data/upload/3/{DIGEST}.png", DIGEST),
+        ("/data/local-files/?d=studies/case-17/1.2.840.113619.2.55.dcm", "1.2.840.113619.2.55"),
+        (f"gs://bucket/images/{DIGEST.upper()}.JPG?X-Goog-Signature=abc", DIGEST.upper()),
     ],
 )
-def test_the_default_rule_takes_the_file_name_without_its_extensions(url: str, item: str) -> None:
+def test_the_default_rule_takes_an_opaque_id_from_the_file_name_without_its_extensions(
+    url: str, item: str
+) -> None:
     assert item_of(url) == item
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/data/john.smith@hospital.org.png",
+        "/data/upload/3/DOE_JANE_CT.png",
+        "s3://bucket/ct/scan-0042.nii.gz",
+        "/data/upload/3/8a1b2c3d-CT%2B0042.png",
+        "gs://bucket/images/IMG_0007.JPG",
+        f"/data/{DIGEST[:15]}.png",  # 15 hex digits: too short for a digest
+        "/data/1.2.826.0.1.3680043.10.543.1001/notes.png",  # the UID is a folder, not the file name
+    ],
+)
+def test_the_default_rule_never_accepts_a_name_a_person_chose(url: str) -> None:
+    refused = refusal(Ledger(), task_with(url))
+    assert str(refused) == (
+        "tasks[0].data.image: the default item rule finds no DICOM UID, UUID or hex digest in the file name; "
+        "set [item] pattern"
+    )
+
+
+def test_the_default_rule_runs_in_linear_time_on_the_inputs_that_made_the_old_one_backtrack() -> None:
+    # The old rule, searched over the whole path, took 99 s on "a." * 2000 + "/"; on these it would run
+    # for hours. No timing is asserted: the test only has to finish, with the right answers.
+    assert item_in("a." * 5000, DEFAULT_ITEM_PATTERN) is None
+    assert item_in("a." * 5000 + "/", DEFAULT_ITEM_PATTERN) is None
+    assert item_in("1." * 5000 + "+", DEFAULT_ITEM_PATTERN) is None
+    assert item_in("0" * 10000 + ".", DEFAULT_ITEM_PATTERN) is None
+    assert item_in("1." * 5000 + "1.png", DEFAULT_ITEM_PATTERN) == "1." * 5000 + "1"
+
+
+def test_a_data_url_longer_than_2048_characters_is_refused_unread() -> None:
+    url = "/data/" + "1." * 1019 + "1.png"
+    assert len(url) == 2049
+    refused = refusal(Ledger(), task_with(url))
+    assert str(refused) == (
+        "tasks[0].data.image: the data URL is longer than 2048 characters, so it is not read"
+    )
+    read = refusal(Ledger(), task_with(url[1:]))  # 2048: read, and its 2037-character UID is refused
+    assert str(read).endswith(
+        "the item id found is not an identifier (1-200 characters, no spaces); see [item]"
+    )
+
+
+def test_a_data_url_that_cannot_be_split_is_refused_naming_the_field() -> None:
+    refused = refusal(Ledger(), task_with("http://[abc/x.png"))
+    assert str(refused) == "tasks[0].data.image: is not a URL that can be read"
+
+
+def test_a_task_without_an_image_key_reads_no_other_value_unless_a_field_is_set() -> None:
+    payload = task_with(f"/data/{DIGEST}.png", key="scan")
+    payload["tasks"][0]["data"]["notes"] = "Jane Doe, seen 1960-01-01"
+    assert str(refusal(Ledger(), payload)) == (
+        "tasks[0].data: has no image key and the source sets no [item] field naming the key that holds the "
+        "item's URL"
+    )
+    source = replace(SOURCE, config=replace(SOURCE.config, item_field="scan"))
+    mapped = map_delivery(Delivery(source, payload, RECEIVED), Ledger())
+    assert mapped.events[0]["data"]["item"] == DIGEST
+
+
 def test_an_item_id_that_decodes_to_spaces_is_refused_never_rewritten() -> None:
-    assert str(refusal(Ledger(), task_with("/data/upload/3/CT%200042.png"))) == (
+    assert str(refusal(Ledger(), task_with("/data/upload/3/CT%200042.png"), source=BY_NAME)) == (
         "tasks[0].data.image: the item id found is not an identifier (1-200 characters, no spaces); see [item]"
     )
 
 
-def test_a_configured_field_and_pattern_take_the_item() -> None:
-    config = replace(SOURCE.config, item_field="dicom", item_pattern=r"/studies/(?P<item>[0-9.]+)/")
+def test_a_configured_field_and_pattern_take_the_item_from_the_whole_file_name() -> None:
+    config = replace(SOURCE.config, item_field="dicom", item_pattern=r"series-(?P<item>[0-9.]+)\.dcm")
     source = replace(SOURCE, config=config)
-    assert item_of("https://pacs.example/studies/1.2.840.113619.2.55/series/4", source, key="dicom") == (
+    assert item_of("https://pacs.example/studies/x/series-1.2.840.113619.2.55.dcm", source, key="dicom") == (
         "1.2.840.113619.2.55"
     )
-    refused = refusal(Ledger(), task_with("https://pacs.example/other/x.png", key="dicom"), source=source)
-    assert str(refused) == (
-        "tasks[0].data.dicom: the item pattern finds no item id in the URL's path; see [item] pattern"
-    )
+    # Matched against the whole file name, not searched in it, and never in the folders above it.
+    for url in ("https://pacs.example/other/x-series-1.2.dcm", "https://pacs.example/series-1.2.dcm/x"):
+        refused = refusal(Ledger(), task_with(url, key="dicom"), source=source)
+        assert str(refused) == (
+            "tasks[0].data.dicom: the item pattern does not match the URL's file name; see [item] pattern"
+        )
     missing = refusal(Ledger(), task_with("https://pacs.example/studies/1.2/"), source=source)
     assert str(missing) == "tasks[0].data.dicom: holds no data URL to take the item id from"
 
 
-def test_an_item_holding_a_direct_identifier_is_refused_without_repeating_the_url() -> None:
+def test_an_item_an_operator_pattern_takes_is_still_checked_for_direct_identifiers() -> None:
     url = "http://127.0.0.1/data/123-45-6789.png"
-    refused = refusal(Ledger(), task_with(url))
+    refused = refusal(Ledger(), task_with(url), source=BY_NAME)
     assert str(refused) == (
         "tasks[0].data.image: the item id found holds a US Social Security number; set [item] pattern to "
         "take a pseudonymous id"
@@ -994,3 +1076,105 @@ def test_a_shape_labelled_by_a_separate_labels_tag_is_refused_not_flattened(
     with pytest.raises(UnsupportedAction) as refused:
         map_delivery(Delivery(SOURCE, with_result([result]), RECEIVED), Ledger())
     assert str(refused.value) == message
+
+
+# ---- hostile and odd payloads (review of issue 11) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("time", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_time_out_of_range_in_utc_is_refused_naming_the_field(time: str) -> None:
+    payload = copy.deepcopy(load("label-studio", "ANNOTATION_CREATED"))
+    payload["annotation"]["updated_at"] = time
+    assert str(refusal(replay("ANNOTATION_CREATED"), payload)) == (
+        "annotation.updated_at: is not a time the ledger can hold (out of range in UTC)"
+    )
+
+
+def test_a_brush_mask_holding_a_number_canonical_json_cannot_write_is_refused() -> None:
+    brush = {
+        "id": "b1",
+        "type": "brushlabels",
+        "value": {"format": "rle", "rle": [1, 10**30], "brushlabels": ["nodule"]},
+    }
+    assert str(refusal(replay("ANNOTATION_CREATED"), with_result([brush]))) == (
+        "annotation.result[0].value.rle: holds a value canonical JSON cannot carry"
+    )
+
+
+def test_a_region_on_a_rotated_image_is_refused_naming_the_field() -> None:
+    sized = RECT | {"original_width": 1000, "original_height": 800}
+    assert replay("ANNOTATION_CREATED").deliver(with_result([sized | {"image_rotation": 0}])).events
+    refused = refusal(replay("ANNOTATION_CREATED"), with_result([sized | {"image_rotation": 90}]))
+    assert (
+        str(refused)
+        == "annotation.result[0].image_rotation: is not 0: regions on a rotated image are not mapped"
+    )
+
+
+def state(annotation_id: str) -> AnnotationState:
+    return AnnotationState(
+        annotation_id, DATASET, ITEM, 1, "submitted", "nodule", box(1, 2, 3, 4), "human", RECEIVED
+    )
+
+
+def test_a_deleted_task_deletes_only_its_own_annotations_not_another_tasks_or_sources_on_the_item() -> None:
+    ledger = replay("TASKS_DELETED")
+    # Another task's annotation on the same image, and another source's whose name begins the same.
+    for other in ("ls-main-a99-r1", "ls-main-2-a5-r1nodule", "ls-main-p98-r1"):
+        ledger.annotations[other] = state(other)
+    mapped = ledger.deliver(load("label-studio", "TASKS_DELETED"))
+    assert [(e["type"], e["data"].get("annotation_id")) for e in mapped.events] == [
+        ("annotation.deleted", "ls-main-a5-r1nodule"),
+        ("item.removed", None),
+    ]
+
+
+def test_a_task_id_reused_for_the_same_image_is_removed_again_not_taken_for_a_repeat() -> None:
+    ledger = replay("TASKS_CREATED-two")  # task 1 imported, annotated and deleted
+    again = copy.deepcopy(load("label-studio", "TASKS_CREATED"))
+    again["tasks"][0]["created_at"] = "2026-12-02T03:30:00.000001Z"
+    ledger.deliver(again)
+    mapped = ledger.deliver(load("label-studio", "TASKS_DELETED"))
+    assert [e["id"] for e in mapped.events] == ["ls-main:task/1:removed@2026-12-02T03:30:00.000001Z"]
+
+
+def test_a_reused_annotation_id_is_not_refused_because_the_ledgers_clock_ran_ahead() -> None:
+    ledger = replay("ANNOTATIONS_DELETED")
+    ledger.deliver(load("label-studio", "ANNOTATIONS_DELETED"))  # received 04:00, after the reuse's time
+    ledger.deliver(load("label-studio", "TASKS_CREATED-two"))
+    reused = copy.deepcopy(load("label-studio", "ANNOTATION_CREATED-task-3"))
+    reused["annotation"]["id"] = 4
+    mapped = ledger.deliver(reused)
+    assert [(e["type"], e["data"]["version"]) for e in mapped.events[1:]] == [("annotation.created", 4)]
+
+
+def test_regions_left_at_an_earlier_place_of_a_reused_id_are_deleted_by_the_tool() -> None:
+    ledger = replay("ANNOTATIONS_DELETED")  # annotation 4's region is live on item ...1001
+    ledger.deliver(load("label-studio", "TASKS_CREATED-two"))
+    reused = copy.deepcopy(load("label-studio", "ANNOTATION_CREATED-task-3"))
+    reused["annotation"]["id"] = 4
+    for result in reused["annotation"]["result"]:
+        result["id"] = "new" + result["id"]
+    mapped = ledger.deliver(reused)
+    moved = [(e["type"], e["data"]["item"], e["actor"], e["actorrole"]) for e in mapped.events[1:]]
+    assert moved == [
+        ("annotation.created", "1.2.826.0.1.3680043.10.543.1003", "ann-0001", "annotator"),
+        ("annotation.deleted", ITEM, "ls-main", "tool"),  # its two regions there: not the annotator's doing
+        ("annotation.deleted", ITEM, "ls-main", "tool"),
+    ]
+
+
+def test_a_task_prediction_without_a_model_version_is_skipped_with_a_note() -> None:
+    payload = copy.deepcopy(load("label-studio", "TASKS_CREATED-predictions"))
+    del payload["tasks"][0]["predictions"][0]["model_version"]
+    mapped = replay("TASKS_CREATED").deliver(payload)
+    assert [e["type"] for e in mapped.events] == ["item.imported"]
+    assert "tasks[0].predictions[0] names no model_version, so the model's work is not recorded" in (
+        mapped.summary
+    )
+
+
+def test_a_placed_task_keeps_its_place_after_the_sources_config_changes() -> None:
+    moved = replace(SOURCE, config=replace(SOURCE.config, dataset="another-dataset"))
+    mapped = replay("ANNOTATION_CREATED").deliver(load("label-studio", "ANNOTATION_CREATED"), source=moved)
+    assert {e["data"]["dataset"] for e in mapped.events if e["type"] == "annotation.created"} == {DATASET}

@@ -8,6 +8,7 @@ import pytest
 
 from ledger.domain.errors import ConfigurationError
 from ledger.webhooks.config import SourceConfigInvalid, config_document, load_config, parse_config
+from ledger.webhooks.label_studio_payload import item_in
 from ledger.webhooks.model import SourceConfig
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "webhook-source.example.toml"
@@ -32,7 +33,7 @@ def test_the_example_sets_every_key() -> None:
         users={"17": "ann-0042", "23": "rev-0007"},
         dataset="chest-ct-2026",
         item_field="image",
-        item_pattern=r"(?P<item>[0-9.]+)\.dcm$",
+        item_pattern=r"(?P<item>[0-9.]+)\.dcm",
         guideline_id="chest-ct",
         guideline_version="1.1",
         image_width=512,
@@ -160,3 +161,11 @@ def test_the_item_pattern_is_stored_even_when_it_is_the_default() -> None:
     assert config_document(SourceConfig()) == {"item": {"pattern": SourceConfig().item_pattern}}
     older = r"(?P<item>[^/]+)$"
     assert parse_config({"item": {"pattern": older}}, where="test").item_pattern == older
+
+
+def test_the_example_pattern_and_the_default_take_a_dicom_uid_file_name() -> None:
+    example = load_config(EXAMPLE)
+    name = "1.2.826.0.1.3680043.10.543.1001.dcm"
+    assert item_in(f"/data/{name}", example.item_pattern) == "1.2.826.0.1.3680043.10.543.1001"
+    assert item_in(f"/data/{name}", SourceConfig().item_pattern) == "1.2.826.0.1.3680043.10.543.1001"
+    assert item_in("/data/jane.doe.dcm", SourceConfig().item_pattern) is None
