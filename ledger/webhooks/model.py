@@ -62,16 +62,18 @@ class SourceConfig:
     dataset: str | None = None
     """The ledger dataset of every item; ``None``: ``<source>-project-<tool project id>``."""
     item_field: str | None = None
-    """Label Studio: the key of ``task.data`` holding the item's URL; ``None``: ``image`` when present, else
-    the first value that is a string."""
+    """Label Studio: the key of ``task.data`` holding the item's URL; ``None``: ``image`` (no other key is
+    ever read)."""
     item_pattern: str = (
         r"(?P<item>[0-9]++(?:\.[0-9]++)++"
         r"|[0-9A-Fa-f]{8}+-[0-9A-Fa-f]{4}+-[0-9A-Fa-f]{4}+-[0-9A-Fa-f]{4}+-[0-9A-Fa-f]{12}+"
         r"|[0-9A-Fa-f]{16,}+)(?:\.[A-Za-z][A-Za-z0-9]{0,7}+)*+"
     )
-    """A regular expression searched in the URL's path (percent-decoded); its ``item`` group is the item id.
-    The default is the file name without its extensions (each a dot and a letter, then up to 7 letters or
-    digits), so a file named by its DICOM UID, ``1.2.826.0.1.3680043.10.543.1001.png``, keeps its UID."""
+    """A regular expression matched against the whole of the data URL path's last segment (the file name,
+    percent-decoded; for ``/data/local-files/?d=…`` the last segment of ``d``); its ``item`` group is the
+    item id. The default accepts only an opaque id as the file name's stem, a DICOM UID
+    (``1.2.826.0.1.3680043.10.543.1001.png``), a UUID or a hex digest of at least 16 digits, followed by
+    its extensions, and runs in linear time; any other name is refused."""
     guideline_id: str | None = None
     guideline_version: str | None = None
     """The guideline every annotation of the source cites; ``None``: the one the adapter publishes from the
