@@ -94,10 +94,8 @@ def deliveries(base: dict[str, Any], count: int, first: int) -> list[bytes]:
         annotation, task = payload["annotation"], payload["task"]
         annotation["id"] = n
         annotation["task"] = task["id"] = 1_000_000 + n
-        for key, value in task["data"].items():
-            if isinstance(value, str):
-                task["data"][key] = f"/data/upload/1/bench-{n}.png"
-                break
+        # A DICOM UID file name, as the default item rule takes it.
+        task["data"]["image"] = f"/data/upload/1/1.2.826.0.1.3680043.10.543.{n}.png"
         bodies.append(json.dumps(payload).encode())
     return bodies
 

@@ -16,7 +16,8 @@ repeat when one of the ids an earlier delivery of the same payload could have re
 so a producer of the tenant cannot capture a tool's ids by posting them first.
 
 Mapping, the check and the append of one source run under that source's PostgreSQL advisory lock (a session
-lock on one pooled connection, which the mapping's lookup also uses), so two deliveries of one source never
+lock on one pooled connection, which the mapping's lookup also uses; the deliveries of one process queue
+for it on a thread lock, holding no connection), so two deliveries of one source never
 map against the same state and both append, even from two ``ledger serve`` processes on one database: a
 mapping reads the versions on record, and two updates of one annotation must become v2 and v3, not two v2s.
 A delivery that cannot have the lock within ``lock_wait`` seconds is answered 503 (``Overloaded``).
@@ -29,6 +30,7 @@ their own status, so the tool retries.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -102,6 +104,8 @@ class WebhookService:
         self._queries = queries
         self._mappers = mappers
         self._lock_wait = lock_wait
+        self._local: dict[str, threading.Lock] = {}
+        self._local_guard = threading.Lock()
 
     def deliver(
         self, kind: Kind, source_name: str, headers: Mapping[str, str], body: bytes, received_at: datetime
@@ -133,26 +137,39 @@ class WebhookService:
     def _lock(self, source: Source) -> Iterator[Connection]:
         """Hold ``source``'s advisory lock on one pooled connection (yielded: the mapping's lookups use it).
 
-        ``pg_try_advisory_lock`` in a loop, the connection handed back between tries, so waiting deliveries
-        hold no connection and the holder always finds one for its append; ``Overloaded`` after
-        ``lock_wait`` seconds. Released in ``finally``; a connection that cannot release it is closed, which
-        releases it too."""
-        key = LOCK_KEY + source.name
+        Within this process the deliveries of one source queue on a ``threading.Lock`` first, so they wait
+        holding no connection and the next one starts the moment the last one ends; only then is the
+        advisory lock tried, which serialises the source across processes: ``pg_try_advisory_lock`` in a
+        loop, the connection handed back between tries, so the holder always finds one for its append.
+        ``Overloaded`` when the two are not had within ``lock_wait`` seconds. Released in ``finally``; a
+        connection that cannot release the advisory lock is closed, which releases it too."""
         deadline = time.monotonic() + self._lock_wait
-        while True:
-            with self._db.connect() as conn:
-                row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)).fetchone()
-                conn.commit()
-                if row is not None and row[0]:
-                    try:
-                        yield conn
-                    finally:
-                        _unlock(conn, key)
-                    return
-            if time.monotonic() >= deadline:
-                msg = f"another delivery of source {source.name} holds its lock; try again"
-                raise errors.Overloaded(msg, retry_after=1)
-            time.sleep(_LOCK_POLL)
+        local = self._process_lock(source.name)
+        if not local.acquire(timeout=self._lock_wait):
+            raise _busy(source)
+        try:
+            key = LOCK_KEY + source.name
+            while True:
+                with self._db.connect() as conn:
+                    row = conn.execute(
+                        "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)
+                    ).fetchone()
+                    conn.commit()
+                    if row is not None and row[0]:
+                        try:
+                            yield conn
+                        finally:
+                            _unlock(conn, key)
+                        return
+                if time.monotonic() >= deadline:
+                    raise _busy(source)
+                time.sleep(_LOCK_POLL)
+        finally:
+            local.release()
+
+    def _process_lock(self, name: str) -> threading.Lock:
+        with self._local_guard:
+            return self._local.setdefault(name, threading.Lock())
 
     def _record(self, conn: Connection, delivery: Delivery, body: bytes) -> Outcome:
         source = delivery.source
@@ -213,6 +230,11 @@ class WebhookService:
             self._appender.append([event])
         rejected = {"code": rejection.code, "reason": rejection.reason, "event_id": event.id}
         return Outcome(202, {"rejected": rejected})
+
+
+def _busy(source: Source) -> errors.Overloaded:
+    msg = f"another delivery of source {source.name} holds its lock; try again"
+    return errors.Overloaded(msg, retry_after=1)
 
 
 def _unlock(conn: Connection, key: str) -> None:
