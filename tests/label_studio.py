@@ -36,6 +36,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.e2e.test_cli import answers
 
 VERSION = "1.23.2"
 VENV_ENV = "LEDGER_TEST_LABEL_STUDIO_VENV"
@@ -218,13 +219,6 @@ def environment(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 @contextmanager
 def running(executable: Path, data_dir: Path) -> Iterator[LabelStudio]:
     """Label Studio started on a free loopback port over a fresh ``data_dir``, once ``/health`` answers and
@@ -263,7 +257,7 @@ def running(executable: Path, data_dir: Path) -> Iterator[LabelStudio]:
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT
-        while not _answers(f"{base}/health"):
+        while not answers(f"{base}/health"):
             if process.poll() is not None:
                 raise Unavailable(
                     f"label-studio exited {process.returncode}:\n{_tail(log.read_text('utf-8', 'replace'))}"

@@ -50,7 +50,8 @@ def until(
         time.sleep(0.2)
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 now (a server that is not up yet does not)."""
     try:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.TransportError:
@@ -71,7 +72,7 @@ def serve_process(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        until(lambda: _answers(f"{base}/health"), "ledger serve did not come up", serve)
+        until(lambda: answers(f"{base}/health"), "ledger serve did not come up", serve)
         yield serve, base
     finally:
         serve.send_signal(signal.SIGTERM)
